@@ -1,0 +1,74 @@
+//! Command-line interface: every flag is also a `RECSERVE_*` environment variable, and `serve`
+//! reads the same settings from a TOML file given with `--config` (flags and environment win
+//! over the file, the file over the built-in defaults).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "recserve", version, about = "Model serving and monitoring for e-commerce search and recommendation")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the models of a model repository over the Open Inference Protocol (REST and gRPC).
+    Serve(ServeArgs),
+    /// Load-test a running server with V2 inference requests (like Triton's perf_analyzer).
+    Bench(recserve_loadgen::BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LogArgs {
+    /// Log filter (error, warn, info, debug, trace, or a tracing filter such as
+    /// "recserve_serving=debug"). RUST_LOG wins when set.
+    #[arg(long, env = "RECSERVE_LOG_LEVEL", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log line format on stderr: "json" (one JSON object per line) or "text".
+    #[arg(long, env = "RECSERVE_LOG_FORMAT", default_value = "text", value_parser = ["json", "text"], global = true)]
+    pub log_format: String,
+}
+
+/// Settings of `recserve serve`. Each is optional here so that a config file can supply it;
+/// the defaults are listed in each help text and applied in `serve::Settings`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// Directory of models laid out as <model>/<version>/model.onnx, with an optional
+    /// <model>/config.toml.
+    #[arg(long, env = "RECSERVE_MODEL_REPOSITORY", value_name = "DIR")]
+    pub model_repository: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "RECSERVE_HOST")]
+    pub host: Option<String>,
+    /// Port of the HTTP API (V2 REST) [default: 8000; 0 picks a free port].
+    #[arg(long, env = "RECSERVE_HTTP_PORT")]
+    pub http_port: Option<u16>,
+    /// Port of the gRPC API (inference.GRPCInferenceService) [default: 8001; 0 picks a free port].
+    #[arg(long, env = "RECSERVE_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
+    /// Directory for recserve's own state [default: ./recserve-data].
+    #[arg(long, env = "RECSERVE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of these settings (keys as the flags, with underscores:
+    /// model_repository, host, http_port, ...).
+    #[arg(long, env = "RECSERVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seconds between scans of the model repository for new, changed or removed versions;
+    /// 0 turns polling off (load and unload through the API still work) [default: 5].
+    #[arg(long, env = "RECSERVE_REPOSITORY_POLL_SECS")]
+    pub repository_poll_secs: Option<u64>,
+    /// Largest request body or gRPC message, in bytes [default: 67108864 (64 MiB)].
+    #[arg(long, env = "RECSERVE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds to let in-flight requests finish after SIGTERM or SIGINT [default: 30].
+    #[arg(long, env = "RECSERVE_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+pub async fn bench(args: recserve_loadgen::BenchArgs) -> anyhow::Result<()> {
+    recserve_loadgen::main(&args).await.map_err(|e| anyhow::anyhow!("{e}"))
+}

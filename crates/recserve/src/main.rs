@@ -1,0 +1,17 @@
+//! The `recserve` binary: parses the command line and hands each subcommand to its module.
+
+mod cli;
+mod logging;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    logging::init(&cli.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        cli::Command::Serve(args) => runtime.block_on(serve::run(args)),
+        cli::Command::Bench(args) => runtime.block_on(cli::bench(args)),
+    }
+}

@@ -1,0 +1,177 @@
+//! `recserve serve`: resolves settings (flags and environment, then the config file, then
+//! defaults), loads the model repository, starts the REST and gRPC listeners, polls the
+//! repository, and shuts down cleanly on SIGTERM or SIGINT, letting in-flight requests finish.
+
+use crate::cli::ServeArgs;
+use anyhow::{Context, bail};
+use recserve_server::{AppState, Limits};
+use recserve_serving::{ModelRegistry, tract_loader};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// The settings `serve` runs with, after layering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub model_repository: PathBuf,
+    pub host: String,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub data_dir: PathBuf,
+    pub repository_poll: Duration,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// The config file: the same keys as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    model_repository: Option<PathBuf>,
+    host: Option<String>,
+    http_port: Option<u16>,
+    grpc_port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    repository_poll_secs: Option<u64>,
+    max_body_bytes: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+}
+
+impl Settings {
+    /// Flags and environment first, then the config file, then the defaults.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileSettings>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let Some(model_repository) = args.model_repository.clone().or(file.model_repository) else {
+            bail!("no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)");
+        };
+        Ok(Settings {
+            model_repository,
+            host: args.host.clone().or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
+            http_port: args.http_port.or(file.http_port).unwrap_or(8000),
+            grpc_port: args.grpc_port.or(file.grpc_port).unwrap_or(8001),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "recserve-data".into()),
+            repository_poll: Duration::from_secs(args.repository_poll_secs.or(file.repository_poll_secs).unwrap_or(5)),
+            max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 * 1024 * 1024),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
+        })
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&args)?;
+    if !settings.model_repository.is_dir() {
+        bail!("model repository {} is not a directory", settings.model_repository.display());
+    }
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+
+    let http = bind(&settings.host, settings.http_port, "HTTP").await?;
+    let grpc = bind(&settings.host, settings.grpc_port, "gRPC").await?;
+    let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
+
+    let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
+    let mut state = AppState::new(registry.clone());
+    state.limits = Limits { max_body_bytes: settings.max_body_bytes };
+
+    let stop = CancellationToken::new();
+    let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));
+    info!(http = %http_addr, grpc = %grpc_addr, repository = %settings.model_repository.display(), "recserve listening; loading models");
+    eprintln!("recserve: HTTP on http://{http_addr}  gRPC on {grpc_addr}");
+
+    registry.poll().await;
+    let models = registry.snapshot();
+    let ready = models.values().filter(|e| e.default_version().is_some()).count();
+    info!(models = models.len(), ready, "model repository loaded");
+    if !settings.repository_poll.is_zero() {
+        tokio::spawn(registry.clone().watch(settings.repository_poll, stop.clone().cancelled_owned()));
+    }
+
+    shutdown_signal().await;
+    info!(grace_secs = settings.shutdown_grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
+    stop.cancel();
+    match tokio::time::timeout(settings.shutdown_grace, servers).await {
+        Ok(Ok(Ok(()))) => info!("shut down cleanly"),
+        Ok(Ok(Err(e))) => warn!(error = %e, "a transport ended with an error"),
+        Ok(Err(e)) => warn!(error = %e, "a transport task panicked"),
+        Err(_) => warn!("grace period over; exiting with requests still in flight"),
+    }
+    Ok(())
+}
+
+async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {
+    let addr = format!("{host}:{port}");
+    let addr: SocketAddr = tokio::net::lookup_host(&addr)
+        .await
+        .with_context(|| format!("cannot resolve {what} address {addr}"))?
+        .next()
+        .with_context(|| format!("{what} address {addr} resolves to nothing"))?;
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received"),
+        _ = term => info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "model_repository = '/m'\nhttp_port = 9000\ngrpc_port = 9001\n").unwrap();
+        let args = ServeArgs { config: Some(file), grpc_port: Some(7001), ..Default::default() };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.model_repository, PathBuf::from("/m"));
+        assert_eq!(s.http_port, 9000);
+        assert_eq!(s.grpc_port, 7001);
+        assert_eq!(s.host, "127.0.0.1");
+        assert_eq!(s.repository_poll, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn missing_repository_and_bad_file_are_explained() {
+        let e = Settings::resolve(&ServeArgs::default()).unwrap_err().to_string();
+        assert!(e.contains("--model-repository"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "http_prot = 1\n").unwrap();
+        let e = Settings::resolve(&ServeArgs { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(format!("{e:#}").contains("http_prot"), "{e:#}");
+    }
+}

@@ -1,0 +1,96 @@
+//! The one mapping from serving errors to what clients see: an HTTP status with
+//! `{"error": "..."}` for REST, a gRPC status code for gRPC. Every transport error goes
+//! through [`ApiError`].
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use recserve_serving::ServingError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Serving(#[from] ServingError),
+    /// The request itself is malformed (JSON syntax, binary framing, headers).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unimplemented(String),
+}
+
+impl ApiError {
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            ApiError::Serving(e) => match e {
+                ServingError::ModelNotFound { .. } | ServingError::VersionNotFound { .. } => StatusCode::NOT_FOUND,
+                ServingError::NotReady { .. } | ServingError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+                ServingError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+                ServingError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ServingError::Inference { .. } | ServingError::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self.http_status() {
+            StatusCode::NOT_FOUND => tonic::Code::NotFound,
+            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+            StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
+            StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+            StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
+            StatusCode::NOT_IMPLEMENTED => tonic::Code::Unimplemented,
+            _ => tonic::Code::Internal,
+        }
+    }
+}
+
+/// The JSON error body of the Open Inference Protocol.
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.http_status(), Json(ErrorBody { error: self.to_string() })).into_response()
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> tonic::Status {
+        tonic::Status::new(e.grpc_code(), e.to_string())
+    }
+}
+
+impl From<ServingError> for tonic::Status {
+    fn from(e: ServingError) -> tonic::Status {
+        ApiError::from(e).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_between_transports() {
+        let overloaded = ApiError::from(ServingError::Overloaded { model: "m".into(), version: 1, capacity: 3 });
+        assert_eq!(overloaded.http_status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(overloaded.grpc_code(), tonic::Code::ResourceExhausted);
+        let missing = ApiError::from(ServingError::ModelNotFound { model: "m".into() });
+        assert_eq!(missing.http_status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing.grpc_code(), tonic::Code::NotFound);
+        let bad = ApiError::from(ServingError::InvalidInput("x".into()));
+        assert_eq!(bad.grpc_code(), tonic::Code::InvalidArgument);
+        assert_eq!(ApiError::TooLarge("big".into()).http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

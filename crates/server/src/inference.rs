@@ -1,0 +1,74 @@
+//! One inference call, independent of the transport: resolve the version, run the inputs
+//! through its batcher, keep the requested outputs. REST (JSON and binary) and gRPC decode into
+//! an [`InferCall`] and encode the [`InferReply`].
+
+use crate::AppState;
+use crate::error::ApiError;
+use recserve_engine::Tensor;
+use recserve_serving::NamedTensor;
+
+/// An output the client asked for, and whether it wants it as raw bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestedOutput {
+    pub name: String,
+    pub binary: bool,
+}
+
+/// A decoded inference request.
+#[derive(Debug, Clone)]
+pub struct InferCall {
+    pub model: String,
+    pub version: Option<String>,
+    pub id: Option<String>,
+    pub inputs: Vec<NamedTensor>,
+    /// Empty: every output, in the encoding `binary_default` says.
+    pub outputs: Vec<RequestedOutput>,
+    pub binary_default: bool,
+}
+
+/// One output of the answer.
+#[derive(Debug, Clone)]
+pub struct ReplyOutput {
+    pub name: String,
+    pub tensor: Tensor,
+    pub binary: bool,
+}
+
+/// The answer to an [`InferCall`].
+#[derive(Debug, Clone)]
+pub struct InferReply {
+    pub model_name: String,
+    pub model_version: String,
+    pub id: Option<String>,
+    pub outputs: Vec<ReplyOutput>,
+}
+
+/// Runs one call.
+pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiError> {
+    let loaded = state.registry.resolve(&call.model, call.version.as_deref())?;
+    for wanted in &call.outputs {
+        if !loaded.signature.outputs.iter().any(|o| o.name == wanted.name) {
+            let names: Vec<&str> = loaded.signature.outputs.iter().map(|o| o.name.as_str()).collect();
+            return Err(ApiError::BadRequest(format!(
+                "model '{}' has no output '{}'; its outputs are: {}",
+                call.model,
+                wanted.name,
+                names.join(", ")
+            )));
+        }
+    }
+    let tensors = loaded.infer(call.inputs).await?;
+    let mut outputs = Vec::with_capacity(tensors.len());
+    for (spec, tensor) in loaded.signature.outputs.iter().zip(tensors) {
+        if call.outputs.is_empty() {
+            outputs.push(ReplyOutput { name: spec.name.clone(), tensor, binary: call.binary_default });
+        } else if let Some(w) = call.outputs.iter().find(|w| w.name == spec.name) {
+            outputs.push(ReplyOutput { name: spec.name.clone(), tensor, binary: w.binary });
+        }
+    }
+    if !call.outputs.is_empty() {
+        // Answer in the order the client asked.
+        outputs.sort_by_key(|o| call.outputs.iter().position(|w| w.name == o.name));
+    }
+    Ok(InferReply { model_name: call.model, model_version: loaded.version.to_string(), id: call.id, outputs })
+}

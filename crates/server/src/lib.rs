@@ -1,0 +1,16 @@
+//! Transports of recserve: the Open Inference Protocol (KServe V2) over REST (axum) and gRPC
+//! (tonic), and the one mapping of errors to HTTP statuses and gRPC codes. Handlers decode the
+//! wire format, call the transport-neutral operations in [`inference`] and [`metadata`], and
+//! encode the answer; they never reach into the serving layer's internals.
+
+pub mod error;
+pub mod grpc;
+pub mod inference;
+pub mod listen;
+pub mod metadata;
+pub mod rest;
+mod state;
+
+pub use error::{ApiError, ErrorBody};
+pub use listen::serve;
+pub use state::{AppState, Limits, ServerInfo};

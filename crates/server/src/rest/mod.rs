@@ -1,0 +1,277 @@
+//! The Open Inference Protocol over HTTP (axum): health, server and model metadata, readiness,
+//! inference (JSON and binary), statistics, model config, and Triton's repository extension.
+//! [`router`] builds the whole REST surface from an [`AppState`]; tests call it without a
+//! socket.
+
+pub mod codec;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::inference;
+use crate::metadata::{self, VersionStatistics};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::decompression::RequestDecompressionLayer;
+
+/// The REST router for the V2 protocol.
+pub fn router(state: AppState) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/stats", get(all_stats))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/versions/{version}", get(version_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/models/{model}/versions/{version}/ready", get(version_ready))
+        .route("/v2/models/{model}/infer", post(model_infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(version_infer))
+        .route("/v2/models/{model}/stats", get(model_stats))
+        .route("/v2/models/{model}/versions/{version}/stats", get(version_stats))
+        .route("/v2/models/{model}/config", get(model_config))
+        .route("/v2/repository/index", post(repository_index))
+        .route("/v2/repository/models/{model}/load", post(repository_load))
+        .route("/v2/repository/models/{model}/unload", post(repository_unload))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestDecompressionLayer::new())
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
+}
+
+async fn server_metadata(State(state): State<AppState>) -> Response {
+    Json(json!({
+        "name": state.info.name,
+        "version": state.info.version,
+        "extensions": state.info.extensions,
+    }))
+    .into_response()
+}
+
+async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn ready(State(state): State<AppState>) -> StatusCode {
+    if state.registry.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+async fn model_metadata(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(metadata::model_metadata(&state, &model, None)?).into_response())
+}
+
+async fn version_metadata(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(Json(metadata::model_metadata(&state, &model, Some(&version))?).into_response())
+}
+
+fn ready_status(ready: bool) -> StatusCode {
+    if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+async fn model_ready(State(state): State<AppState>, Path(model): Path<String>) -> Result<StatusCode, ApiError> {
+    metadata::model_ready(&state, &model, None).map(ready_status)
+}
+
+async fn version_ready(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    metadata::model_ready(&state, &model, Some(&version)).map(ready_status)
+}
+
+async fn model_infer(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    infer(state, model, None, headers, body).await
+}
+
+async fn version_infer(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    infer(state, model, Some(version), headers, body).await
+}
+
+async fn infer(
+    state: AppState,
+    model: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body is larger than the limit of {} bytes",
+                state.limits.max_body_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })?;
+    let header_length = match headers.get(codec::HEADER_LENGTH) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::BadRequest("Inference-Header-Content-Length is not valid text".to_string())
+        })?),
+    };
+    let call = codec::decode_request(&model, version.as_deref(), &body, header_length)?;
+    let reply = inference::infer(&state, call).await?;
+    let encoded = codec::encode_response(&reply);
+    let mut response = Response::new(Body::from(encoded.body));
+    let headers = response.headers_mut();
+    match encoded.header_length {
+        Some(n) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(codec::HEADER_LENGTH, HeaderValue::from(n));
+        }
+        None => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    Ok(response)
+}
+
+fn stats_json(stats: Vec<VersionStatistics>) -> Response {
+    let pair = |count: u64, ns: u64| json!({"count": count, "ns": ns});
+    let model_stats: Vec<_> = stats
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "version": s.version,
+                "inference_count": s.inference_count,
+                "execution_count": s.execution_count,
+                "inference_stats": {
+                    "success": pair(s.success_count, s.request_ns),
+                    "fail": pair(s.failure_count, 0),
+                    "queue": pair(s.success_count, s.queue_ns),
+                    "compute_input": pair(s.execution_count, 0),
+                    "compute_infer": pair(s.execution_count, s.compute_ns),
+                    "compute_output": pair(s.execution_count, 0),
+                },
+                "rejected_count": s.rejected_count,
+                "abandoned_count": s.abandoned_count,
+                "queue_depth": s.queue_depth,
+                "batch_stats": [],
+            })
+        })
+        .collect();
+    Json(json!({ "model_stats": model_stats })).into_response()
+}
+
+async fn all_stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(stats_json(metadata::statistics(&state, None, None)?))
+}
+
+async fn model_stats(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    Ok(stats_json(metadata::statistics(&state, Some(&model), None)?))
+}
+
+async fn version_stats(
+    State(state): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(stats_json(metadata::statistics(&state, Some(&model), Some(&version))?))
+}
+
+async fn model_config(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    let loaded = state.registry.resolve(&model, None)?;
+    let batched = loaded.signature.batched;
+    let tensors = |specs: &[recserve_engine::TensorSpec]| -> Vec<serde_json::Value> {
+        specs
+            .iter()
+            .map(|s| {
+                let dims: Vec<i64> = s.wire_shape().into_iter().skip(usize::from(batched)).collect();
+                json!({"name": s.name, "data_type": format!("TYPE_{}", triton_type(s.datatype)), "dims": dims})
+            })
+            .collect()
+    };
+    let c = &loaded.config;
+    Ok(Json(json!({
+        "name": model,
+        "platform": metadata::PLATFORM,
+        "backend": "onnxruntime",
+        "max_batch_size": loaded.max_batch_size(),
+        "input": tensors(&loaded.signature.inputs),
+        "output": tensors(&loaded.signature.outputs),
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": c.dynamic_batching.max_queue_delay_microseconds,
+            "default_queue_policy": {"max_queue_size": c.dynamic_batching.max_queue_size},
+        },
+        "instance_group": [{"count": c.instance_count, "kind": "KIND_CPU"}],
+    }))
+    .into_response())
+}
+
+/// Triton's `TYPE_*` suffix for a datatype (its config names differ from the wire names).
+fn triton_type(dt: recserve_engine::DataType) -> &'static str {
+    use recserve_engine::DataType as D;
+    match dt {
+        D::Bytes => "STRING",
+        other => other.wire_name(),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct IndexRequest {
+    #[serde(default)]
+    ready: bool,
+}
+
+async fn repository_index(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: IndexRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        IndexRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed index request: {e}")))?
+    };
+    let rows: Vec<_> = state
+        .registry
+        .index()
+        .into_iter()
+        .filter(|r| !request.ready || r.state == Some("READY"))
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+async fn repository_load(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed load request: {e}")))?;
+        if v.pointer("/parameters/config").is_some() || v.pointer("/parameters").is_some_and(|p| {
+            p.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("file:")))
+        }) {
+            return Err(ApiError::BadRequest(format!(
+                "load parameters (config override, files) are not supported; edit {model}/config.toml in the repository instead"
+            )));
+        }
+    }
+    state.registry.load_model(&model).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn repository_unload(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+    state.registry.unload_model(&model).await?;
+    Ok(StatusCode::OK.into_response())
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the transports against the committed fixture models: the V2 REST API
+//! (JSON and binary), its errors, the repository extension, and gRPC.
+
+mod grpc;
+mod rest;

@@ -1,0 +1,252 @@
+//! Dynamic batching for one model version: a bounded queue (full → "overloaded" at once) and
+//! inference threads that each take a request, gather more that are waiting (up to
+//! `max_batch_size` rows, for at most `max_queue_delay` after the first arrived), run them as
+//! one engine call, and answer every caller through its oneshot channel. Inference runs on these
+//! dedicated OS threads, never on the async runtime. A request whose caller has gone is dropped
+//! before inference.
+
+use crate::error::ServingError;
+use crate::stats::VersionStats;
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use recserve_engine::{Engine, Tensor};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Knobs of one version's batcher.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Rows per engine run; 0 (or a model without a batch dimension) runs each request alone.
+    pub max_batch_size: usize,
+    /// How long the first request of a batch waits for more.
+    pub max_queue_delay: Duration,
+    /// Requests that may wait; one more is refused as overloaded.
+    pub max_queue_size: usize,
+    /// Inference threads.
+    pub threads: usize,
+}
+
+/// The answer to one queued request: outputs in signature order.
+pub type BatchResult = Result<Vec<Tensor>, ServingError>;
+
+struct Job {
+    inputs: Vec<Tensor>,
+    rows: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<BatchResult>,
+}
+
+/// Identity of the version a queue serves, for error messages.
+#[derive(Debug, Clone)]
+struct Owner {
+    model: Arc<str>,
+    version: u64,
+}
+
+/// Handle to a version's queue. Dropping every handle lets the threads drain what is queued
+/// and exit.
+pub struct BatchQueue {
+    tx: Sender<Job>,
+    owner: Owner,
+    capacity: usize,
+    stats: Arc<VersionStats>,
+}
+
+impl BatchQueue {
+    /// Starts the inference threads for `engine`.
+    pub fn start(
+        model: &str,
+        version: u64,
+        engine: Arc<dyn Engine>,
+        options: BatchOptions,
+        stats: Arc<VersionStats>,
+    ) -> std::io::Result<BatchQueue> {
+        let (tx, rx) = crossbeam_channel::bounded(options.max_queue_size.max(1));
+        let owner = Owner { model: model.into(), version };
+        let batching = engine.signature().batched && options.max_batch_size > 0;
+        for i in 0..options.threads.max(1) {
+            let worker = Worker {
+                rx: rx.clone(),
+                engine: engine.clone(),
+                owner: owner.clone(),
+                batching,
+                max_rows: options.max_batch_size,
+                delay: options.max_queue_delay,
+                stats: stats.clone(),
+                carry: None,
+            };
+            std::thread::Builder::new().name(format!("infer-{model}-{version}-{i}")).spawn(move || worker.run())?;
+        }
+        Ok(BatchQueue { tx, owner, capacity: options.max_queue_size, stats })
+    }
+
+    /// Queues one request (inputs in signature order, `rows` in the batch dimension) and waits
+    /// for its outputs. Fails at once with [`ServingError::Overloaded`] when the queue is full.
+    pub async fn submit(&self, inputs: Vec<Tensor>, rows: usize) -> BatchResult {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { inputs, rows, enqueued: Instant::now(), reply };
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.stats.rejected.inc();
+                return Err(ServingError::Overloaded {
+                    model: self.owner.model.to_string(),
+                    version: self.owner.version,
+                    capacity: self.capacity,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(ServingError::ShuttingDown),
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(ServingError::inference(&self.owner.model, self.owner.version, "the inference thread stopped"))
+        })
+    }
+
+    /// Requests waiting in the queue now.
+    pub fn depth(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+struct Worker {
+    rx: Receiver<Job>,
+    engine: Arc<dyn Engine>,
+    owner: Owner,
+    batching: bool,
+    max_rows: usize,
+    delay: Duration,
+    stats: Arc<VersionStats>,
+    /// A request taken from the queue that did not fit the previous batch.
+    carry: Option<Job>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let first = match self.carry.take() {
+                Some(job) => job,
+                None => match self.rx.recv() {
+                    Ok(job) => job,
+                    Err(_) => return, // every handle dropped and the queue drained
+                },
+            };
+            if let Some(batch) = self.gather(first) {
+                self.execute(batch);
+            }
+        }
+    }
+
+    /// Takes the request and any that join it; `None` when its caller has gone.
+    fn gather(&mut self, first: Job) -> Option<Vec<Job>> {
+        if self.skip_if_abandoned(&first) {
+            return None;
+        }
+        let mut rows = first.rows;
+        let deadline = first.enqueued + self.delay;
+        let mut batch = vec![first];
+        if !self.batching {
+            return Some(batch);
+        }
+        while rows < self.max_rows {
+            let next = if self.delay.is_zero() {
+                match self.rx.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match self.rx.recv_deadline(deadline) {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
+            if self.skip_if_abandoned(&next) {
+                continue;
+            }
+            if rows + next.rows > self.max_rows || !same_trailing_shapes(&batch[0], &next) {
+                self.carry = Some(next);
+                break;
+            }
+            rows += next.rows;
+            batch.push(next);
+        }
+        Some(batch)
+    }
+
+    fn skip_if_abandoned(&self, job: &Job) -> bool {
+        if job.reply.is_closed() {
+            self.stats.abandoned.inc();
+            return true;
+        }
+        false
+    }
+
+    fn execute(&self, batch: Vec<Job>) {
+        let started = Instant::now();
+        for job in &batch {
+            self.stats.queue_time.record(started.duration_since(job.enqueued));
+        }
+        let rows: usize = batch.iter().map(|j| j.rows).sum();
+        let result = self.run_engine(&batch, rows);
+        let compute = started.elapsed();
+        self.stats.executions.inc();
+        self.stats.compute_time.record(compute);
+        match result {
+            Ok(per_job) => {
+                self.stats.inferences.add(rows as u64);
+                for (job, outputs) in batch.into_iter().zip(per_job) {
+                    let _ = job.reply.send(Ok(outputs));
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// Runs the batch as one engine call and splits outputs back per request.
+    fn run_engine(&self, batch: &[Job], rows: usize) -> Result<Vec<Vec<Tensor>>, ServingError> {
+        let (model, version) = (&*self.owner.model, self.owner.version);
+        let inputs = if batch.len() == 1 {
+            batch[0].inputs.clone()
+        } else {
+            let n_inputs = batch[0].inputs.len();
+            (0..n_inputs)
+                .map(|i| {
+                    let parts: Vec<&Tensor> = batch.iter().map(|j| &j.inputs[i]).collect();
+                    Tensor::concat_rows(&parts)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ServingError::inference(model, version, e))?
+        };
+        let engine = &self.engine;
+        let outputs = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run(inputs)))
+            .map_err(|_| ServingError::inference(model, version, "the engine panicked"))?
+            .map_err(|e| ServingError::from_engine(model, version, e))?;
+        if batch.len() == 1 {
+            return Ok(vec![outputs]);
+        }
+        let sizes: Vec<usize> = batch.iter().map(|j| j.rows).collect();
+        let mut per_job: Vec<Vec<Tensor>> = (0..batch.len()).map(|_| Vec::with_capacity(outputs.len())).collect();
+        for out in outputs {
+            if out.shape.first() != Some(&rows) {
+                return Err(ServingError::inference(
+                    model,
+                    version,
+                    format!("an output of shape {:?} has no batch dimension of {rows} rows", out.shape),
+                ));
+            }
+            let pieces = out.split_rows(&sizes).map_err(|e| ServingError::inference(model, version, e))?;
+            for (dst, piece) in per_job.iter_mut().zip(pieces) {
+                dst.push(piece);
+            }
+        }
+        Ok(per_job)
+    }
+}
+
+fn same_trailing_shapes(a: &Job, b: &Job) -> bool {
+    a.inputs.iter().zip(&b.inputs).all(|(x, y)| x.shape.get(1..) == y.shape.get(1..))
+}

@@ -1,0 +1,20 @@
+//! Serving layer: the model repository on disk, per-model configuration, the validation gate,
+//! dynamic batching on dedicated inference threads, and the registry that says which version
+//! answers a request. Transports (REST, gRPC) call [`ModelRegistry::resolve`] and
+//! [`LoadedVersion::infer`]; nothing here knows about HTTP.
+
+pub mod batcher;
+pub mod config;
+pub mod error;
+pub mod gate;
+pub mod registry;
+pub mod repository;
+pub mod stats;
+pub mod version;
+
+pub use config::ModelConfig;
+pub use error::ServingError;
+pub use gate::{EngineLoader, tract_loader};
+pub use registry::{IndexEntry, ModelEntry, ModelRegistry, VersionState};
+pub use stats::VersionStats;
+pub use version::{LoadedVersion, NamedTensor};
