@@ -53,11 +53,19 @@ stop_group() {
     log "process group $pgid did not stop in 10 s; killing it"
     kill -KILL -- "-$pgid" 2>/dev/null || true
 }
+DATA_DIR=""
+LOADGEN_PID=""
 cleanup() {
     local pgid
+    if [[ -n "$LOADGEN_PID" ]]; then
+        kill "$LOADGEN_PID" 2>/dev/null || true
+    fi
     for pgid in "${STARTED_PGIDS[@]}"; do
         stop_group "$pgid"
     done
+    if [[ -n "$DATA_DIR" ]]; then
+        rm -rf "$DATA_DIR"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -133,9 +141,13 @@ measure() {
     local name="$1" port="$2"
     local out="$RESULTS/$STAMP-$name.json"
     log "measuring $name: concurrency $CONCURRENCY, rows $ROWS, ${DURATION}s (+${WARMUP}s warm-up)"
+    # In the background, so that a signal reaches the traps at once rather than after the run.
     "${LOADGEN[@]}" --url "http://127.0.0.1:$port" --model "$MODEL" \
         --concurrency "$CONCURRENCY" --rows "$ROWS" --duration "$DURATION" --warmup "$WARMUP" \
-        --json-output "$out" --quiet
+        --json-output "$out" --quiet &
+    LOADGEN_PID=$!
+    wait "$LOADGEN_PID"
+    LOADGEN_PID=""
 }
 
 mkdir -p "$RESULTS"
@@ -158,8 +170,10 @@ if [[ " $SERVERS " == *" recserve "* ]]; then
     if [[ -x "$RECSERVE" ]] && "$RECSERVE" serve --help >/dev/null 2>&1; then
         port="$(free_port)"
         logfile="$RESULTS/$STAMP-recserve.log"
+        DATA_DIR="$(mktemp -d -t recserve-bench-XXXXXX)"
         start_server recserve "$logfile" "$RECSERVE" serve \
-            --model-repository "$MODEL_DIR" --http-port "$port"
+            --model-repository "$MODEL_DIR" --host 127.0.0.1 --http-port "$port" --grpc-port 0 \
+            --data-dir "$DATA_DIR"
         wait_ready "$SERVER_PID" "http://127.0.0.1:$port/v2/health/ready" "$logfile"
         measure recserve "$port"
         stop_group "$SERVER_PID"

@@ -10,6 +10,7 @@ mod test_models;
 pub mod tract_engine;
 mod tree_ensemble_classifier;
 mod tree_ensemble_regressor;
+mod tree_scores;
 
 pub use tensor::{DataType, Tensor, TensorData, TensorError};
 pub use tract_engine::TractEngine;
@@ -82,7 +83,10 @@ pub struct ModelSignature {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot read model file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot load model {path}: {reason}")]
     Load { path: String, reason: String },
     #[error("input '{name}': {reason}")]

@@ -40,7 +40,7 @@ pub struct BenchArgs {
         env = "RECSERVE_BENCH_CONCURRENCY",
         default_value_t = 1,
         value_name = "N",
-        value_parser = clap::value_parser!(u32).range(1..=100_000)
+        value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY as i64)
     )]
     pub concurrency: u32,
 
@@ -181,8 +181,8 @@ impl BenchArgs {
         if self.model.is_empty() {
             return bad("--model", "must not be empty");
         }
-        if self.concurrency == 0 {
-            return bad("--concurrency", "must be at least 1");
+        if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
+            return bad("--concurrency", "must be between 1 and 100000");
         }
         if self.rows == 0 {
             return bad("--rows", "must be at least 1");
@@ -190,11 +190,25 @@ impl BenchArgs {
         if self.requests == Some(0) {
             return bad("--requests", "must be at least 1");
         }
-        if self.requests.is_none() && !(self.duration.is_finite() && self.duration > 0.0) {
-            return bad("--duration", "must be a positive number of seconds");
+        if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= MAX_SECS) {
+            return bad(
+                "--duration",
+                "must be a positive number of seconds (at most 1e7)",
+            );
         }
-        if !(self.warmup.is_finite() && self.warmup >= 0.0) {
-            return bad("--warmup", "must be zero or a positive number of seconds");
+        if !(self.warmup.is_finite() && self.warmup >= 0.0 && self.warmup <= MAX_SECS) {
+            return bad(
+                "--warmup",
+                "must be zero or a positive number of seconds (at most 1e7)",
+            );
+        }
+        if let Some(range) = &self.concurrency_range
+            && (range.levels().is_empty() || range.end > MAX_CONCURRENCY)
+        {
+            return bad(
+                "--concurrency-range",
+                "must give levels between 1 and 100000",
+            );
         }
         Ok(())
     }
@@ -204,12 +218,18 @@ impl BenchArgs {
     }
 }
 
+/// Most concurrent workers accepted.
+const MAX_CONCURRENCY: u32 = 100_000;
+
+/// Longest accepted --duration and --warmup (about 115 days).
+const MAX_SECS: f64 = 1e7;
+
 fn parse_secs(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v > 1e7 {
+    if !v.is_finite() || v > MAX_SECS {
         return Err(format!("{s:?} is not a usable number of seconds"));
     }
     Ok(v)
@@ -286,7 +306,7 @@ impl FromStr for ConcurrencyRange {
         if end < start {
             return Err(format!("{s:?}: END must not be less than START"));
         }
-        if end > 100_000 {
+        if end > MAX_CONCURRENCY {
             return Err(format!("{s:?}: END must be at most 100000"));
         }
         let step = match parts.get(2) {

@@ -71,12 +71,6 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
-impl From<ServingError> for tonic::Status {
-    fn from(e: ServingError) -> tonic::Status {
-        ApiError::from(e).into()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

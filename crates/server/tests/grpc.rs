@@ -112,7 +112,9 @@ fn data_of(t: &Value) -> TensorData {
         DataType::F16 => TensorData::F16(v.iter().map(|x| f16::from_f64(f(x))).collect()),
         DataType::F32 => TensorData::F32(v.iter().map(|x| f(x) as f32).collect()),
         DataType::F64 => TensorData::F64(v.iter().map(f).collect()),
-        DataType::Bytes => TensorData::Bytes(v.iter().map(|x| x.as_str().expect("string").as_bytes().to_vec()).collect()),
+        DataType::Bytes => {
+            TensorData::Bytes(v.iter().map(|x| x.as_str().expect("string").as_bytes().to_vec()).collect())
+        }
     }
 }
 
@@ -427,7 +429,9 @@ async fn repository_index_unload_and_load() {
     let mut load = RepositoryModelLoadRequest { model_name: "mlp".into(), ..Default::default() };
     load.parameters.insert(
         "config".into(),
-        ModelRepositoryParameter { parameter_choice: Some(model_repository_parameter::ParameterChoice::StringParam("{}".into())) },
+        ModelRepositoryParameter {
+            parameter_choice: Some(model_repository_parameter::ParameterChoice::StringParam("{}".into())),
+        },
     );
     let e = s.client.repository_model_load(load).await.expect_err("config override");
     assert_eq!(e.code(), Code::Unimplemented);

@@ -37,7 +37,8 @@ fn bad(msg: String) -> ApiError {
 /// Decodes a `ModelInfer` request into an [`InferCall`]. Every output is asked for in binary
 /// form: the answer carries them in `raw_output_contents`.
 pub fn infer_call(request: ModelInferRequest) -> Result<InferCall, ApiError> {
-    let ModelInferRequest { model_name, model_version, id, parameters: _, inputs, outputs, raw_input_contents } = request;
+    let ModelInferRequest { model_name, model_version, id, parameters: _, inputs, outputs, raw_input_contents } =
+        request;
     let model = model_name;
     let uses_typed = inputs.iter().find(|i| i.contents.as_ref().is_some_and(|c| !contents_fields(c).is_empty()));
     if !raw_input_contents.is_empty() {
@@ -62,10 +63,7 @@ pub fn infer_call(request: ModelInferRequest) -> Result<InferCall, ApiError> {
     for (index, input) in inputs.into_iter().enumerate() {
         decoded.push(decode_input(&model, index, input, raw.next())?);
     }
-    let outputs = outputs
-        .into_iter()
-        .map(|o| requested_output(&model, o))
-        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = outputs.into_iter().map(|o| requested_output(&model, o)).collect::<Result<Vec<_>, _>>()?;
     Ok(InferCall {
         version: Some(model_version).filter(|v| !v.is_empty()),
         id: Some(id).filter(|i| !i.is_empty()),
@@ -157,7 +155,9 @@ fn decode_input(
     for d in &shape {
         match usize::try_from(*d) {
             Ok(n) => dims.push(n),
-            Err(_) => return Err(at(format!("has shape {shape:?} with a negative dimension; every dimension must be >= 0"))),
+            Err(_) => {
+                return Err(at(format!("has shape {shape:?} with a negative dimension; every dimension must be >= 0")));
+            }
         }
     }
     let Some(count) = dims.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d)) else {
@@ -219,7 +219,9 @@ where
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| T::try_from(*v).map_err(|_| format!("has contents.{field}[{i}] = {v}, which does not fit in {dt}")))
+        .map(|(i, v)| {
+            T::try_from(*v).map_err(|_| format!("has contents.{field}[{i}] = {v}, which does not fit in {dt}"))
+        })
         .collect()
 }
 
@@ -506,15 +508,35 @@ mod tests {
     fn every_typed_field_decodes() {
         let c = InferTensorContents::default;
         let cases: Vec<(&str, InferTensorContents, TensorData)> = vec![
-            ("BOOL", InferTensorContents { bool_contents: vec![true, false], ..c() }, TensorData::Bool(vec![true, false])),
+            (
+                "BOOL",
+                InferTensorContents { bool_contents: vec![true, false], ..c() },
+                TensorData::Bool(vec![true, false]),
+            ),
             ("INT8", InferTensorContents { int_contents: vec![-128, 127], ..c() }, TensorData::I8(vec![-128, 127])),
             ("INT16", InferTensorContents { int_contents: vec![-300, 300], ..c() }, TensorData::I16(vec![-300, 300])),
-            ("INT32", InferTensorContents { int_contents: vec![i32::MIN, 1], ..c() }, TensorData::I32(vec![i32::MIN, 1])),
-            ("INT64", InferTensorContents { int64_contents: vec![i64::MIN, 1], ..c() }, TensorData::I64(vec![i64::MIN, 1])),
+            (
+                "INT32",
+                InferTensorContents { int_contents: vec![i32::MIN, 1], ..c() },
+                TensorData::I32(vec![i32::MIN, 1]),
+            ),
+            (
+                "INT64",
+                InferTensorContents { int64_contents: vec![i64::MIN, 1], ..c() },
+                TensorData::I64(vec![i64::MIN, 1]),
+            ),
             ("UINT8", InferTensorContents { uint_contents: vec![0, 255], ..c() }, TensorData::U8(vec![0, 255])),
             ("UINT16", InferTensorContents { uint_contents: vec![0, 65535], ..c() }, TensorData::U16(vec![0, 65535])),
-            ("UINT32", InferTensorContents { uint_contents: vec![0, u32::MAX], ..c() }, TensorData::U32(vec![0, u32::MAX])),
-            ("UINT64", InferTensorContents { uint64_contents: vec![0, u64::MAX], ..c() }, TensorData::U64(vec![0, u64::MAX])),
+            (
+                "UINT32",
+                InferTensorContents { uint_contents: vec![0, u32::MAX], ..c() },
+                TensorData::U32(vec![0, u32::MAX]),
+            ),
+            (
+                "UINT64",
+                InferTensorContents { uint64_contents: vec![0, u64::MAX], ..c() },
+                TensorData::U64(vec![0, u64::MAX]),
+            ),
             ("FP32", InferTensorContents { fp32_contents: vec![0.5, -1.0], ..c() }, TensorData::F32(vec![0.5, -1.0])),
             ("FP64", InferTensorContents { fp64_contents: vec![0.25, -2.0], ..c() }, TensorData::F64(vec![0.25, -2.0])),
             (
@@ -593,7 +615,8 @@ mod tests {
     #[test]
     fn element_count_mismatch_names_input_expected_and_received() {
         // Raw, fixed size: 15 floats for a [1, 16] shape.
-        let req = request(vec![input("features", "FP32", &[1, 16])], vec![TensorData::F32(vec![0.0; 15]).to_le_bytes()]);
+        let req =
+            request(vec![input("features", "FP32", &[1, 16])], vec![TensorData::F32(vec![0.0; 15]).to_le_bytes()]);
         let (code, msg) = err(req);
         assert_eq!(code, tonic::Code::InvalidArgument);
         assert!(msg.contains("input 'features'"), "{msg}");
@@ -605,7 +628,10 @@ mod tests {
         // Raw BYTES: counted after decoding.
         let raw = TensorData::Bytes(vec![b"a".to_vec(), b"b".to_vec()]).to_le_bytes();
         let (_, msg) = err(request(vec![input("s", "BYTES", &[3])], vec![raw]));
-        assert!(msg.contains("input 's'") && msg.contains("3 BYTES elements expected") && msg.contains("holds 2"), "{msg}");
+        assert!(
+            msg.contains("input 's'") && msg.contains("3 BYTES elements expected") && msg.contains("holds 2"),
+            "{msg}"
+        );
         // Typed.
         let contents = InferTensorContents { int64_contents: vec![1, 2, 3], ..Default::default() };
         let (_, msg) = err(request(vec![typed("ids", "INT64", &[1, 4], contents)], vec![]));
@@ -710,7 +736,10 @@ mod tests {
     #[test]
     fn index_rows_fill_empty_strings() {
         let row = model_index(IndexEntry { name: "m".into(), version: None, state: None, reason: None });
-        assert_eq!(row, ModelIndex { name: "m".into(), version: String::new(), state: String::new(), reason: String::new() });
+        assert_eq!(
+            row,
+            ModelIndex { name: "m".into(), version: String::new(), state: String::new(), reason: String::new() }
+        );
         let row = model_index(IndexEntry {
             name: "m".into(),
             version: Some("2".into()),
@@ -723,8 +752,16 @@ mod tests {
     #[test]
     fn model_config_drops_the_batch_dimension() {
         let sig = ModelSignature {
-            inputs: vec![TensorSpec { name: "x".into(), datatype: DataType::Bytes, shape: vec![Dim::Variable, Dim::Fixed(3)] }],
-            outputs: vec![TensorSpec { name: "y".into(), datatype: DataType::F32, shape: vec![Dim::Variable, Dim::Fixed(1)] }],
+            inputs: vec![TensorSpec {
+                name: "x".into(),
+                datatype: DataType::Bytes,
+                shape: vec![Dim::Variable, Dim::Fixed(3)],
+            }],
+            outputs: vec![TensorSpec {
+                name: "y".into(),
+                datatype: DataType::F32,
+                shape: vec![Dim::Variable, Dim::Fixed(1)],
+            }],
             batched: true,
         };
         let cfg = model_config("m", &sig, 8);
