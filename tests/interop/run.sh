@@ -40,7 +40,7 @@ for s in socks:
 PYEOF
 )
 
-LOG_DIR="$(mktemp -d)"
+LOG_DIR="$(mktemp -d -t recserve-interop.XXXXXX)"
 SERVER_LOG="$LOG_DIR/recserve.log"
 SERVER_PID=""
 
@@ -59,7 +59,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$BIN" serve --model-repository fixtures/models --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
+# Loopback only, and recserve's own state in the temp dir rather than the work tree.
+RECSERVE_HOST=127.0.0.1 RECSERVE_DATA_DIR="$LOG_DIR/data" \
+    "$BIN" serve --model-repository fixtures/models --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
     >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 

@@ -3,6 +3,9 @@
 //! that runs one batch synchronously. The tract implementation lives in [`tract_engine`].
 //! Nothing here is async and nothing knows about HTTP.
 
+// Unit tests may unwrap; the workspace lint is for library code.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod json;
 mod tensor;
 #[cfg(test)]

@@ -201,7 +201,7 @@ impl TensorData {
             raw: &[u8],
             f: impl Fn([u8; N]) -> T,
         ) -> Result<Vec<T>, TensorError> {
-            if raw.len() % N != 0 {
+            if !raw.len().is_multiple_of(N) {
                 return Err(TensorError::RawSize {
                     raw_len: raw.len(),
                     element_size: N,

@@ -300,7 +300,9 @@ impl TypedOp for ClassifierOutputs {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n = inputs[0].shape[0].clone();
         Ok(tvec!(
-            self.class_labels.datum_type().fact(&[n.clone()]),
+            self.class_labels
+                .datum_type()
+                .fact(std::slice::from_ref(&n)),
             f32::fact(&[n, self.class_labels.len().into()])
         ))
     }
