@@ -301,10 +301,11 @@ fn duration(count: u64, ns: u64) -> Option<StatisticDuration> {
     Some(StatisticDuration { count, ns })
 }
 
-/// Encodes one version's statistics in Triton's terms. recserve times whole requests, queue
-/// waits and model executions: `success.ns` is the cumulative request time, `queue` counts the
-/// successful requests, `compute_infer` counts executions (one per batch), and the stages
-/// recserve does not time apart (compute_input, compute_output, cache) are zero.
+/// Encodes one version's statistics in Triton's terms, with the same numbers the REST
+/// statistics endpoint reports. recserve times whole requests, queue waits and model
+/// executions: `success.ns` is the cumulative request time, `queue` counts the successful
+/// requests, the compute stages count executions (one per batch) and only `compute_infer` has a
+/// duration; the response cache does not exist, so its entries are zero.
 pub fn model_statistics(s: VersionStatistics) -> ModelStatistics {
     ModelStatistics {
         name: s.name,
@@ -316,9 +317,9 @@ pub fn model_statistics(s: VersionStatistics) -> ModelStatistics {
             success: duration(s.success_count, s.request_ns),
             fail: duration(s.failure_count, 0),
             queue: duration(s.success_count, s.queue_ns),
-            compute_input: duration(0, 0),
+            compute_input: duration(s.execution_count, 0),
             compute_infer: duration(s.execution_count, s.compute_ns),
-            compute_output: duration(0, 0),
+            compute_output: duration(s.execution_count, 0),
             cache_hit: duration(0, 0),
             cache_miss: duration(0, 0),
         }),
@@ -731,6 +732,8 @@ mod tests {
         assert_eq!(i.fail, Some(StatisticDuration { count: 2, ns: 0 }));
         assert_eq!(i.queue, Some(StatisticDuration { count: 6, ns: 100 }));
         assert_eq!(i.compute_infer, Some(StatisticDuration { count: 4, ns: 200 }));
+        assert_eq!(i.compute_input, Some(StatisticDuration { count: 4, ns: 0 }));
+        assert_eq!(i.cache_hit, Some(StatisticDuration { count: 0, ns: 0 }));
     }
 
     #[test]
