@@ -14,10 +14,7 @@ use recserve_engine::{Engine, Tensor, TensorData, TractEngine};
 const BATCHES: [usize; 3] = [1, 32, 256];
 
 fn model(name: &str) -> TractEngine {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/models")
-        .join(name)
-        .join("1/model.onnx");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models").join(name).join("1/model.onnx");
     TractEngine::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -35,23 +32,16 @@ fn stream(seed: u32) -> impl FnMut() -> u32 {
 /// Uniform floats in [-2, 2).
 fn floats(n: usize, seed: u32) -> Vec<f32> {
     let mut next = stream(seed);
-    (0..n)
-        .map(|_| (next() % 4000) as f32 / 1000.0 - 2.0)
-        .collect()
+    (0..n).map(|_| (next() % 4000) as f32 / 1000.0 - 2.0).collect()
 }
 
 fn input(name: &str, batch: usize) -> Tensor {
     let t = match name {
         "mlp" => Tensor::new(vec![batch, 16], TensorData::F32(floats(batch * 16, 1))),
-        "lightgbm_regressor" => {
-            Tensor::new(vec![batch, 12], TensorData::F32(floats(batch * 12, 2)))
-        }
+        "lightgbm_regressor" => Tensor::new(vec![batch, 12], TensorData::F32(floats(batch * 12, 2))),
         "embedding" => {
             let mut next = stream(3);
-            Tensor::new(
-                vec![batch, 4],
-                TensorData::I64((0..batch * 4).map(|_| (next() % 1000) as i64).collect()),
-            )
+            Tensor::new(vec![batch, 4], TensorData::I64((0..batch * 4).map(|_| (next() % 1000) as i64).collect()))
         }
         other => panic!("no input for {other}"),
     };
@@ -66,13 +56,7 @@ fn engine(c: &mut Criterion) {
             let x = input(name, batch);
             group.throughput(Throughput::Elements(batch as u64));
             group.bench_with_input(BenchmarkId::from_parameter(batch), &x, |b, x| {
-                b.iter(|| {
-                    black_box(
-                        engine
-                            .run(vec![x.clone()])
-                            .unwrap_or_else(|e| panic!("{e}")),
-                    )
-                })
+                b.iter(|| black_box(engine.run(vec![x.clone()]).unwrap_or_else(|e| panic!("{e}"))))
             });
         }
         group.finish();

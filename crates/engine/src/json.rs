@@ -24,20 +24,14 @@ pub struct JsonTensor<'a> {
 /// Why JSON tensor data could not be decoded; the caller adds the tensor's name.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum JsonDataError {
-    #[error(
-        "unknown datatype '{0}' (expected one of BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES)"
-    )]
+    #[error("unknown datatype '{0}' (expected one of BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64, BYTES)")]
     UnknownDatatype(String),
     #[error("shape {0:?} has a negative dimension")]
     NegativeDim(Vec<i64>),
     #[error("data is not valid {datatype}: {message}")]
     Invalid { datatype: DataType, message: String },
     #[error("shape {shape:?} holds {expected} elements, but data has {received}")]
-    ElementCount {
-        shape: Vec<usize>,
-        expected: usize,
-        received: usize,
-    },
+    ElementCount { shape: Vec<usize>, expected: usize, received: usize },
 }
 
 /// One element type readable from JSON.
@@ -158,21 +152,13 @@ impl<'de, T: JsonElement> Visitor<'de> for FlatVisitor<'_, T> {
     }
 }
 
-fn push<T, E: de::Error>(
-    out: &mut Vec<T>,
-    v: Option<T>,
-    what: impl FnOnce() -> String,
-) -> Result<(), E> {
+fn push<T, E: de::Error>(out: &mut Vec<T>, v: Option<T>, what: impl FnOnce() -> String) -> Result<(), E> {
     match v {
         Some(v) => {
             out.push(v);
             Ok(())
         }
-        None => Err(E::custom(format!(
-            "element {} is {}, out of range or of the wrong kind",
-            out.len(),
-            what()
-        ))),
+        None => Err(E::custom(format!("element {} is {}, out of range or of the wrong kind", out.len(), what()))),
     }
 }
 
@@ -187,10 +173,7 @@ impl<'de, T: JsonElement> Deserialize<'de> for Flat<T> {
 fn parse<T: JsonElement>(datatype: DataType, raw: &str) -> Result<Vec<T>, JsonDataError> {
     serde_json::from_str::<Flat<T>>(raw)
         .map(|f| f.0)
-        .map_err(|e| JsonDataError::Invalid {
-            datatype,
-            message: e.to_string(),
-        })
+        .map_err(|e| JsonDataError::Invalid { datatype, message: e.to_string() })
 }
 
 /// Decodes JSON `data` of the given datatype (flat or nested arrays).
@@ -214,10 +197,7 @@ pub fn decode_data(datatype: DataType, raw: &str) -> Result<TensorData, JsonData
 
 /// Checks a wire shape and returns it as sizes.
 pub fn decode_shape(shape: &[i64]) -> Result<Vec<usize>, JsonDataError> {
-    shape
-        .iter()
-        .map(|d| usize::try_from(*d).map_err(|_| JsonDataError::NegativeDim(shape.to_vec())))
-        .collect()
+    shape.iter().map(|d| usize::try_from(*d).map_err(|_| JsonDataError::NegativeDim(shape.to_vec()))).collect()
 }
 
 impl JsonTensor<'_> {
@@ -228,13 +208,9 @@ impl JsonTensor<'_> {
 }
 
 /// Builds a tensor from the V2 JSON fields, checking datatype name, shape and element count.
-pub fn tensor_from_json(
-    datatype: &str,
-    shape: &[i64],
-    data: Option<&RawValue>,
-) -> Result<Tensor, JsonDataError> {
-    let datatype = DataType::from_wire_name(datatype)
-        .ok_or_else(|| JsonDataError::UnknownDatatype(datatype.to_string()))?;
+pub fn tensor_from_json(datatype: &str, shape: &[i64], data: Option<&RawValue>) -> Result<Tensor, JsonDataError> {
+    let datatype =
+        DataType::from_wire_name(datatype).ok_or_else(|| JsonDataError::UnknownDatatype(datatype.to_string()))?;
     let shape = decode_shape(shape)?;
     let data = match data {
         Some(raw) => decode_data(datatype, raw.get())?,
@@ -242,11 +218,7 @@ pub fn tensor_from_json(
     };
     let expected: usize = shape.iter().product();
     if expected != data.len() {
-        return Err(JsonDataError::ElementCount {
-            shape,
-            expected,
-            received: data.len(),
-        });
+        return Err(JsonDataError::ElementCount { shape, expected, received: data.len() });
     }
     Ok(Tensor { shape, data })
 }
@@ -305,12 +277,7 @@ pub struct NamedTensorJson<'a> {
 
 impl<'a> NamedTensorJson<'a> {
     pub fn new(name: &'a str, t: &'a Tensor) -> Self {
-        NamedTensorJson {
-            name,
-            datatype: t.datatype().wire_name(),
-            shape: &t.shape,
-            data: DataJson(&t.data),
-        }
+        NamedTensorJson { name, datatype: t.datatype().wire_name(), shape: &t.shape, data: DataJson(&t.data) }
     }
 }
 
@@ -325,10 +292,8 @@ mod tests {
 
     #[test]
     fn nested_and_flat_data_agree() {
-        let a = tensor(r#"{"name":"x","datatype":"FP32","shape":[2,2],"data":[[1,2],[3.5,4]]}"#)
-            .unwrap();
-        let b =
-            tensor(r#"{"name":"x","datatype":"FP32","shape":[2,2],"data":[1,2,3.5,4]}"#).unwrap();
+        let a = tensor(r#"{"name":"x","datatype":"FP32","shape":[2,2],"data":[[1,2],[3.5,4]]}"#).unwrap();
+        let b = tensor(r#"{"name":"x","datatype":"FP32","shape":[2,2],"data":[1,2,3.5,4]}"#).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.data, TensorData::F32(vec![1.0, 2.0, 3.5, 4.0]));
     }
@@ -339,34 +304,15 @@ mod tests {
             ("BOOL", "[true,false]", TensorData::Bool(vec![true, false])),
             ("UINT8", "[0,255]", TensorData::U8(vec![0, 255])),
             ("INT8", "[-128,127]", TensorData::I8(vec![-128, 127])),
-            (
-                "UINT64",
-                "[18446744073709551615,0]",
-                TensorData::U64(vec![u64::MAX, 0]),
-            ),
-            (
-                "INT64",
-                "[-9223372036854775808,1]",
-                TensorData::I64(vec![i64::MIN, 1]),
-            ),
-            (
-                "FP16",
-                "[1.5,-2]",
-                TensorData::F16(vec![f16::from_f32(1.5), f16::from_f32(-2.0)]),
-            ),
+            ("UINT64", "[18446744073709551615,0]", TensorData::U64(vec![u64::MAX, 0])),
+            ("INT64", "[-9223372036854775808,1]", TensorData::I64(vec![i64::MIN, 1])),
+            ("FP16", "[1.5,-2]", TensorData::F16(vec![f16::from_f32(1.5), f16::from_f32(-2.0)])),
             ("FP64", "[0.1,2]", TensorData::F64(vec![0.1, 2.0])),
-            (
-                "BYTES",
-                r#"["ab",""]"#,
-                TensorData::Bytes(vec![b"ab".to_vec(), vec![]]),
-            ),
+            ("BYTES", r#"["ab",""]"#, TensorData::Bytes(vec![b"ab".to_vec(), vec![]])),
             ("INT32", "[3.0,4]", TensorData::I32(vec![3, 4])),
         ];
         for (dt, data, want) in cases {
-            let t = tensor(&format!(
-                r#"{{"name":"x","datatype":"{dt}","shape":[2],"data":{data}}}"#
-            ))
-            .unwrap();
+            let t = tensor(&format!(r#"{{"name":"x","datatype":"{dt}","shape":[2],"data":{data}}}"#)).unwrap();
             assert_eq!(t.data, want, "{dt}");
         }
     }
@@ -374,10 +320,7 @@ mod tests {
     #[test]
     fn wrong_kinds_and_ranges_are_named() {
         let e = tensor(r#"{"name":"x","datatype":"UINT8","shape":[1],"data":[256]}"#).unwrap_err();
-        assert!(
-            e.to_string().contains("UINT8") && e.to_string().contains("256"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("UINT8") && e.to_string().contains("256"), "{e}");
         let e = tensor(r#"{"name":"x","datatype":"INT32","shape":[1],"data":[1.5]}"#).unwrap_err();
         assert!(e.to_string().contains("1.5"), "{e}");
         let e = tensor(r#"{"name":"x","datatype":"FP32","shape":[1],"data":["a"]}"#).unwrap_err();
@@ -388,16 +331,8 @@ mod tests {
 
     #[test]
     fn element_count_and_shape_checked() {
-        let e =
-            tensor(r#"{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3]}"#).unwrap_err();
-        assert_eq!(
-            e,
-            JsonDataError::ElementCount {
-                shape: vec![2, 3],
-                expected: 6,
-                received: 3
-            }
-        );
+        let e = tensor(r#"{"name":"x","datatype":"FP32","shape":[2,3],"data":[1,2,3]}"#).unwrap_err();
+        assert_eq!(e, JsonDataError::ElementCount { shape: vec![2, 3], expected: 6, received: 3 });
         let e = tensor(r#"{"name":"x","datatype":"FP32","shape":[-1],"data":[1]}"#).unwrap_err();
         assert_eq!(e, JsonDataError::NegativeDim(vec![-1]));
         let e = tensor(r#"{"name":"x","datatype":"FLOAT","shape":[1],"data":[1]}"#).unwrap_err();
@@ -406,16 +341,9 @@ mod tests {
 
     #[test]
     fn data_serializes_flat() {
-        let t = Tensor::new(
-            vec![2],
-            TensorData::Bytes(vec![b"a".to_vec(), b"b".to_vec()]),
-        )
-        .unwrap();
+        let t = Tensor::new(vec![2], TensorData::Bytes(vec![b"a".to_vec(), b"b".to_vec()])).unwrap();
         let s = serde_json::to_string(&NamedTensorJson::new("o", &t)).unwrap();
-        assert_eq!(
-            s,
-            r#"{"name":"o","datatype":"BYTES","shape":[2],"data":["a","b"]}"#
-        );
+        assert_eq!(s, r#"{"name":"o","datatype":"BYTES","shape":[2],"data":["a","b"]}"#);
         let t = Tensor::new(vec![1], TensorData::F16(vec![f16::from_f32(0.5)])).unwrap();
         assert_eq!(serde_json::to_string(&DataJson(&t.data)).unwrap(), "[0.5]");
     }

@@ -86,10 +86,7 @@ pub struct ModelSignature {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot read model file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("cannot load model {path}: {reason}")]
     Load { path: String, reason: String },
     #[error("input '{name}': {reason}")]

@@ -169,11 +169,7 @@ impl TensorData {
     }
 
     /// Appends elements `range` of `other` (same datatype) to `self`.
-    fn extend_from(
-        &mut self,
-        other: &TensorData,
-        range: std::ops::Range<usize>,
-    ) -> Result<(), TensorError> {
+    fn extend_from(&mut self, other: &TensorData, range: std::ops::Range<usize>) -> Result<(), TensorError> {
         macro_rules! ext {
             ($($var:ident),*) => {
                 match (self, other) {
@@ -187,9 +183,7 @@ impl TensorData {
                 }
             };
         }
-        ext!(
-            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, F32, F64, Bytes
-        );
+        ext!(Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, F32, F64, Bytes);
         Ok(())
     }
 
@@ -197,15 +191,9 @@ impl TensorData {
     /// BOOL is one byte per element; BYTES elements are a 4-byte little-endian length then the
     /// bytes.
     pub fn from_le_bytes(datatype: DataType, raw: &[u8]) -> Result<TensorData, TensorError> {
-        fn chunks<const N: usize, T>(
-            raw: &[u8],
-            f: impl Fn([u8; N]) -> T,
-        ) -> Result<Vec<T>, TensorError> {
+        fn chunks<const N: usize, T>(raw: &[u8], f: impl Fn([u8; N]) -> T) -> Result<Vec<T>, TensorError> {
             if !raw.len().is_multiple_of(N) {
-                return Err(TensorError::RawSize {
-                    raw_len: raw.len(),
-                    element_size: N,
-                });
+                return Err(TensorError::RawSize { raw_len: raw.len(), element_size: N });
             }
             Ok(raw
                 .chunks_exact(N)
@@ -234,16 +222,12 @@ impl TensorData {
                 let mut rest = raw;
                 while !rest.is_empty() {
                     if rest.len() < 4 {
-                        return Err(TensorError::TruncatedBytes {
-                            offset: raw.len() - rest.len(),
-                        });
+                        return Err(TensorError::TruncatedBytes { offset: raw.len() - rest.len() });
                     }
                     let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
                     rest = &rest[4..];
                     if rest.len() < n {
-                        return Err(TensorError::TruncatedBytes {
-                            offset: raw.len() - rest.len() - 4,
-                        });
+                        return Err(TensorError::TruncatedBytes { offset: raw.len() - rest.len() - 4 });
                     }
                     out.push(rest[..n].to_vec());
                     rest = &rest[n..];
@@ -296,25 +280,15 @@ impl TensorData {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TensorError {
     #[error("shape {shape:?} holds {expected} elements, but {received} were given")]
-    ElementCount {
-        shape: Vec<usize>,
-        expected: usize,
-        received: usize,
-    },
+    ElementCount { shape: Vec<usize>, expected: usize, received: usize },
     #[error("datatype mismatch: expected {expected}, received {received}")]
-    DatatypeMismatch {
-        expected: DataType,
-        received: DataType,
-    },
+    DatatypeMismatch { expected: DataType, received: DataType },
     #[error("{raw_len} raw bytes is not a multiple of the element size {element_size}")]
     RawSize { raw_len: usize, element_size: usize },
     #[error("BYTES element truncated at byte offset {offset}")]
     TruncatedBytes { offset: usize },
     #[error("cannot concatenate tensors with shapes {first:?} and {other:?} along the batch axis")]
-    ConcatShape {
-        first: Vec<usize>,
-        other: Vec<usize>,
-    },
+    ConcatShape { first: Vec<usize>, other: Vec<usize> },
     #[error("tensor of rank 0 has no batch axis")]
     NoBatchAxis,
     #[error("split sizes add up to {sum} rows, but the tensor has {rows}")]
@@ -333,11 +307,7 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, TensorError> {
         let expected: usize = shape.iter().product();
         if expected != data.len() {
-            return Err(TensorError::ElementCount {
-                shape,
-                expected,
-                received: data.len(),
-            });
+            return Err(TensorError::ElementCount { shape, expected, received: data.len() });
         }
         Ok(Tensor { shape, data })
     }
@@ -367,10 +337,7 @@ impl Tensor {
         let mut rows = 0;
         for t in parts {
             if t.shape.len() != first.shape.len() || t.shape[1..] != first.shape[1..] {
-                return Err(TensorError::ConcatShape {
-                    first: first.shape.clone(),
-                    other: t.shape.clone(),
-                });
+                return Err(TensorError::ConcatShape { first: first.shape.clone(), other: t.shape.clone() });
             }
             rows += t.shape[0];
             data.extend_from(&t.data, 0..t.data.len())?;
@@ -436,51 +403,32 @@ mod tests {
         ];
         for data in samples {
             let raw = data.to_le_bytes();
-            assert_eq!(
-                TensorData::from_le_bytes(data.datatype(), &raw).unwrap(),
-                data
-            );
+            assert_eq!(TensorData::from_le_bytes(data.datatype(), &raw).unwrap(), data);
         }
     }
 
     #[test]
     fn f32_le_layout_is_little_endian() {
-        assert_eq!(
-            TensorData::F32(vec![1.0]).to_le_bytes(),
-            vec![0, 0, 0x80, 0x3f]
-        );
+        assert_eq!(TensorData::F32(vec![1.0]).to_le_bytes(), vec![0, 0, 0x80, 0x3f]);
     }
 
     #[test]
     fn raw_size_and_truncation_are_reported() {
         assert_eq!(
             TensorData::from_le_bytes(DataType::F32, &[0, 0, 0]),
-            Err(TensorError::RawSize {
-                raw_len: 3,
-                element_size: 4
-            })
+            Err(TensorError::RawSize { raw_len: 3, element_size: 4 })
         );
         assert_eq!(
             TensorData::from_le_bytes(DataType::Bytes, &[5, 0, 0, 0, b'a']),
             Err(TensorError::TruncatedBytes { offset: 0 })
         );
-        assert_eq!(
-            TensorData::from_le_bytes(DataType::Bytes, &[1, 0]),
-            Err(TensorError::TruncatedBytes { offset: 0 })
-        );
+        assert_eq!(TensorData::from_le_bytes(DataType::Bytes, &[1, 0]), Err(TensorError::TruncatedBytes { offset: 0 }));
     }
 
     #[test]
     fn element_count_checked() {
         let err = Tensor::new(vec![2, 3], TensorData::F32(vec![0.0; 5])).unwrap_err();
-        assert_eq!(
-            err,
-            TensorError::ElementCount {
-                shape: vec![2, 3],
-                expected: 6,
-                received: 5
-            }
-        );
+        assert_eq!(err, TensorError::ElementCount { shape: vec![2, 3], expected: 6, received: 5 });
     }
 
     #[test]
@@ -498,23 +446,14 @@ mod tests {
     fn concat_rejects_mismatched_rows() {
         let a = Tensor::new(vec![1, 2], TensorData::F32(vec![1.0, 2.0])).unwrap();
         let b = Tensor::new(vec![1, 3], TensorData::F32(vec![1.0, 2.0, 3.0])).unwrap();
-        assert!(matches!(
-            Tensor::concat_rows(&[&a, &b]),
-            Err(TensorError::ConcatShape { .. })
-        ));
+        assert!(matches!(Tensor::concat_rows(&[&a, &b]), Err(TensorError::ConcatShape { .. })));
         let c = Tensor::new(vec![1, 2], TensorData::I32(vec![1, 2])).unwrap();
-        assert!(matches!(
-            Tensor::concat_rows(&[&a, &c]),
-            Err(TensorError::DatatypeMismatch { .. })
-        ));
+        assert!(matches!(Tensor::concat_rows(&[&a, &c]), Err(TensorError::DatatypeMismatch { .. })));
     }
 
     #[test]
     fn split_checks_row_sum() {
         let a = Tensor::new(vec![3], TensorData::F32(vec![1.0, 2.0, 3.0])).unwrap();
-        assert_eq!(
-            a.split_rows(&[1, 1]),
-            Err(TensorError::SplitRows { sum: 2, rows: 3 })
-        );
+        assert_eq!(a.split_rows(&[1, 1]), Err(TensorError::SplitRows { sum: 2, rows: 3 }));
     }
 }

@@ -3,26 +3,16 @@
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
-    TypeProto, ValueInfoProto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto,
 };
 
 pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v.to_vec(),
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
 }
 
 pub fn floats(name: &str, v: &[f32]) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Floats as i32,
-        floats: v.to_vec(),
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Floats as i32, floats: v.to_vec(), ..Default::default() }
 }
 
 pub fn strings(name: &str, v: &[&str]) -> AttributeProto {
@@ -44,12 +34,7 @@ pub fn string(name: &str, v: &str) -> AttributeProto {
 }
 
 pub fn int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
 /// A tensor value of ONNX element type `elem_type`; `None` dimensions are the symbol `N`.
@@ -97,23 +82,14 @@ pub fn one_node_model(
     ModelProto {
         ir_version: 8,
         opset_import: vec![
-            OperatorSetIdProto {
-                domain: "".into(),
-                version: 17,
-            },
-            OperatorSetIdProto {
-                domain: "ai.onnx.ml".into(),
-                version: 3,
-            },
+            OperatorSetIdProto { domain: "".into(), version: 17 },
+            OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 3 },
         ],
         graph: Some(GraphProto {
             node: vec![node],
             name: "g".into(),
             input: vec![value_info("x", 1, &[None, Some(n_features)])],
-            output: outputs
-                .iter()
-                .map(|(n, t, d)| value_info(n, *t, d))
-                .collect(),
+            output: outputs.iter().map(|(n, t, d)| value_info(n, *t, d)).collect(),
             ..Default::default()
         }),
         ..Default::default()

@@ -7,7 +7,8 @@
 //! several threads at once.
 //!
 //! tract's API changes between minor versions; everything tract-specific stays in this file
-//! and in [`crate::tree_ensemble_regressor`].
+//! and in the tree ensemble ops (`tree_ensemble_regressor`, `tree_ensemble_classifier`,
+//! `tree_scores`), which are registered on the ONNX parser before every load.
 
 use std::any::Any;
 use std::fmt;
@@ -16,9 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable,
-    IntoTValue, Symbol, TDim, TValue, TVec, TractResult, TypedModel, TypedRunnableModel,
-    tract_ndarray,
+    DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, IntoTValue, Symbol, TDim,
+    TValue, TVec, TractResult, TypedModel, TypedRunnableModel, tract_ndarray,
 };
 use tract_onnx::tract_core::model::SpecialOps;
 use tract_onnx::tract_hir::infer::{Factoid, GenericFactoid, ShapeFactoid};
@@ -34,9 +34,7 @@ pub struct TractEngine {
 
 impl fmt::Debug for TractEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TractEngine")
-            .field("signature", &self.signature)
-            .finish_non_exhaustive()
+        f.debug_struct("TractEngine").field("signature", &self.signature).finish_non_exhaustive()
     }
 }
 
@@ -44,10 +42,8 @@ impl TractEngine {
     /// Loads, optimizes and plans the ONNX model at `path`. External tensor data, if the model
     /// has any, is read relative to the file's folder.
     pub fn load(path: &Path) -> Result<TractEngine, EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| EngineError::Io { path: path.display().to_string(), source })?;
         let dir = path.parent().and_then(|d| d.to_str());
         Self::from_bytes(&bytes, dir, &path.display().to_string())
     }
@@ -57,15 +53,10 @@ impl TractEngine {
         Self::from_bytes(bytes, None, "<bytes>")
     }
 
-    fn from_bytes(
-        bytes: &[u8],
-        dir: Option<&str>,
-        label: &str,
-    ) -> Result<TractEngine, EngineError> {
+    fn from_bytes(bytes: &[u8], dir: Option<&str>, label: &str) -> Result<TractEngine, EngineError> {
         let load = || {
-            let proto = framework()
-                .proto_model_for_read(&mut &*bytes)
-                .map_err(|e| format!("not an ONNX model: {e:#}"))?;
+            let proto =
+                framework().proto_model_for_read(&mut &*bytes).map_err(|e| format!("not an ONNX model: {e:#}"))?;
             build(&proto, dir)
         };
         Self::guarded(load, label)
@@ -73,29 +64,18 @@ impl TractEngine {
 
     /// Builds an engine from an already decoded model (tests build models in code).
     #[cfg(test)]
-    pub(crate) fn from_proto(
-        proto: &tract_onnx::pb::ModelProto,
-    ) -> Result<TractEngine, EngineError> {
+    pub(crate) fn from_proto(proto: &tract_onnx::pb::ModelProto) -> Result<TractEngine, EngineError> {
         Self::guarded(|| build(proto, None), "<proto>")
     }
 
-    fn guarded(
-        load: impl FnOnce() -> Result<TractEngine, String>,
-        label: &str,
-    ) -> Result<TractEngine, EngineError> {
-        let load_err = |reason: String| EngineError::Load {
-            path: label.to_string(),
-            reason,
-        };
+    fn guarded(load: impl FnOnce() -> Result<TractEngine, String>, label: &str) -> Result<TractEngine, EngineError> {
+        let load_err = |reason: String| EngineError::Load { path: label.to_string(), reason };
         // tract indexes and unwraps in places while parsing; a malformed file must come back
         // as an error, not take the process down.
         match catch_unwind(AssertUnwindSafe(load)) {
             Ok(Ok(engine)) => Ok(engine),
             Ok(Err(reason)) => Err(load_err(reason)),
-            Err(panic) => Err(load_err(format!(
-                "tract panicked while loading: {}",
-                panic_message(&*panic)
-            ))),
+            Err(panic) => Err(load_err(format!("tract panicked while loading: {}", panic_message(&*panic)))),
         }
     }
 
@@ -112,40 +92,21 @@ impl TractEngine {
     fn check_inputs(&self, inputs: &[Tensor]) -> Result<(), EngineError> {
         let specs = &self.signature.inputs;
         if inputs.len() != specs.len() {
-            return Err(EngineError::InputCount {
-                expected: specs.len(),
-                received: inputs.len(),
-            });
+            return Err(EngineError::InputCount { expected: specs.len(), received: inputs.len() });
         }
         let mut batch: Option<(usize, &str)> = None;
         for (spec, t) in specs.iter().zip(inputs) {
-            let bad = |reason: String| EngineError::BadInput {
-                name: spec.name.clone(),
-                reason,
-            };
+            let bad = |reason: String| EngineError::BadInput { name: spec.name.clone(), reason };
             if t.datatype() != spec.datatype {
-                return Err(bad(format!(
-                    "expected datatype {}, received {}",
-                    spec.datatype,
-                    t.datatype()
-                )));
+                return Err(bad(format!("expected datatype {}, received {}", spec.datatype, t.datatype())));
             }
-            let fits = t.shape.len() == spec.shape.len()
-                && spec.shape.iter().zip(&t.shape).all(|(d, n)| d.accepts(*n));
+            let fits = t.shape.len() == spec.shape.len() && spec.shape.iter().zip(&t.shape).all(|(d, n)| d.accepts(*n));
             if !fits {
-                return Err(bad(format!(
-                    "expected shape {}, received {:?}",
-                    shape_text(&spec.shape),
-                    t.shape
-                )));
+                return Err(bad(format!("expected shape {}, received {:?}", shape_text(&spec.shape), t.shape)));
             }
             let elements: usize = t.shape.iter().product();
             if elements != t.data.len() {
-                return Err(bad(format!(
-                    "shape {:?} holds {elements} elements, received {}",
-                    t.shape,
-                    t.data.len()
-                )));
+                return Err(bad(format!("shape {:?} holds {elements} elements, received {}", t.shape, t.data.len())));
             }
             if self.signature.batched {
                 let rows = t.shape[0];
@@ -173,19 +134,13 @@ impl Engine for TractEngine {
         self.check_inputs(&inputs)?;
         let mut values: TVec<TValue> = TVec::with_capacity(inputs.len());
         for (spec, t) in self.signature.inputs.iter().zip(inputs) {
-            values.push(to_tract(t).map_err(|reason| EngineError::BadInput {
-                name: spec.name.clone(),
-                reason,
-            })?);
+            values.push(to_tract(t).map_err(|reason| EngineError::BadInput { name: spec.name.clone(), reason })?);
         }
         let outputs = match catch_unwind(AssertUnwindSafe(|| self.plan.run(values))) {
             Ok(Ok(outputs)) => outputs,
             Ok(Err(e)) => return Err(EngineError::Run(format!("{e:#}"))),
             Err(panic) => {
-                return Err(EngineError::Run(format!(
-                    "tract panicked: {}",
-                    panic_message(&*panic)
-                )));
+                return Err(EngineError::Run(format!("tract panicked: {}", panic_message(&*panic))));
             }
         };
         if outputs.len() != self.signature.outputs.len() {
@@ -199,8 +154,7 @@ impl Engine for TractEngine {
             .iter()
             .zip(&self.signature.outputs)
             .map(|(v, spec)| {
-                from_tract(v)
-                    .map_err(|reason| EngineError::Run(format!("output '{}': {reason}", spec.name)))
+                from_tract(v).map_err(|reason| EngineError::Run(format!("output '{}': {reason}", spec.name)))
             })
             .collect()
     }
@@ -237,35 +191,23 @@ enum Declared {
 }
 
 fn build(proto: &tract_onnx::pb::ModelProto, dir: Option<&str>) -> Result<TractEngine, String> {
-    let parsed = framework()
-        .parse(proto, dir)
-        .map_err(|e| format!("{e:#}"))?;
+    let parsed = framework().parse(proto, dir).map_err(|e| format!("{e:#}"))?;
     if !parsed.unresolved_inputs.is_empty() {
-        return Err(format!(
-            "graph uses undefined values {:?}",
-            parsed.unresolved_inputs
-        ));
+        return Err(format!("graph uses undefined values {:?}", parsed.unresolved_inputs));
     }
     let mut model = parsed.model;
     let (input_specs, batch) = fix_input_facts(&mut model)?;
     let output_names = output_names(&model)?;
-    let mut typed = model
-        .into_typed()
-        .map_err(|e| format!("cannot type the model: {e:#}"))?;
+    let mut typed = model.into_typed().map_err(|e| format!("cannot type the model: {e:#}"))?;
     tdim_outputs_to_i64(&mut typed).map_err(|e| format!("{e:#}"))?;
-    let typed = typed
-        .into_optimized()
-        .map_err(|e| format!("cannot optimize the model: {e:#}"))?;
+    let typed = typed.into_optimized().map_err(|e| format!("cannot optimize the model: {e:#}"))?;
 
     let mut outputs = Vec::with_capacity(output_names.len());
     let mut outputs_batched = true;
     for (ix, name) in output_names.into_iter().enumerate() {
         let fact = typed.output_fact(ix).map_err(|e| format!("{e:#}"))?;
         let datatype = datatype_of(fact.datum_type).ok_or_else(|| {
-            format!(
-                "output '{name}' has datatype {:?}, which recserve cannot serve",
-                fact.datum_type
-            )
+            format!("output '{name}' has datatype {:?}, which recserve cannot serve", fact.datum_type)
         })?;
         let dims: Vec<&TDim> = fact.shape.iter().collect();
         let batch_first = match (&batch, dims.first()) {
@@ -280,24 +222,11 @@ fn build(proto: &tract_onnx::pb::ModelProto, dir: Option<&str>) -> Result<TractE
                 _ => Dim::Variable,
             })
             .collect();
-        outputs.push(TensorSpec {
-            name,
-            datatype,
-            shape,
-        });
+        outputs.push(TensorSpec { name, datatype, shape });
     }
-    let plan = typed
-        .into_runnable()
-        .map_err(|e| format!("cannot plan the model: {e:#}"))?;
+    let plan = typed.into_runnable().map_err(|e| format!("cannot plan the model: {e:#}"))?;
     let batched = batch.is_some() && outputs_batched && !input_specs.is_empty();
-    Ok(TractEngine {
-        signature: ModelSignature {
-            inputs: input_specs,
-            outputs,
-            batched,
-        },
-        plan,
-    })
+    Ok(TractEngine { signature: ModelSignature { inputs: input_specs, outputs, batched }, plan })
 }
 
 /// tract reads ONNX `Cast(to=INT64)` as a cast to its symbolic-dimension type (TDim), so a
@@ -318,35 +247,23 @@ fn output_names(model: &InferenceModel) -> Result<Vec<String>, String> {
     let outlets = model.output_outlets().map_err(|e| format!("{e:#}"))?;
     Ok(outlets
         .iter()
-        .map(|o| {
-            model
-                .outlet_label(*o)
-                .map(str::to_string)
-                .unwrap_or_else(|| model.node(o.node).name.clone())
-        })
+        .map(|o| model.outlet_label(*o).map(str::to_string).unwrap_or_else(|| model.node(o.node).name.clone()))
         .collect())
 }
 
 /// Reads each input's declared datatype and shape, makes every dimension a concrete size or a
 /// symbol (the first dimension of every input being the one batch symbol when they all leave
 /// it open), and sets those facts on the model. Returns the input specs and the batch symbol.
-fn fix_input_facts(
-    model: &mut InferenceModel,
-) -> Result<(Vec<TensorSpec>, Option<Symbol>), String> {
+fn fix_input_facts(model: &mut InferenceModel) -> Result<(Vec<TensorSpec>, Option<Symbol>), String> {
     let n_inputs = model.input_outlets().map_err(|e| format!("{e:#}"))?.len();
     let mut declared: Vec<(String, DatumType, Vec<Declared>)> = Vec::with_capacity(n_inputs);
     for ix in 0..n_inputs {
         let outlet = model.input_outlets().map_err(|e| format!("{e:#}"))?[ix];
         let name = model.node(outlet.node).name.clone();
         let fact = model.input_fact(ix).map_err(|e| format!("{e:#}"))?;
-        let dt = fact
-            .datum_type
-            .concretize()
-            .ok_or_else(|| format!("input '{name}' declares no datatype"))?;
+        let dt = fact.datum_type.concretize().ok_or_else(|| format!("input '{name}' declares no datatype"))?;
         if datatype_of(dt).is_none() {
-            return Err(format!(
-                "input '{name}' has datatype {dt:?}, which recserve cannot serve"
-            ));
+            return Err(format!("input '{name}' has datatype {dt:?}, which recserve cannot serve"));
         }
         if fact.shape.is_open() {
             return Err(format!("input '{name}' declares no shape"));
@@ -380,11 +297,7 @@ fn fix_input_facts(
             _ => batched = false,
         }
     }
-    let batch = if batched {
-        Some(batch.unwrap_or_else(|| model.symbols.new_with_prefix("batch")))
-    } else {
-        None
-    };
+    let batch = if batched { Some(batch.unwrap_or_else(|| model.symbols.new_with_prefix("batch"))) } else { None };
 
     let mut specs = Vec::with_capacity(declared.len());
     for (ix, (name, dt, dims)) in declared.into_iter().enumerate() {
@@ -395,25 +308,15 @@ fn fix_input_facts(
                 (Declared::Fixed(n), _) => (Dim::Fixed(n), TDim::Val(n as i64)),
                 (_, Some(b)) if axis == 0 => (Dim::Variable, TDim::Sym(b.clone())),
                 (Declared::Symbolic(t), _) => (Dim::Variable, t),
-                (Declared::Unknown, _) => (
-                    Dim::Variable,
-                    TDim::Sym(model.symbols.new_with_prefix("unk")),
-                ),
+                (Declared::Unknown, _) => (Dim::Variable, TDim::Sym(model.symbols.new_with_prefix("unk"))),
             };
             shape.push(dim);
             facts.push(GenericFactoid::Only(fact));
         }
         let fact = InferenceFact::dt_shape(dt, ShapeFactoid::closed(facts));
-        model
-            .set_input_fact(ix, fact)
-            .map_err(|e| format!("input '{name}': {e:#}"))?;
-        let datatype =
-            datatype_of(dt).ok_or_else(|| format!("input '{name}' has datatype {dt:?}"))?;
-        specs.push(TensorSpec {
-            name,
-            datatype,
-            shape,
-        });
+        model.set_input_fact(ix, fact).map_err(|e| format!("input '{name}': {e:#}"))?;
+        let datatype = datatype_of(dt).ok_or_else(|| format!("input '{name}' has datatype {dt:?}"))?;
+        specs.push(TensorSpec { name, datatype, shape });
     }
     Ok((specs, batch))
 }
@@ -461,13 +364,10 @@ fn to_tract(t: Tensor) -> Result<TValue, String> {
             let strings = v
                 .into_iter()
                 .enumerate()
-                .map(|(i, b)| {
-                    String::from_utf8(b).map_err(|_| format!("element {i} is not valid UTF-8"))
-                })
+                .map(|(i, b)| String::from_utf8(b).map_err(|_| format!("element {i} is not valid UTF-8")))
                 .collect::<Result<Vec<String>, String>>()?;
-            let array =
-                tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&shape), strings)
-                    .map_err(|e| e.to_string())?;
+            let array = tract_ndarray::ArrayD::from_shape_vec(tract_ndarray::IxDyn(&shape), strings)
+                .map_err(|e| e.to_string())?;
             Ok(TT::from(array))
         }
     }
@@ -497,14 +397,9 @@ fn from_tract(v: &TValue) -> Result<Tensor, String> {
         DatumType::F16 => copy!(F16, half::f16),
         DatumType::F32 => copy!(F32, f32),
         DatumType::F64 => copy!(F64, f64),
-        DatumType::String => TensorData::Bytes(
-            plain
-                .as_slice::<String>()
-                .map_err(err)?
-                .iter()
-                .map(|s| s.as_bytes().to_vec())
-                .collect(),
-        ),
+        DatumType::String => {
+            TensorData::Bytes(plain.as_slice::<String>().map_err(err)?.iter().map(|s| s.as_bytes().to_vec()).collect())
+        }
         other => return Err(format!("datatype {other:?} is not served")),
     };
     Tensor::new(v.shape().to_vec(), data).map_err(|e| e.to_string())

@@ -21,9 +21,7 @@ use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::tract_ndarray::{ArrayD, Axis, IxDyn};
 use tract_onnx_opl::ml::tree::{Aggregate, TreeEnsemble};
 
-use crate::tree_ensemble_regressor::{
-    PostTransform, floats_attr, parse_post_transform, parse_trees,
-};
+use crate::tree_ensemble_regressor::{PostTransform, floats_attr, parse_post_transform, parse_trees};
 use crate::tree_scores::TreeEnsembleScores;
 
 /// Adds (replaces) `TreeEnsembleClassifier` in an ONNX op register.
@@ -36,9 +34,7 @@ fn class_labels(node: &NodeProto) -> TractResult<Arc<Tensor>> {
     let strs = node.get_attr_opt_tvec::<&str>("classlabels_strings")?;
     match (ints, strs) {
         (Some(n), None) => Ok(rctensor1(n)),
-        (None, Some(s)) => Ok(rctensor1(
-            &s.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        )),
+        (None, Some(s)) => Ok(rctensor1(&s.iter().map(|d| d.to_string()).collect::<Vec<_>>())),
         (None, None) => bail!("neither classlabels_int64s nor classlabels_strings is set"),
         (Some(_), Some(_)) => {
             bail!("only one of classlabels_int64s and classlabels_strings can be set")
@@ -46,30 +42,18 @@ fn class_labels(node: &NodeProto) -> TractResult<Arc<Tensor>> {
     }
 }
 
-fn tree_classifier(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+fn tree_classifier(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let labels = class_labels(node)?;
     let n_classes = labels.len();
     node.expect(n_classes >= 2, "at least two class labels")?;
     let parsed = parse_trees(ctx, node, "class", n_classes)?;
-    let post_transform =
-        parse_post_transform(node.get_attr_opt("post_transform")?.unwrap_or("NONE"))?;
+    let post_transform = parse_post_transform(node.get_attr_opt("post_transform")?.unwrap_or("NONE"))?;
     let base_values = floats_attr(ctx, node, "base_values")?.unwrap_or_default();
-    let base_ok = base_values.is_empty()
-        || base_values.len() == n_classes
-        || (n_classes == 2 && base_values.len() == 1);
-    node.expect_attr("base_values", base_ok, || {
-        format!("0 or {n_classes} values, got {}", base_values.len())
-    })?;
+    let base_ok =
+        base_values.is_empty() || base_values.len() == n_classes || (n_classes == 2 && base_values.len() == 1);
+    node.expect_attr("base_values", base_ok, || format!("0 or {n_classes} values, got {}", base_values.len()))?;
     let binary_case = n_classes == 2 && parsed.voted.iter().filter(|v| **v).count() == 1;
-    let ensemble = TreeEnsemble::build(
-        parsed.data,
-        parsed.max_used_feature,
-        n_classes,
-        Aggregate::Sum,
-    )?;
+    let ensemble = TreeEnsemble::build(parsed.data, parsed.max_used_feature, n_classes, Aggregate::Sum)?;
     Ok((
         expand(TreeEnsembleClassifier {
             ensemble,
@@ -106,33 +90,19 @@ impl Expansion for TreeEnsembleClassifier {
         check_input_arity(inputs, 1)?;
         check_output_arity(outputs, 2)?;
         s.equals(&inputs[0].rank, 2)?;
-        s.equals(
-            &outputs[0].datum_type,
-            self.outputs.class_labels.datum_type(),
-        )?;
+        s.equals(&outputs[0].datum_type, self.outputs.class_labels.datum_type())?;
         s.equals(&outputs[0].rank, 1)?;
         s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
         s.equals(&outputs[1].datum_type, DatumType::F32)?;
         s.equals(&outputs[1].rank, 2)?;
         s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
-        s.equals(
-            &outputs[1].shape[1],
-            self.outputs.class_labels.len().to_dim(),
-        )?;
+        s.equals(&outputs[1].shape[1], self.outputs.class_labels.len().to_dim())?;
         Ok(())
     }
 
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let scores = model.wire_node(
-            format!("{prefix}.trees"),
-            TreeEnsembleScores::new(self.ensemble.clone())?,
-            inputs,
-        )?;
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let scores =
+            model.wire_node(format!("{prefix}.trees"), TreeEnsembleScores::new(self.ensemble.clone())?, inputs)?;
         model.wire_node(format!("{prefix}.outputs"), self.outputs.clone(), &scores)
     }
 
@@ -222,11 +192,7 @@ impl ClassifierOutputs {
         } else {
             0.0
         };
-        let threshold = if self.binary_case && self.weights_all_positive {
-            0.5
-        } else {
-            0.0
-        };
+        let threshold = if self.binary_case && self.weights_all_positive { 0.5 } else { 0.0 };
         let label = usize::from(positive > threshold);
         if two_scores {
             post(self.post_transform, &mut p);
@@ -261,11 +227,7 @@ impl EvalOp for ClassifierOutputs {
         let scores = args_1!(inputs);
         let scores = scores.to_plain_array_view::<f32>()?;
         let n_classes = self.class_labels.len();
-        ensure!(
-            scores.ndim() == 2 && scores.shape()[1] == n_classes,
-            "scores of shape {:?}",
-            scores.shape()
-        );
+        ensure!(scores.ndim() == 2 && scores.shape()[1] == n_classes, "scores of shape {:?}", scores.shape());
         let rows = scores.shape()[0];
         let mut probs = ArrayD::<f32>::zeros(IxDyn(&[rows, n_classes]));
         let mut label_ix = Vec::with_capacity(rows);
@@ -283,12 +245,7 @@ impl EvalOp for ClassifierOutputs {
             }
             DatumType::String => {
                 let l = labels.as_slice::<String>()?;
-                tensor1(
-                    &label_ix
-                        .iter()
-                        .map(|i| l[*i].clone())
-                        .collect::<Vec<String>>(),
-                )
+                tensor1(&label_ix.iter().map(|i| l[*i].clone()).collect::<Vec<String>>())
             }
             other => bail!("class labels of type {other:?}"),
         };
@@ -300,9 +257,7 @@ impl TypedOp for ClassifierOutputs {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n = inputs[0].shape[0].clone();
         Ok(tvec!(
-            self.class_labels
-                .datum_type()
-                .fact(std::slice::from_ref(&n)),
+            self.class_labels.datum_type().fact(std::slice::from_ref(&n)),
             f32::fact(&[n, self.class_labels.len().into()])
         ))
     }
@@ -314,12 +269,7 @@ impl TypedOp for ClassifierOutputs {
 mod tests {
     use super::*;
 
-    fn outputs(
-        binary_case: bool,
-        all_positive: bool,
-        post: Option<PostTransform>,
-        base: &[f32],
-    ) -> ClassifierOutputs {
+    fn outputs(binary_case: bool, all_positive: bool, post: Option<PostTransform>, base: &[f32]) -> ClassifierOutputs {
         ClassifierOutputs {
             class_labels: rctensor1(&[0i64, 1]),
             has_score: vec![true, false],
@@ -348,10 +298,7 @@ mod tests {
         let o = outputs(true, false, Some(PostTransform::Logistic), &[0.5]);
         let (label, p) = row(&o, -0.2); // -0.2 + 0.5 > 0
         assert_eq!(label, 1);
-        assert!(
-            (p[1] - logistic(0.3)).abs() < 1e-6 && (p[0] - logistic(-0.3)).abs() < 1e-6,
-            "{p:?}"
-        );
+        assert!((p[1] - logistic(0.3)).abs() < 1e-6 && (p[0] - logistic(-0.3)).abs() < 1e-6, "{p:?}");
         assert_eq!(row(&o, -0.7).0, 0);
     }
 
@@ -396,27 +343,16 @@ mod tests {
             "TreeEnsembleClassifier",
             attributes,
             1,
-            &[
-                ("label", 8, &[None]),
-                ("probabilities", 1, &[None, Some(2)]),
-            ],
+            &[("label", 8, &[None]), ("probabilities", 1, &[None, Some(2)])],
         );
         let engine = TractEngine::from_proto(&model).expect("loads");
         assert_eq!(engine.signature().outputs[0].datatype, DataType::Bytes);
         let x = Tensor::new(vec![3, 1], TensorData::F32(vec![1.0, 0.5, f32::NAN])).expect("tensor");
         let out = engine.run(vec![x]).expect("runs");
         // x >= 1 → 0.9 → "yes"; x < 1 → 0.2 → "no"; NaN (missing goes false) → 0.2 → "no".
-        assert_eq!(
-            out[0].data,
-            TensorData::Bytes(vec![b"yes".to_vec(), b"no".to_vec(), b"no".to_vec()])
-        );
-        let TensorData::F32(p) = &out[1].data else {
-            panic!("probabilities are FP32")
-        };
+        assert_eq!(out[0].data, TensorData::Bytes(vec![b"yes".to_vec(), b"no".to_vec(), b"no".to_vec()]));
+        let TensorData::F32(p) = &out[1].data else { panic!("probabilities are FP32") };
         let want = [0.1, 0.9, 0.8, 0.2, 0.8, 0.2];
-        assert!(
-            p.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
-            "{p:?}"
-        );
+        assert!(p.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{p:?}");
     }
 }

@@ -61,11 +61,7 @@ fn parse_node_mode(s: &str) -> TractResult<Option<Cmp>> {
 }
 
 /// A float-list attribute, or its opset-3 `<name>_as_tensor` double form.
-pub(crate) fn floats_attr(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-    name: &str,
-) -> TractResult<Option<Vec<f32>>> {
+pub(crate) fn floats_attr(ctx: &ParsingContext, node: &NodeProto, name: &str) -> TractResult<Option<Vec<f32>>> {
     if let Some(v) = node.get_attr_opt_vec::<f32>(name)? {
         return Ok(Some(v));
     }
@@ -81,9 +77,7 @@ pub(crate) fn floats_attr(
 
 fn usizes(node: &NodeProto, name: &str, n: usize) -> TractResult<Vec<usize>> {
     let v = node.get_attr_vec::<usize>(name)?;
-    node.expect_attr(name, v.len() == n, || {
-        format!("{n} values, got {}", v.len())
-    })?;
+    node.expect_attr(name, v.len() == n, || format!("{n} values, got {}", v.len()))?;
     Ok(v)
 }
 
@@ -117,25 +111,16 @@ pub(crate) fn parse_trees(
     let true_ids = usizes(node, "nodes_truenodeids", n_nodes)?;
     let false_ids = usizes(node, "nodes_falsenodeids", n_nodes)?;
     let values = floats_attr(ctx, node, "nodes_values")?.unwrap_or_default();
-    node.expect_attr("nodes_values", values.len() == n_nodes, || {
-        format!("{n_nodes} values, got {}", values.len())
-    })?;
+    node.expect_attr("nodes_values", values.len() == n_nodes, || format!("{n_nodes} values, got {}", values.len()))?;
     let nan_is_true = match node.get_attr_opt_vec::<bool>("nodes_missing_value_tracks_true")? {
         Some(v) => {
-            node.expect_attr(
-                "nodes_missing_value_tracks_true",
-                v.len() == n_nodes,
-                "one value per node",
-            )?;
+            node.expect_attr("nodes_missing_value_tracks_true", v.len() == n_nodes, "one value per node")?;
             v
         }
         None => vec![false; n_nodes],
     };
-    let modes: Vec<Option<Cmp>> = node
-        .get_attr_vec::<&str>("nodes_modes")?
-        .iter()
-        .map(|s| parse_node_mode(s))
-        .collect::<TractResult<_>>()?;
+    let modes: Vec<Option<Cmp>> =
+        node.get_attr_vec::<&str>("nodes_modes")?.iter().map(|s| parse_node_mode(s)).collect::<TractResult<_>>()?;
     node.expect_attr("nodes_modes", modes.len() == n_nodes, "one value per node")?;
 
     let n_leaves = node.get_attr_slice::<i64>(&attr("ids"))?.len();
@@ -143,11 +128,7 @@ pub(crate) fn parse_trees(
     let leaf_node_ids = usizes(node, &attr("nodeids"), n_leaves)?;
     let leaf_tree_ids = usizes(node, &attr("treeids"), n_leaves)?;
     let leaf_weights = floats_attr(ctx, node, &attr("weights"))?.unwrap_or_default();
-    node.expect_attr(
-        &attr("weights"),
-        leaf_weights.len() == n_leaves,
-        "one value per leaf id",
-    )?;
+    node.expect_attr(&attr("weights"), leaf_weights.len() == n_leaves, "one value per leaf id")?;
     if let Some(bad) = leaf_targets.iter().find(|t| **t >= n_targets) {
         bail!("{prefix} id {bad} out of range: there are {n_targets}");
     }
@@ -161,11 +142,7 @@ pub(crate) fn parse_trees(
     let mut row_of: HashMap<(usize, usize), usize> = HashMap::with_capacity(n_nodes);
     for (row, &ix) in order.iter().enumerate() {
         if row_of.insert((tree_ids[ix], node_ids[ix]), row).is_some() {
-            bail!(
-                "node {} of tree {} is defined twice",
-                node_ids[ix],
-                tree_ids[ix]
-            );
+            bail!("node {} of tree {} is defined twice", node_ids[ix], tree_ids[ix]);
         }
     }
     let mut weights_of: HashMap<(usize, usize), Vec<(usize, f32)>> = HashMap::new();
@@ -173,21 +150,10 @@ pub(crate) fn parse_trees(
         let key = (leaf_tree_ids[i], leaf_node_ids[i]);
         match row_of.get(&key) {
             Some(&row) if modes[order[row]].is_none() => {}
-            Some(_) => bail!(
-                "{prefix} weight attached to branch node {} of tree {}",
-                key.1,
-                key.0
-            ),
-            None => bail!(
-                "{prefix} weight attached to unknown node {} of tree {}",
-                key.1,
-                key.0
-            ),
+            Some(_) => bail!("{prefix} weight attached to branch node {} of tree {}", key.1, key.0),
+            None => bail!("{prefix} weight attached to unknown node {} of tree {}", key.1, key.0),
         }
-        weights_of
-            .entry(key)
-            .or_default()
-            .push((leaf_targets[i], leaf_weights[i]));
+        weights_of.entry(key).or_default().push((leaf_targets[i], leaf_weights[i]));
     }
 
     let mut trees: Vec<u32> = vec![];
@@ -202,12 +168,10 @@ pub(crate) fn parse_trees(
             trees.push(as_u32(row)?);
         }
         let child = |id: usize| {
-            row_of.get(&(tree, id)).copied().ok_or_else(|| {
-                format_err!(
-                    "node {} of tree {tree} points to missing node {id}",
-                    node_ids[ix]
-                )
-            })
+            row_of
+                .get(&(tree, id))
+                .copied()
+                .ok_or_else(|| format_err!("node {} of tree {tree} points to missing node {id}", node_ids[ix]))
         };
         match modes[ix] {
             Some(cmp) => {
@@ -229,30 +193,15 @@ pub(crate) fn parse_trees(
         }
     }
     check_acyclic(&trees, &nodes)?;
-    let max_used_feature = feature_ids
-        .iter()
-        .zip(&modes)
-        .filter(|(_, m)| m.is_some())
-        .map(|(f, _)| *f)
-        .max()
-        .unwrap_or(0);
+    let max_used_feature =
+        feature_ids.iter().zip(&modes).filter(|(_, m)| m.is_some()).map(|(f, _)| *f).max().unwrap_or(0);
     let n_trees = trees.len();
     let data = TreeEnsembleData {
         trees: rctensor1(&trees),
-        nodes: tensor1(&nodes)
-            .into_shape(&[nodes.len() / 5, 5])?
-            .into_arc_tensor(),
-        leaves: tensor1(&leaves)
-            .into_shape(&[leaves.len() / 2, 2])?
-            .into_arc_tensor(),
+        nodes: tensor1(&nodes).into_shape(&[nodes.len() / 5, 5])?.into_arc_tensor(),
+        leaves: tensor1(&leaves).into_shape(&[leaves.len() / 2, 2])?.into_arc_tensor(),
     };
-    Ok(ParsedTrees {
-        data,
-        n_trees,
-        max_used_feature,
-        voted,
-        weights_all_positive,
-    })
+    Ok(ParsedTrees { data, n_trees, max_used_feature, voted, weights_all_positive })
 }
 
 /// Every tree is walked from its root; a node reached twice means a cycle or shared subtree,
@@ -264,10 +213,7 @@ fn check_acyclic(trees: &[u32], nodes: &[u32]) -> TractResult<()> {
         let mut stack = vec![root as usize];
         while let Some(row) = stack.pop() {
             ensure!(row < n_rows, "tree node {row} out of range");
-            ensure!(
-                !seen[row],
-                "tree node {row} is reached twice (cycle or shared subtree)"
-            );
+            ensure!(!seen[row], "tree node {row} is reached twice (cycle or shared subtree)");
             seen[row] = true;
             let r = &nodes[row * 5..row * 5 + 5];
             if r[4] & 0xFF != 0 {
@@ -279,15 +225,11 @@ fn check_acyclic(trees: &[u32], nodes: &[u32]) -> TractResult<()> {
     Ok(())
 }
 
-fn tree_regressor(
-    ctx: &ParsingContext,
-    node: &NodeProto,
-) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+fn tree_regressor(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let n_targets: usize = node.get_attr_opt("n_targets")?.unwrap_or(1);
     node.expect_attr("n_targets", n_targets > 0, "at least one target")?;
     let aggregate = parse_aggregate(node.get_attr_opt("aggregate_function")?.unwrap_or("SUM"))?;
-    let post_transform =
-        parse_post_transform(node.get_attr_opt("post_transform")?.unwrap_or("NONE"))?;
+    let post_transform = parse_post_transform(node.get_attr_opt("post_transform")?.unwrap_or("NONE"))?;
     let base_values = floats_attr(ctx, node, "base_values")?;
     if let Some(b) = &base_values {
         node.expect_attr("base_values", b.len() == n_targets, || {
@@ -344,44 +286,21 @@ impl Expansion for TreeEnsembleRegressor {
         Ok(())
     }
 
-    fn wire(
-        &self,
-        prefix: &str,
-        model: &mut TypedModel,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        let mut scores = model.wire_node(
-            format!("{prefix}.trees"),
-            TreeEnsembleScores::new(self.ensemble.clone())?,
-            inputs,
-        )?;
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let mut scores =
+            model.wire_node(format!("{prefix}.trees"), TreeEnsembleScores::new(self.ensemble.clone())?, inputs)?;
         if self.aggregate == Aggregate::Avg {
-            let n = model.add_const(
-                format!("{prefix}.n_trees"),
-                rctensor2(&[[self.n_trees as f32]]),
-            )?;
-            scores = model.wire_node(
-                format!("{prefix}.average"),
-                tract_core::ops::math::div(),
-                &[scores[0], n],
-            )?;
+            let n = model.add_const(format!("{prefix}.n_trees"), rctensor2(&[[self.n_trees as f32]]))?;
+            scores = model.wire_node(format!("{prefix}.average"), tract_core::ops::math::div(), &[scores[0], n])?;
         }
         if let Some(base) = &self.base_values {
             let base = model.add_const(format!("{prefix}.base_values"), base.clone())?;
-            scores = model.wire_node(
-                format!("{prefix}.add_base"),
-                tract_core::ops::math::add(),
-                &[scores[0], base],
-            )?;
+            scores = model.wire_node(format!("{prefix}.add_base"), tract_core::ops::math::add(), &[scores[0], base])?;
         }
         match self.post_transform {
             None => {}
             Some(PostTransform::Logistic) => {
-                scores = model.wire_node(
-                    format!("{prefix}.logistic"),
-                    tract_core::ops::nn::sigmoid(),
-                    &scores,
-                )?;
+                scores = model.wire_node(format!("{prefix}.logistic"), tract_core::ops::nn::sigmoid(), &scores)?;
             }
             Some(PostTransform::Softmax) => {
                 scores = tract_onnx::tract_hir::ops::nn::LayerSoftmax::new(1, false).wire(
@@ -403,12 +322,7 @@ mod tests {
     use tract_onnx::pb::{AttributeProto, ModelProto};
 
     fn model(attributes: Vec<AttributeProto>, n_features: i64, n_targets: i64) -> ModelProto {
-        one_node_model(
-            "TreeEnsembleRegressor",
-            attributes,
-            n_features,
-            &[("y", 1, &[None, Some(n_targets)])],
-        )
+        one_node_model("TreeEnsembleRegressor", attributes, n_features, &[("y", 1, &[None, Some(n_targets)])])
     }
 
     /// Two trees on feature 0, listed out of order and with sparse node ids:
@@ -419,10 +333,7 @@ mod tests {
             ints("nodes_treeids", &[1, 0, 0, 0, 1, 1]),
             ints("nodes_nodeids", &[7, 0, 1, 2, 5, 9]),
             ints("nodes_featureids", &[0, 0, 0, 0, 0, 0]),
-            strings(
-                "nodes_modes",
-                &["LEAF", "BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GTE", "LEAF"],
-            ),
+            strings("nodes_modes", &["LEAF", "BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GTE", "LEAF"]),
             floats("nodes_values", &[0.0, 0.5, 0.0, 0.0, 1.5, 0.0]),
             ints("nodes_truenodeids", &[0, 1, 0, 0, 7, 0]),
             ints("nodes_falsenodeids", &[0, 2, 0, 0, 9, 0]),
@@ -437,11 +348,7 @@ mod tests {
     fn run(proto: &ModelProto, x: Vec<f32>) -> Vec<f32> {
         let engine = TractEngine::from_proto(proto).expect("model loads");
         let rows = x.len();
-        let out = engine
-            .run(vec![
-                Tensor::new(vec![rows, 1], TensorData::F32(x)).expect("tensor"),
-            ])
-            .expect("runs");
+        let out = engine.run(vec![Tensor::new(vec![rows, 1], TensorData::F32(x)).expect("tensor")]).expect("runs");
         match &out[0].data {
             TensorData::F32(v) => v.clone(),
             other => panic!("unexpected output {other:?}"),
@@ -453,10 +360,7 @@ mod tests {
     #[test]
     fn sum_is_the_default_and_nan_follows_the_missing_flag() {
         // x=0: 1+20; x=2: 3+10; NaN: 3 (false) + 10 (true); x=1: 3+20
-        assert_eq!(
-            run(&model(two_trees(), 1, 1), X.to_vec()),
-            vec![21.0, 13.0, 13.0, 23.0]
-        );
+        assert_eq!(run(&model(two_trees(), 1, 1), X.to_vec()), vec![21.0, 13.0, 13.0, 23.0]);
     }
 
     #[test]
@@ -505,8 +409,7 @@ mod tests {
             floats("base_values", &[0.5, 0.25]),
         ];
         let engine = TractEngine::from_proto(&model(a.clone(), 2, 2)).expect("loads");
-        let x =
-            Tensor::new(vec![2, 2], TensorData::F32(vec![9.0, -1.0, 9.0, 1.0])).expect("tensor");
+        let x = Tensor::new(vec![2, 2], TensorData::F32(vec![9.0, -1.0, 9.0, 1.0])).expect("tensor");
         let out = engine.run(vec![x.clone()]).expect("runs");
         assert_eq!(out[0].shape, vec![2, 2]);
         assert_eq!(out[0].data, TensorData::F32(vec![1.5, 2.25, 3.5, 1.25]));
@@ -515,9 +418,7 @@ mod tests {
         soft.push(string("post_transform", "SOFTMAX"));
         let engine = TractEngine::from_proto(&model(soft, 2, 2)).expect("loads");
         let out = engine.run(vec![x]).expect("runs");
-        let TensorData::F32(v) = &out[0].data else {
-            panic!("not f32")
-        };
+        let TensorData::F32(v) = &out[0].data else { panic!("not f32") };
         let e = |a: f32, b: f32| (a.exp() / (a.exp() + b.exp()), b.exp() / (a.exp() + b.exp()));
         let (p0, p1) = e(1.5, 2.25);
         let (q0, q1) = e(3.5, 1.25);
@@ -541,17 +442,11 @@ mod tests {
 
         let mut dangling = two_trees();
         dangling[6] = ints("nodes_falsenodeids", &[0, 2, 0, 0, 4, 0]);
-        assert!(
-            load_err(dangling).contains("missing node 4"),
-            "dangling child"
-        );
+        assert!(load_err(dangling).contains("missing node 4"), "dangling child");
 
         let mut bad_target = two_trees();
         bad_target[10] = ints("target_ids", &[0, 0, 3, 0]);
-        assert!(
-            load_err(bad_target).contains("target id 3 out of range"),
-            "target out of range"
-        );
+        assert!(load_err(bad_target).contains("target id 3 out of range"), "target out of range");
 
         let mut agg = two_trees();
         agg.push(string("aggregate_function", "MEDIAN"));
@@ -559,9 +454,6 @@ mod tests {
 
         let mut post = two_trees();
         post.push(string("post_transform", "PROBIT"));
-        assert!(
-            load_err(post).contains("PROBIT"),
-            "unsupported post transform"
-        );
+        assert!(load_err(post).contains("PROBIT"), "unsupported post transform");
     }
 }

@@ -57,42 +57,21 @@ fn compile(ensemble: &TreeEnsemble) -> TractResult<CompiledTrees> {
     let packed = data.nodes.try_as_plain_ram()?.as_slice::<u32>()?;
     let leaves = data.leaves.try_as_plain_ram()?.as_slice::<u32>()?;
     let n_nodes = packed.len() / 5;
-    let votes: Vec<(u32, f32)> = leaves
-        .chunks_exact(2)
-        .map(|l| (l[0], f32::from_bits(l[1])))
-        .collect();
+    let votes: Vec<(u32, f32)> = leaves.chunks_exact(2).map(|l| (l[0], f32::from_bits(l[1]))).collect();
     let mut nodes = Vec::with_capacity(n_nodes);
     let mut leaf_votes = Vec::with_capacity(n_nodes);
     let mut modes = std::collections::HashSet::new();
     for (ix, r) in packed.chunks_exact(5).enumerate() {
         let cmp = (r[4] & 0xFF) as u8;
         if cmp == 0 {
-            ensure!(
-                r[0] <= r[1] && r[1] as usize <= votes.len(),
-                "leaf votes {}..{} out of range",
-                r[0],
-                r[1]
-            );
+            ensure!(r[0] <= r[1] && r[1] as usize <= votes.len(), "leaf votes {}..{} out of range", r[0], r[1]);
             let me = u32::try_from(ix)?;
-            nodes.push(Node {
-                feature: 0,
-                threshold: f32::NAN,
-                children: [me, me],
-                cmp,
-                nan_goes_true: false,
-            });
+            nodes.push(Node { feature: 0, threshold: f32::NAN, children: [me, me], cmp, nan_goes_true: false });
             leaf_votes.push([r[0], r[1]]);
         } else {
             ensure!((1..=6).contains(&cmp), "bad comparator {cmp}");
-            ensure!(
-                (r[1] as usize) < n_nodes && (r[2] as usize) < n_nodes,
-                "child out of range"
-            );
-            ensure!(
-                (r[0] as usize) <= ensemble.max_used_feature,
-                "feature {} out of range",
-                r[0]
-            );
+            ensure!((r[1] as usize) < n_nodes && (r[2] as usize) < n_nodes, "child out of range");
+            ensure!((r[0] as usize) <= ensemble.max_used_feature, "feature {} out of range", r[0]);
             modes.insert(cmp);
             nodes.push(Node {
                 feature: r[0],
@@ -104,36 +83,15 @@ fn compile(ensemble: &TreeEnsemble) -> TractResult<CompiledTrees> {
             leaf_votes.push([0, 0]);
         }
     }
-    ensure!(
-        roots.iter().all(|r| (*r as usize) < n_nodes),
-        "tree root out of range"
-    );
-    ensure!(
-        votes
-            .iter()
-            .all(|(t, _)| (*t as usize) < ensemble.n_classes()),
-        "vote for a target out of range"
-    );
-    let depths = roots
-        .iter()
-        .map(|r| depth(&nodes, *r))
-        .collect::<TractResult<Vec<u32>>>()?;
-    let group_depths = depths
-        .chunks(LANES)
-        .map(|g| g.iter().copied().max().unwrap_or(0))
-        .collect();
+    ensure!(roots.iter().all(|r| (*r as usize) < n_nodes), "tree root out of range");
+    ensure!(votes.iter().all(|(t, _)| (*t as usize) < ensemble.n_classes()), "vote for a target out of range");
+    let depths = roots.iter().map(|r| depth(&nodes, *r)).collect::<TractResult<Vec<u32>>>()?;
+    let group_depths = depths.chunks(LANES).map(|g| g.iter().copied().max().unwrap_or(0)).collect();
     let uniform = match modes.iter().collect::<Vec<_>>().as_slice() {
         [one] => Some(cmp_of(**one)?),
         _ => None,
     };
-    Ok(CompiledTrees {
-        roots,
-        group_depths,
-        nodes,
-        leaf_votes,
-        votes,
-        uniform,
-    })
+    Ok(CompiledTrees { roots, group_depths, nodes, leaf_votes, votes, uniform })
 }
 
 /// Depth of the deepest leaf under `root` (0 for a lone leaf); errors on a cycle.
@@ -231,20 +189,13 @@ impl TreeEnsembleScores {
         Ok(TreeEnsembleScores { ensemble, compiled })
     }
 
-    fn eval_rows<C: Compare>(
-        &self,
-        x: &[f32],
-        n_features: usize,
-        out: &mut Array2<f32>,
-    ) -> TractResult<()> {
+    fn eval_rows<C: Compare>(&self, x: &[f32], n_features: usize, out: &mut Array2<f32>) -> TractResult<()> {
         let trees = &*self.compiled;
         let n_targets = self.ensemble.n_classes();
         let aggregate = self.ensemble.aggregate_fn;
         let mut seen = vec![false; n_targets];
         for (row, mut y) in x.chunks_exact(n_features).zip(out.axis_iter_mut(Axis(0))) {
-            let Some(y) = y.as_slice_mut() else {
-                bail!("output rows are not contiguous")
-            };
+            let Some(y) = y.as_slice_mut() else { bail!("output rows are not contiguous") };
             seen.iter_mut().for_each(|s| *s = false);
             for (roots, &depth) in trees.roots.chunks(LANES).zip(&trees.group_depths) {
                 let mut at = [0u32; LANES];
@@ -290,11 +241,7 @@ impl EvalOp for TreeEnsembleScores {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
         let input = input.cast_to::<f32>()?;
-        ensure!(
-            input.rank() == 2,
-            "tree ensemble input must have rank 2, has shape {:?}",
-            input.shape()
-        );
+        ensure!(input.rank() == 2, "tree ensemble input must have rank 2, has shape {:?}", input.shape());
         let (rows, n_features) = (input.shape()[0], input.shape()[1]);
         // Also guarantees that every feature index the walk reads is in range.
         self.ensemble.check_n_features(n_features)?;
@@ -318,10 +265,7 @@ impl EvalOp for TreeEnsembleScores {
 impl TypedOp for TreeEnsembleScores {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let n = &inputs[0].shape[0];
-        Ok(tvec!(f32::fact(&[
-            n.clone(),
-            self.ensemble.n_classes().into()
-        ])))
+        Ok(tvec!(f32::fact(&[n.clone(), self.ensemble.n_classes().into()])))
     }
 
     as_op!();

@@ -30,11 +30,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn model_path(name: &str) -> PathBuf {
-    fixtures()
-        .join("models")
-        .join(name)
-        .join("1")
-        .join("model.onnx")
+    fixtures().join("models").join(name).join("1").join("model.onnx")
 }
 
 fn load(name: &str) -> TractEngine {
@@ -71,85 +67,50 @@ mod golden {
     }
 
     fn numbers<T>(data: &[Value], f: impl Fn(&Value) -> Option<T>) -> Vec<T> {
-        data.iter()
-            .map(|v| f(v).unwrap_or_else(|| panic!("bad element {v}")))
-            .collect()
+        data.iter().map(|v| f(v).unwrap_or_else(|| panic!("bad element {v}"))).collect()
     }
 
     fn float(v: &Value) -> Option<f64> {
-        if v.is_null() {
-            Some(f64::NAN)
-        } else {
-            v.as_f64()
-        }
+        if v.is_null() { Some(f64::NAN) } else { v.as_f64() }
     }
 
     fn tensor(v: &Value) -> Named {
         let name = v["name"].as_str().expect("name").to_string();
-        let datatype = DataType::from_wire_name(v["datatype"].as_str().expect("datatype"))
-            .expect("known datatype");
-        let shape: Vec<usize> = v["shape"]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
+        let datatype = DataType::from_wire_name(v["datatype"].as_str().expect("datatype")).expect("known datatype");
+        let shape: Vec<usize> =
+            v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
         let d = v["data"].as_array().expect("data");
         let int = |v: &Value| v.as_i64();
         let uint = |v: &Value| v.as_u64();
         let data = match datatype {
             DataType::Bool => TensorData::Bool(numbers(d, Value::as_bool)),
             DataType::U8 => TensorData::U8(numbers(d, |v| uint(v).and_then(|n| n.try_into().ok()))),
-            DataType::U16 => {
-                TensorData::U16(numbers(d, |v| uint(v).and_then(|n| n.try_into().ok())))
-            }
-            DataType::U32 => {
-                TensorData::U32(numbers(d, |v| uint(v).and_then(|n| n.try_into().ok())))
-            }
+            DataType::U16 => TensorData::U16(numbers(d, |v| uint(v).and_then(|n| n.try_into().ok()))),
+            DataType::U32 => TensorData::U32(numbers(d, |v| uint(v).and_then(|n| n.try_into().ok()))),
             DataType::U64 => TensorData::U64(numbers(d, uint)),
             DataType::I8 => TensorData::I8(numbers(d, |v| int(v).and_then(|n| n.try_into().ok()))),
-            DataType::I16 => {
-                TensorData::I16(numbers(d, |v| int(v).and_then(|n| n.try_into().ok())))
-            }
-            DataType::I32 => {
-                TensorData::I32(numbers(d, |v| int(v).and_then(|n| n.try_into().ok())))
-            }
+            DataType::I16 => TensorData::I16(numbers(d, |v| int(v).and_then(|n| n.try_into().ok()))),
+            DataType::I32 => TensorData::I32(numbers(d, |v| int(v).and_then(|n| n.try_into().ok()))),
             DataType::I64 => TensorData::I64(numbers(d, int)),
             DataType::F16 => TensorData::F16(numbers(d, |v| float(v).map(f16::from_f64))),
             DataType::F32 => TensorData::F32(numbers(d, |v| float(v).map(|x| x as f32))),
             DataType::F64 => TensorData::F64(numbers(d, float)),
-            DataType::Bytes => {
-                TensorData::Bytes(numbers(d, |v| v.as_str().map(|s| s.as_bytes().to_vec())))
-            }
+            DataType::Bytes => TensorData::Bytes(numbers(d, |v| v.as_str().map(|s| s.as_bytes().to_vec()))),
         };
-        Named {
-            name,
-            tensor: Tensor::new(shape, data).expect("golden tensor is consistent"),
-        }
+        Named { name, tensor: Tensor::new(shape, data).expect("golden tensor is consistent") }
     }
 
     pub fn read(file: &str) -> Vec<Case> {
         let path = fixtures().join("golden").join(file);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let json: Value = serde_json::from_str(&text).expect("golden file is JSON");
         json["cases"]
             .as_array()
             .expect("cases")
             .iter()
             .map(|c| Case {
-                inputs: c["inputs"]
-                    .as_array()
-                    .expect("inputs")
-                    .iter()
-                    .map(tensor)
-                    .collect(),
-                outputs: c["outputs"]
-                    .as_array()
-                    .expect("outputs")
-                    .iter()
-                    .map(tensor)
-                    .collect(),
+                inputs: c["inputs"].as_array().expect("inputs").iter().map(tensor).collect(),
+                outputs: c["outputs"].as_array().expect("outputs").iter().map(tensor).collect(),
             })
             .collect()
     }
@@ -158,37 +119,19 @@ mod golden {
     /// they differ.
     fn compare(got: &Tensor, want: &Tensor) -> Result<(), String> {
         if got.shape != want.shape || got.datatype() != want.datatype() {
-            return Err(format!(
-                "got {} {:?}, want {} {:?}",
-                got.datatype(),
-                got.shape,
-                want.datatype(),
-                want.shape
-            ));
+            return Err(format!("got {} {:?}, want {} {:?}", got.datatype(), got.shape, want.datatype(), want.shape));
         }
         let close = |a: f64, b: f64| (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-4;
         let pairs: Vec<(f64, f64)> = match (&got.data, &want.data) {
-            (TensorData::F32(a), TensorData::F32(b)) => a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (*x as f64, *y as f64))
-                .collect(),
-            (TensorData::F64(a), TensorData::F64(b)) => {
-                a.iter().zip(b).map(|(x, y)| (*x, *y)).collect()
+            (TensorData::F32(a), TensorData::F32(b)) => a.iter().zip(b).map(|(x, y)| (*x as f64, *y as f64)).collect(),
+            (TensorData::F64(a), TensorData::F64(b)) => a.iter().zip(b).map(|(x, y)| (*x, *y)).collect(),
+            (TensorData::F16(a), TensorData::F16(b)) => {
+                a.iter().zip(b).map(|(x, y)| (x.to_f64(), y.to_f64())).collect()
             }
-            (TensorData::F16(a), TensorData::F16(b)) => a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| (x.to_f64(), y.to_f64()))
-                .collect(),
             (a, b) if a == b => return Ok(()),
             (a, b) => return Err(format!("got {a:?}, want {b:?}")),
         };
-        match pairs
-            .into_iter()
-            .enumerate()
-            .find(|(_, (a, b))| !close(*a, *b))
-        {
+        match pairs.into_iter().enumerate().find(|(_, (a, b))| !close(*a, *b)) {
             Some((i, (a, b))) => Err(format!("element {i}: got {a}, want {b}")),
             None => Ok(()),
         }
@@ -201,28 +144,13 @@ mod golden {
         assert!(!cases.is_empty(), "{file} has no cases");
         let mut failures = vec![];
         for (ix, case) in cases.iter().enumerate() {
-            let names: Vec<&str> = engine
-                .signature()
-                .inputs
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
+            let names: Vec<&str> = engine.signature().inputs.iter().map(|s| s.name.as_str()).collect();
             let golden_names: Vec<&str> = case.inputs.iter().map(|n| n.name.as_str()).collect();
             assert_eq!(names, golden_names, "{file} case {ix}: input order");
             let inputs = case.inputs.iter().map(|n| n.tensor.clone()).collect();
-            let outputs = engine
-                .run(inputs)
-                .unwrap_or_else(|e| panic!("{file} case {ix}: {e}"));
-            assert_eq!(
-                outputs.len(),
-                case.outputs.len(),
-                "{file} case {ix}: output count"
-            );
-            for ((got, want), spec) in outputs
-                .iter()
-                .zip(&case.outputs)
-                .zip(&engine.signature().outputs)
-            {
+            let outputs = engine.run(inputs).unwrap_or_else(|e| panic!("{file} case {ix}: {e}"));
+            assert_eq!(outputs.len(), case.outputs.len(), "{file} case {ix}: output count");
+            for ((got, want), spec) in outputs.iter().zip(&case.outputs).zip(&engine.signature().outputs) {
                 assert_eq!(spec.name, want.name, "{file} case {ix}: output order");
                 if let Err(e) = compare(got, &want.tensor) {
                     failures.push(format!("{file} case {ix} output {}: {e}", want.name));
@@ -240,12 +168,7 @@ mod golden {
             checked += n;
             failures.extend(f);
         }
-        assert!(
-            failures.is_empty(),
-            "{} mismatches:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
+        assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
         checked
     }
 
@@ -257,15 +180,7 @@ mod golden {
 
     #[test]
     fn missing_values_follow_the_trained_default_branch() {
-        check_all(
-            &[
-                "lightgbm_regressor",
-                "lightgbm_classifier",
-                "xgboost_regressor",
-                "xgboost_classifier",
-            ],
-            ".nan",
-        );
+        check_all(&["lightgbm_regressor", "lightgbm_classifier", "xgboost_regressor", "xgboost_classifier"], ".nan");
     }
 
     #[test]
@@ -287,35 +202,19 @@ mod signature {
     use recserve_engine::TensorSpec;
 
     fn spec(name: &str, datatype: DataType, shape: &[Dim]) -> TensorSpec {
-        TensorSpec {
-            name: name.into(),
-            datatype,
-            shape: shape.to_vec(),
-        }
+        TensorSpec { name: name.into(), datatype, shape: shape.to_vec() }
     }
 
     #[test]
     fn hand_built_graphs() {
         let s = load("mlp").signature().clone();
-        assert_eq!(
-            s.inputs,
-            vec![spec("features", DataType::F32, &[Variable, Fixed(16)])]
-        );
-        assert_eq!(
-            s.outputs,
-            vec![spec("score", DataType::F32, &[Variable, Fixed(1)])]
-        );
+        assert_eq!(s.inputs, vec![spec("features", DataType::F32, &[Variable, Fixed(16)])]);
+        assert_eq!(s.outputs, vec![spec("score", DataType::F32, &[Variable, Fixed(1)])]);
         assert!(s.batched);
 
         let s = load("embedding").signature().clone();
-        assert_eq!(
-            s.inputs,
-            vec![spec("item_ids", DataType::I64, &[Variable, Fixed(4)])]
-        );
-        assert_eq!(
-            s.outputs,
-            vec![spec("embedding", DataType::F32, &[Variable, Fixed(8)])]
-        );
+        assert_eq!(s.inputs, vec![spec("item_ids", DataType::I64, &[Variable, Fixed(4)])]);
+        assert_eq!(s.outputs, vec![spec("embedding", DataType::F32, &[Variable, Fixed(8)])]);
         assert!(s.batched);
 
         let s = load("multi_io").signature().clone();
@@ -328,10 +227,7 @@ mod signature {
         );
         assert_eq!(
             s.outputs,
-            vec![
-                spec("dot", DataType::F32, &[Variable, Fixed(1)]),
-                spec("sum", DataType::F32, &[Variable, Fixed(8)])
-            ]
+            vec![spec("dot", DataType::F32, &[Variable, Fixed(1)]), spec("sum", DataType::F32, &[Variable, Fixed(8)])]
         );
         assert!(s.batched);
     }
@@ -350,45 +246,18 @@ mod signature {
         let s = load("identity_all_types").signature().clone();
         assert_eq!(s.inputs.len(), DataType::ALL.len());
         for (dt, (i, o)) in DataType::ALL.iter().zip(s.inputs.iter().zip(&s.outputs)) {
-            assert_eq!(
-                *i,
-                spec(
-                    &format!("in_{}", dt.wire_name()),
-                    *dt,
-                    &[Variable, Fixed(3)]
-                )
-            );
-            assert_eq!(
-                *o,
-                spec(
-                    &format!("out_{}", dt.wire_name()),
-                    *dt,
-                    &[Variable, Fixed(3)]
-                )
-            );
+            assert_eq!(*i, spec(&format!("in_{}", dt.wire_name()), *dt, &[Variable, Fixed(3)]));
+            assert_eq!(*o, spec(&format!("out_{}", dt.wire_name()), *dt, &[Variable, Fixed(3)]));
         }
         assert!(s.batched);
     }
 
     #[test]
     fn tree_models_with_unnamed_batch_dimension() {
-        for name in [
-            "lightgbm_regressor",
-            "xgboost_regressor",
-            "sklearn_gbdt_regressor",
-            "sklearn_rf_regressor",
-        ] {
+        for name in ["lightgbm_regressor", "xgboost_regressor", "sklearn_gbdt_regressor", "sklearn_rf_regressor"] {
             let s = load(name).signature().clone();
-            assert_eq!(
-                s.inputs,
-                vec![spec("features", DataType::F32, &[Variable, Fixed(12)])],
-                "{name}"
-            );
-            assert_eq!(
-                s.outputs,
-                vec![spec("variable", DataType::F32, &[Variable, Fixed(1)])],
-                "{name}"
-            );
+            assert_eq!(s.inputs, vec![spec("features", DataType::F32, &[Variable, Fixed(12)])], "{name}");
+            assert_eq!(s.outputs, vec![spec("variable", DataType::F32, &[Variable, Fixed(1)])], "{name}");
             assert!(s.batched, "{name}");
         }
         // lightgbm_* declare `label` as [1] in the file (a converter slip); the engine reports
@@ -400,11 +269,7 @@ mod signature {
             ("sklearn_rf_classifier", 2),
         ] {
             let s = load(name).signature().clone();
-            assert_eq!(
-                s.inputs,
-                vec![spec("features", DataType::F32, &[Variable, Fixed(12)])],
-                "{name}"
-            );
+            assert_eq!(s.inputs, vec![spec("features", DataType::F32, &[Variable, Fixed(12)])], "{name}");
             assert_eq!(
                 s.outputs,
                 vec![
@@ -433,17 +298,11 @@ mod bad_input {
         let e = load("multi_io");
         let one = tensor_f32(&[1, 8], vec![0.0; 8]);
         match e.run(vec![one.clone()]) {
-            Err(EngineError::InputCount {
-                expected: 2,
-                received: 1,
-            }) => {}
+            Err(EngineError::InputCount { expected: 2, received: 1 }) => {}
             other => panic!("expected InputCount, got {other:?}"),
         }
         match e.run(vec![one.clone(), one.clone(), one]) {
-            Err(EngineError::InputCount {
-                expected: 2,
-                received: 3,
-            }) => {}
+            Err(EngineError::InputCount { expected: 2, received: 3 }) => {}
             other => panic!("expected InputCount, got {other:?}"),
         }
     }
@@ -454,10 +313,7 @@ mod bad_input {
         let t = Tensor::new(vec![1, 16], TensorData::I64(vec![0; 16])).expect("tensor");
         let (name, reason) = bad_input(e.run(vec![t]));
         assert_eq!(name, "features");
-        assert!(
-            reason.contains("FP32") && reason.contains("INT64"),
-            "{reason}"
-        );
+        assert!(reason.contains("FP32") && reason.contains("INT64"), "{reason}");
     }
 
     #[test]
@@ -465,32 +321,20 @@ mod bad_input {
         let e = load("mlp");
         let (name, reason) = bad_input(e.run(vec![tensor_f32(&[2, 15], vec![0.0; 30])]));
         assert_eq!(name, "features");
-        assert!(
-            reason.contains("[-1, 16]") && reason.contains("[2, 15]"),
-            "{reason}"
-        );
+        assert!(reason.contains("[-1, 16]") && reason.contains("[2, 15]"), "{reason}");
         let (_, reason) = bad_input(e.run(vec![tensor_f32(&[16], vec![0.0; 16])]));
-        assert!(
-            reason.contains("[-1, 16]") && reason.contains("[16]"),
-            "{reason}"
-        );
+        assert!(reason.contains("[-1, 16]") && reason.contains("[16]"), "{reason}");
 
         let fixed = load("fixed_shape");
         let (name, reason) = bad_input(fixed.run(vec![tensor_f32(&[1, 4], vec![0.0; 4])]));
         assert_eq!(name, "x");
-        assert!(
-            reason.contains("[4]") && reason.contains("[1, 4]"),
-            "{reason}"
-        );
+        assert!(reason.contains("[4]") && reason.contains("[1, 4]"), "{reason}");
     }
 
     #[test]
     fn data_length_must_match_shape() {
         // Tensor's fields are public, so an inconsistent one can reach the engine.
-        let t = Tensor {
-            shape: vec![2, 16],
-            data: TensorData::F32(vec![0.0; 16]),
-        };
+        let t = Tensor { shape: vec![2, 16], data: TensorData::F32(vec![0.0; 16]) };
         let (_, reason) = bad_input(load("mlp").run(vec![t]));
         assert!(reason.contains("32") && reason.contains("16"), "{reason}");
     }
@@ -498,43 +342,34 @@ mod bad_input {
     #[test]
     fn batch_sizes_of_inputs_must_agree() {
         let e = load("multi_io");
-        let (name, reason) = bad_input(e.run(vec![
-            tensor_f32(&[2, 8], vec![0.0; 16]),
-            tensor_f32(&[3, 8], vec![0.0; 24]),
-        ]));
+        let (name, reason) =
+            bad_input(e.run(vec![tensor_f32(&[2, 8], vec![0.0; 16]), tensor_f32(&[3, 8], vec![0.0; 24])]));
         assert_eq!(name, "item");
-        assert!(
-            reason.contains("3") && reason.contains("'user'"),
-            "{reason}"
-        );
+        assert!(reason.contains("3") && reason.contains("'user'"), "{reason}");
     }
 
     #[test]
     fn bytes_must_be_utf8() {
         let e = load("identity_all_types");
-        let mut inputs: Vec<Tensor> =
-            e.signature()
-                .inputs
-                .iter()
-                .map(|s| {
-                    let data = match s.datatype.fixed_size() {
-                        Some(size) => TensorData::from_le_bytes(s.datatype, &vec![0u8; 3 * size])
-                            .expect("zeros"),
-                        None => TensorData::Bytes(vec![b"a".to_vec(); 3]),
-                    };
-                    Tensor::new(vec![1, 3], data).expect("tensor")
-                })
-                .collect();
+        let mut inputs: Vec<Tensor> = e
+            .signature()
+            .inputs
+            .iter()
+            .map(|s| {
+                let data = match s.datatype.fixed_size() {
+                    Some(size) => TensorData::from_le_bytes(s.datatype, &vec![0u8; 3 * size]).expect("zeros"),
+                    None => TensorData::Bytes(vec![b"a".to_vec(); 3]),
+                };
+                Tensor::new(vec![1, 3], data).expect("tensor")
+            })
+            .collect();
         // Identity works on zeros of every type...
         let out = e.run(inputs.clone()).expect("zeros run");
         assert_eq!(out.len(), 13);
         // ...but ONNX strings are UTF-8.
         let last = inputs.len() - 1;
-        inputs[last] = Tensor::new(
-            vec![1, 3],
-            TensorData::Bytes(vec![vec![0xff, 0xfe], vec![], b"ok".to_vec()]),
-        )
-        .expect("tensor");
+        inputs[last] =
+            Tensor::new(vec![1, 3], TensorData::Bytes(vec![vec![0xff, 0xfe], vec![], b"ok".to_vec()])).expect("tensor");
         let (name, reason) = bad_input(e.run(inputs));
         assert_eq!(name, "in_BYTES");
         assert!(reason.contains("UTF-8"), "{reason}");
@@ -571,17 +406,11 @@ mod loading {
                 let path = dir.join(format!("{model}-{cut}.onnx"));
                 std::fs::write(&path, &bytes[..cut]).expect("write");
                 expect_load_error(TractEngine::load(&path), &format!("{model} cut at {cut}"));
-                expect_load_error(
-                    TractEngine::load_bytes(&bytes[..cut]),
-                    &format!("{model} bytes cut at {cut}"),
-                );
+                expect_load_error(TractEngine::load_bytes(&bytes[..cut]), &format!("{model} bytes cut at {cut}"));
             }
         }
         expect_load_error(TractEngine::load_bytes(b""), "empty");
-        expect_load_error(
-            TractEngine::load_bytes(b"this is not a protobuf at all \xff\xff\xff"),
-            "garbage",
-        );
+        expect_load_error(TractEngine::load_bytes(b"this is not a protobuf at all \xff\xff\xff"), "garbage");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -600,10 +429,7 @@ mod loading {
         let b = load("xgboost_regressor");
         assert_eq!(a.signature(), b.signature());
         let x = tensor_f32(&[2, 12], (0..24).map(|i| i as f32 * 0.1).collect());
-        assert_eq!(
-            a.run(vec![x.clone()]).expect("a"),
-            b.run(vec![x]).expect("b")
-        );
+        assert_eq!(a.run(vec![x.clone()]).expect("a"), b.run(vec![x]).expect("b"));
     }
 }
 
@@ -626,25 +452,15 @@ mod batching {
     /// Every batch size runs on the one plan, and row i of a batch equals the row run alone.
     #[test]
     fn any_batch_size_runs_and_rows_are_independent() {
-        for (model, width) in [
-            ("mlp", 16),
-            ("lightgbm_regressor", 12),
-            ("sklearn_rf_classifier", 12),
-        ] {
+        for (model, width) in [("mlp", 16), ("lightgbm_regressor", 12), ("sklearn_rf_classifier", 12)] {
             let e = load(model);
             for n in [1, 2, 7, 64, 300] {
                 let x = rows(n, width, n as u32);
-                let batch = e
-                    .run(vec![tensor_f32(&[n, width], x.clone())])
-                    .expect("batch");
+                let batch = e.run(vec![tensor_f32(&[n, width], x.clone())]).expect("batch");
                 assert_eq!(batch[0].shape[0], n, "{model}");
                 for i in [0, n / 2, n - 1] {
-                    let single = e
-                        .run(vec![tensor_f32(
-                            &[1, width],
-                            x[i * width..(i + 1) * width].to_vec(),
-                        )])
-                        .expect("row");
+                    let single =
+                        e.run(vec![tensor_f32(&[1, width], x[i * width..(i + 1) * width].to_vec())]).expect("row");
                     for (b, s) in batch.iter().zip(&single) {
                         let row_len: usize = b.shape[1..].iter().product();
                         let part = b.split_rows(&[i, 1, n - i - 1]).expect("split")[1].clone();
@@ -652,10 +468,7 @@ mod batching {
                         match (&part.data, &s.data) {
                             (TensorData::F32(a), TensorData::F32(b)) => {
                                 for (x, y) in a.iter().zip(b) {
-                                    assert!(
-                                        (x - y).abs() <= 1e-5,
-                                        "{model} n={n} row {i}: {x} vs {y}"
-                                    );
+                                    assert!((x - y).abs() <= 1e-5, "{model} n={n} row {i}: {x} vs {y}");
                                 }
                             }
                             (a, b) => assert_eq!(a, b, "{model} n={n} row {i}"),
@@ -668,10 +481,8 @@ mod batching {
 
     #[test]
     fn several_threads_share_one_engine() {
-        let engines: Vec<(Arc<TractEngine>, usize)> = vec![
-            (Arc::new(load("mlp")), 16),
-            (Arc::new(load("lightgbm_classifier")), 12),
-        ];
+        let engines: Vec<(Arc<TractEngine>, usize)> =
+            vec![(Arc::new(load("mlp")), 16), (Arc::new(load("lightgbm_classifier")), 12)];
         // Reference answers, computed on this thread.
         let cases: Vec<(usize, usize, Tensor, Vec<Tensor>)> = engines
             .iter()
@@ -687,8 +498,7 @@ mod batching {
         let cases = Arc::new(cases);
         let handles: Vec<_> = (0..4)
             .map(|t| {
-                let engines: Vec<Arc<TractEngine>> =
-                    engines.iter().map(|(e, _)| e.clone()).collect();
+                let engines: Vec<Arc<TractEngine>> = engines.iter().map(|(e, _)| e.clone()).collect();
                 let cases = cases.clone();
                 std::thread::spawn(move || {
                     for round in 0..25 {
@@ -706,9 +516,7 @@ mod batching {
 
     #[test]
     fn f32_helper_reads_outputs() {
-        let out = load("fixed_shape")
-            .run(vec![tensor_f32(&[4], vec![0.5, -1.0, 2.0, 0.0])])
-            .expect("runs");
+        let out = load("fixed_shape").run(vec![tensor_f32(&[4], vec![0.5, -1.0, 2.0, 0.0])]).expect("runs");
         assert_eq!(out[0].shape, vec![2]);
         assert_eq!(f32s(&out[0].data).len(), 2);
     }

@@ -17,12 +17,7 @@ use crate::LoadgenError;
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Base URL of the server (plain HTTP; a path prefix is kept).
-    #[arg(
-        long,
-        env = "RECSERVE_BENCH_URL",
-        default_value = "http://127.0.0.1:8000",
-        value_name = "URL"
-    )]
+    #[arg(long, env = "RECSERVE_BENCH_URL", default_value = "http://127.0.0.1:8000", value_name = "URL")]
     pub url: String,
 
     /// Name of the model to send inference requests to.
@@ -120,12 +115,7 @@ pub struct BenchArgs {
 
     /// Per-request timeout in milliseconds; a request that takes longer counts as an error and
     /// its connection is reopened. 0 disables the timeout.
-    #[arg(
-        long,
-        env = "RECSERVE_BENCH_TIMEOUT_MS",
-        default_value_t = 10_000,
-        value_name = "MS"
-    )]
+    #[arg(long, env = "RECSERVE_BENCH_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS")]
     pub timeout_ms: u64,
 
     /// Do not print progress lines (once a second, to stderr) during the run.
@@ -172,12 +162,7 @@ impl BenchArgs {
 
     /// Checks values that clap cannot (the struct may also be built by hand).
     pub(crate) fn validate(&self) -> Result<(), LoadgenError> {
-        let bad = |arg, reason: &str| {
-            Err(LoadgenError::InvalidArgument {
-                arg,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |arg, reason: &str| Err(LoadgenError::InvalidArgument { arg, reason: reason.to_owned() });
         if self.model.is_empty() {
             return bad("--model", "must not be empty");
         }
@@ -191,24 +176,15 @@ impl BenchArgs {
             return bad("--requests", "must be at least 1");
         }
         if !(self.duration.is_finite() && self.duration > 0.0 && self.duration <= MAX_SECS) {
-            return bad(
-                "--duration",
-                "must be a positive number of seconds (at most 1e7)",
-            );
+            return bad("--duration", "must be a positive number of seconds (at most 1e7)");
         }
         if !(self.warmup.is_finite() && self.warmup >= 0.0 && self.warmup <= MAX_SECS) {
-            return bad(
-                "--warmup",
-                "must be zero or a positive number of seconds (at most 1e7)",
-            );
+            return bad("--warmup", "must be zero or a positive number of seconds (at most 1e7)");
         }
         if let Some(range) = &self.concurrency_range
             && (range.levels().is_empty() || range.end > MAX_CONCURRENCY)
         {
-            return bad(
-                "--concurrency-range",
-                "must give levels between 1 and 100000",
-            );
+            return bad("--concurrency-range", "must give levels between 1 and 100000");
         }
         Ok(())
     }
@@ -225,10 +201,7 @@ const MAX_CONCURRENCY: u32 = 100_000;
 const MAX_SECS: f64 = 1e7;
 
 fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !v.is_finite() || v > MAX_SECS {
         return Err(format!("{s:?} is not a usable number of seconds"));
     }
@@ -362,9 +335,7 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_rejected() {
-        for bad in [
-            "", "4", "0:4", "4:2", "1:4:0", "1:4:x1", "a:b", "1:2:3:4", "1:4:x",
-        ] {
+        for bad in ["", "4", "0:4", "4:2", "1:4:0", "1:4:x1", "a:b", "1:2:3:4", "1:4:x"] {
             assert!(bad.parse::<ConcurrencyRange>().is_err(), "{bad:?} accepted");
         }
     }

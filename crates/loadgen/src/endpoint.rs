@@ -35,24 +35,15 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// Parses `http://host[:port][/prefix]` and resolves the host.
     pub async fn resolve(url: &str) -> Result<Endpoint, LoadgenError> {
-        let invalid = |reason: &str| LoadgenError::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: hyper::Uri = url
-            .trim()
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
+        let invalid = |reason: &str| LoadgenError::InvalidUrl { url: url.to_owned(), reason: reason.to_owned() };
+        let uri: hyper::Uri = url.trim().parse().map_err(|e: hyper::http::uri::InvalidUri| invalid(&e.to_string()))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => return Err(invalid("https is not supported; use plain http")),
             Some(other) => return Err(invalid(&format!("unsupported scheme {other:?}"))),
             None => return Err(invalid("missing scheme; write http://host:port")),
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| invalid("missing host"))?
-            .clone();
+        let authority = uri.authority().ok_or_else(|| invalid("missing host"))?.clone();
         if authority.as_str().contains('@') {
             return Err(invalid("user info in the URL is not supported"));
         }
@@ -62,16 +53,13 @@ impl Endpoint {
             return Err(invalid("a query string is not allowed"));
         }
         let base_path = uri.path().trim_end_matches('/').to_owned();
-        let host_header = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| invalid("host is not a valid Host header"))?;
+        let host_header =
+            HeaderValue::from_str(authority.as_str()).map_err(|_| invalid("host is not a valid Host header"))?;
         // `[::1]` → `::1` for resolution.
         let bare_host = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare_host, port))
             .await
-            .map_err(|e| LoadgenError::Connect {
-                url: url.to_owned(),
-                reason: format!("cannot resolve {host}: {e}"),
-            })?
+            .map_err(|e| LoadgenError::Connect { url: url.to_owned(), reason: format!("cannot resolve {host}: {e}") })?
             .collect();
         if addrs.is_empty() {
             return Err(LoadgenError::Connect {
@@ -79,12 +67,7 @@ impl Endpoint {
                 reason: format!("{host} resolves to no address"),
             });
         }
-        Ok(Endpoint {
-            url: url.to_owned(),
-            host: host_header,
-            base_path,
-            addrs,
-        })
+        Ok(Endpoint { url: url.to_owned(), host: host_header, base_path, addrs })
     }
 
     /// Opens a new keep-alive connection; its driver runs on a spawned task and ends when the
@@ -97,12 +80,12 @@ impl Endpoint {
                     // Small requests must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
                     let (sender, conn) =
-                        hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                            .await
-                            .map_err(|e| LoadgenError::Connect {
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| {
+                            LoadgenError::Connect {
                                 url: self.url.clone(),
                                 reason: format!("HTTP handshake with {addr} failed: {e}"),
-                            })?;
+                            }
+                        })?;
                     tokio::spawn(async move {
                         // Errors surface on the sender side; nothing to do with them here.
                         let _ = conn.await;
@@ -124,11 +107,7 @@ impl Endpoint {
     }
 
     /// Sends a GET on `sender` and reads the whole (bounded) answer.
-    pub async fn get(
-        &self,
-        sender: &mut Sender,
-        path: &str,
-    ) -> Result<(StatusCode, Bytes), LoadgenError> {
+    pub async fn get(&self, sender: &mut Sender, path: &str) -> Result<(StatusCode, Bytes), LoadgenError> {
         let http_err = |e: &dyn std::fmt::Display| LoadgenError::Http {
             url: format!("{}{}", self.url.trim_end_matches('/'), path),
             reason: e.to_string(),
@@ -142,11 +121,7 @@ impl Endpoint {
         sender.ready().await.map_err(|e| http_err(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| http_err(&e))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_SMALL_BODY)
-            .collect()
-            .await
-            .map_err(|e| http_err(&e))?
-            .to_bytes();
+        let body = Limited::new(resp.into_body(), MAX_SMALL_BODY).collect().await.map_err(|e| http_err(&e))?.to_bytes();
         Ok((status, body))
     }
 }
@@ -202,14 +177,8 @@ mod tests {
 
     #[test]
     fn error_messages_are_extracted() {
-        assert_eq!(
-            error_message(StatusCode::BAD_REQUEST, br#"{"error":"bad shape"}"#),
-            "bad shape"
-        );
-        assert_eq!(
-            error_message(StatusCode::BAD_REQUEST, b"plain text"),
-            "plain text"
-        );
+        assert_eq!(error_message(StatusCode::BAD_REQUEST, br#"{"error":"bad shape"}"#), "bad shape");
+        assert_eq!(error_message(StatusCode::BAD_REQUEST, b"plain text"), "plain text");
         assert_eq!(error_message(StatusCode::NOT_FOUND, b""), "Not Found");
         let long = "é".repeat(400);
         assert!(error_message(StatusCode::BAD_REQUEST, long.as_bytes()).ends_with('…'));
@@ -217,23 +186,10 @@ mod tests {
 
     #[tokio::test]
     async fn urls_are_checked() {
-        for bad in [
-            "127.0.0.1:8000",
-            "https://127.0.0.1",
-            "ftp://x",
-            "http://u@h:1/",
-        ] {
-            assert!(
-                matches!(
-                    Endpoint::resolve(bad).await,
-                    Err(LoadgenError::InvalidUrl { .. })
-                ),
-                "{bad} accepted"
-            );
+        for bad in ["127.0.0.1:8000", "https://127.0.0.1", "ftp://x", "http://u@h:1/"] {
+            assert!(matches!(Endpoint::resolve(bad).await, Err(LoadgenError::InvalidUrl { .. })), "{bad} accepted");
         }
-        let ep = Endpoint::resolve("http://127.0.0.1:9/prefix/")
-            .await
-            .expect("valid");
+        let ep = Endpoint::resolve("http://127.0.0.1:9/prefix/").await.expect("valid");
         assert_eq!(ep.base_path, "/prefix");
         assert_eq!(ep.host, "127.0.0.1:9");
         assert_eq!(ep.path("/v2"), "/prefix/v2");

@@ -23,21 +23,11 @@ pub enum LoadgenError {
 
     /// The server answered the metadata request with 404: it does not know the model.
     #[error("the server at {url} does not know model {model:?} (HTTP {status}: {message})")]
-    ModelNotFound {
-        url: String,
-        model: String,
-        status: u16,
-        message: String,
-    },
+    ModelNotFound { url: String, model: String, status: u16, message: String },
 
     /// The server answered the metadata request with another non-200 status.
     #[error("fetching metadata of model {model:?} from {url} failed: HTTP {status}: {message}")]
-    Metadata {
-        url: String,
-        model: String,
-        status: u16,
-        message: String,
-    },
+    Metadata { url: String, model: String, status: u16, message: String },
 
     /// The model metadata could not be used to build a request.
     #[error("cannot build a request from the metadata of model {model:?}: {reason}")]

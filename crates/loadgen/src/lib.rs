@@ -33,8 +33,7 @@ pub use args::{BenchArgs, ConcurrencyRange, Step};
 pub use error::LoadgenError;
 pub use payload::{ModelMetadata, TensorMetadata};
 pub use report::{
-    ErrorCount, LatencySummary, MAX_ERROR_KINDS, Report, format_table, print_table, table_header,
-    write_json,
+    ErrorCount, LatencySummary, MAX_ERROR_KINDS, Report, format_table, print_table, table_header, write_json,
 };
 
 use endpoint::{Endpoint, Sender, encode_segment, error_message};
@@ -53,11 +52,7 @@ pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, LoadgenError> {
     let mut probe = endpoint.open().await?;
 
     let model_path = match &args.model_version {
-        Some(v) => format!(
-            "/v2/models/{}/versions/{}",
-            encode_segment(&args.model),
-            encode_segment(v)
-        ),
+        Some(v) => format!("/v2/models/{}/versions/{}", encode_segment(&args.model), encode_segment(v)),
         None => format!("/v2/models/{}", encode_segment(&args.model)),
     };
     let payload = match &args.input_data {
@@ -65,12 +60,8 @@ pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, LoadgenError> {
         None => {
             let meta = fetch_metadata(&endpoint, &mut probe, &model_path, &args.model).await?;
             let request = payload::generate_request(&meta, args.rows)?;
-            payload::from_request(&request, None, args.binary, args.rows).map_err(|reason| {
-                LoadgenError::InvalidMetadata {
-                    model: args.model.clone(),
-                    reason,
-                }
-            })?
+            payload::from_request(&request, None, args.binary, args.rows)
+                .map_err(|reason| LoadgenError::InvalidMetadata { model: args.model.clone(), reason })?
         }
     };
     drop(probe);
@@ -123,12 +114,7 @@ pub async fn run_and_report(args: &BenchArgs) -> Result<Vec<Report>, LoadgenErro
         print_table(&reports, &mut std::io::stdout().lock())
     };
     printed.map_err(|source| LoadgenError::WriteOutput {
-        path: if json_to_stdout {
-            "<stderr>"
-        } else {
-            "<stdout>"
-        }
-        .into(),
+        path: if json_to_stdout { "<stderr>" } else { "<stdout>" }.into(),
         source,
     })?;
     if let Some(path) = &args.json_output {

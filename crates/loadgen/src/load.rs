@@ -29,8 +29,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Pause after a failed connection attempt, so a dead server is not hammered in a tight loop.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(10);
 
-static INFERENCE_HEADER_CONTENT_LENGTH: HeaderName =
-    HeaderName::from_static("inference-header-content-length");
+static INFERENCE_HEADER_CONTENT_LENGTH: HeaderName = HeaderName::from_static("inference-header-content-length");
 
 /// Everything needed to build the (identical) request each time.
 #[derive(Debug)]
@@ -44,12 +43,8 @@ pub(crate) struct RequestTemplate {
 
 impl RequestTemplate {
     pub fn new(endpoint: &Endpoint, path: &str, payload: &Payload) -> Result<Self, LoadgenError> {
-        let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).map_err(|e| {
-            LoadgenError::InvalidUrl {
-                url: format!("{}{path}", endpoint.url),
-                reason: e.to_string(),
-            }
-        })?;
+        let uri = Uri::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes()))
+            .map_err(|e| LoadgenError::InvalidUrl { url: format!("{}{path}", endpoint.url), reason: e.to_string() })?;
         let content_type = HeaderValue::from_static(if payload.header_len.is_some() {
             "application/octet-stream"
         } else {
@@ -131,8 +126,7 @@ impl WorkerStats {
     fn new() -> Result<Self, LoadgenError> {
         Ok(WorkerStats {
             // Auto-resizing: starts small, grows to the largest latency seen.
-            latency_us: Histogram::new(3)
-                .map_err(|e| LoadgenError::Worker(format!("latency histogram: {e}")))?,
+            latency_us: Histogram::new(3).map_err(|e| LoadgenError::Worker(format!("latency histogram: {e}")))?,
             ok: 0,
             errors: 0,
             error_kinds: HashMap::new(),
@@ -178,9 +172,7 @@ pub(crate) async fn run_level(
         let stats = WorkerStats::new()?;
         workers.push(tokio::spawn(worker(Arc::clone(&shared), stats)));
     }
-    let progress = plan
-        .progress
-        .then(|| tokio::spawn(progress(Arc::clone(&shared), plan.concurrency, begin)));
+    let progress = plan.progress.then(|| tokio::spawn(progress(Arc::clone(&shared), plan.concurrency, begin)));
 
     let mut merged = WorkerStats::new()?;
     let mut join_error = None;
@@ -208,30 +200,17 @@ pub(crate) async fn run_level(
         return Err(LoadgenError::Worker(e));
     }
 
-    let duration_s = merged.last_end.map_or(0.0, |end| {
-        end.saturating_duration_since(measure_start).as_secs_f64()
-    });
+    let duration_s = merged.last_end.map_or(0.0, |end| end.saturating_duration_since(measure_start).as_secs_f64());
     let per_s = |n: u64| {
-        if duration_s > 0.0 {
-            n as f64 / duration_s
-        } else {
-            0.0
-        }
+        if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
     };
     let mut error_messages: Vec<ErrorCount> = merged
         .error_kinds
         .into_iter()
-        .map(|((status, message), count)| ErrorCount {
-            status,
-            message,
-            count,
-        })
+        .map(|((status, message), count)| ErrorCount { status, message, count })
         .collect();
     error_messages.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then_with(|| a.status.cmp(&b.status))
-            .then_with(|| a.message.cmp(&b.message))
+        b.count.cmp(&a.count).then_with(|| a.status.cmp(&b.status)).then_with(|| a.message.cmp(&b.message))
     });
     error_messages.truncate(MAX_ERROR_KINDS);
     Ok(Report {
@@ -305,9 +284,7 @@ async fn worker(shared: Arc<Shared>, mut stats: WorkerStats) -> WorkerStats {
                     stats.ok += 1;
                     record_latency(&mut stats.latency_us, end.duration_since(start));
                 }
-                Outcome::Status(status, message) => {
-                    stats.record_error(Some(status.as_u16()), message)
-                }
+                Outcome::Status(status, message) => stats.record_error(Some(status.as_u16()), message),
                 Outcome::Transport(message) => stats.record_error(None, message),
             }
         }
@@ -318,9 +295,7 @@ async fn worker(shared: Arc<Shared>, mut stats: WorkerStats) -> WorkerStats {
 /// Records `latency` in microseconds. `record` (not `saturating_record`, which clamps
 /// instead) lets the auto-resizing histogram grow to any latency.
 fn record_latency(h: &mut Histogram<u64>, latency: Duration) {
-    let us = u64::try_from(latency.as_micros())
-        .unwrap_or(u64::MAX)
-        .max(1);
+    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
     if h.record(us).is_err() {
         h.saturating_record(us);
     }
@@ -329,12 +304,10 @@ fn record_latency(h: &mut Histogram<u64>, latency: Duration) {
 async fn send(sender: &mut Sender, shared: &Shared) -> Outcome {
     match shared.timeout {
         None => exchange(sender, &shared.template).await,
-        Some(timeout) => {
-            match tokio::time::timeout(timeout, exchange(sender, &shared.template)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::Transport(format!("timed out after {} ms", timeout.as_millis())),
-            }
-        }
+        Some(timeout) => match tokio::time::timeout(timeout, exchange(sender, &shared.template)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Transport(format!("timed out after {} ms", timeout.as_millis())),
+        },
     }
 }
 
@@ -357,10 +330,7 @@ async fn exchange(sender: &mut Sender, template: &RequestTemplate) -> Outcome {
         }
         return Outcome::Ok;
     }
-    match Limited::new(resp.into_body(), MAX_ERROR_BODY)
-        .collect()
-        .await
-    {
+    match Limited::new(resp.into_body(), MAX_ERROR_BODY).collect().await {
         Ok(body) => Outcome::Status(status, error_message(status, &body.to_bytes())),
         Err(e) => Outcome::Status(status, format!("(error body unreadable: {e})")),
     }
@@ -397,11 +367,9 @@ async fn progress(shared: Arc<Shared>, concurrency: u32, begin: Instant) {
         } else {
             let t = now.duration_since(shared.measure_start).as_secs_f64();
             match shared.total {
-                Some(total) => format!(
-                    "measuring {:>5.1}s {:>9}/{total}",
-                    t,
-                    shared.issued.load(Ordering::Relaxed).min(total)
-                ),
+                Some(total) => {
+                    format!("measuring {:>5.1}s {:>9}/{total}", t, shared.issued.load(Ordering::Relaxed).min(total))
+                }
                 None => format!("measuring {t:>5.1}s"),
             }
         };

@@ -86,10 +86,7 @@ impl Datatype {
     }
 
     fn is_float(self) -> bool {
-        matches!(
-            self,
-            Datatype::F16 | Datatype::Bf16 | Datatype::F32 | Datatype::F64
-        )
+        matches!(self, Datatype::F16 | Datatype::Bf16 | Datatype::F32 | Datatype::F64)
     }
 }
 
@@ -112,22 +109,15 @@ impl Rng {
 
 /// Builds the V2 JSON request for `meta` with `rows` in the batch dimension.
 pub(crate) fn generate_request(meta: &ModelMetadata, rows: u64) -> Result<Value, LoadgenError> {
-    let invalid = |reason: String| LoadgenError::InvalidMetadata {
-        model: meta.name.clone(),
-        reason,
-    };
+    let invalid = |reason: String| LoadgenError::InvalidMetadata { model: meta.name.clone(), reason };
     if meta.inputs.is_empty() {
         return Err(invalid("the model declares no inputs".to_owned()));
     }
     let mut rng = Rng(0x5EED_0F4E_C5E4_E5A7);
     let mut inputs = Vec::with_capacity(meta.inputs.len());
     for input in &meta.inputs {
-        let datatype = Datatype::parse(&input.datatype).ok_or_else(|| {
-            invalid(format!(
-                "input {:?} has unknown datatype {:?}",
-                input.name, input.datatype
-            ))
-        })?;
+        let datatype = Datatype::parse(&input.datatype)
+            .ok_or_else(|| invalid(format!("input {:?} has unknown datatype {:?}", input.name, input.datatype)))?;
         let mut shape = Vec::with_capacity(input.shape.len());
         for (i, &dim) in input.shape.iter().enumerate() {
             let dim = match dim {
@@ -143,16 +133,10 @@ pub(crate) fn generate_request(meta: &ModelMetadata, rows: u64) -> Result<Value,
             };
             shape.push(dim);
         }
-        let count = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= 64 * 1024 * 1024)
-            .ok_or_else(|| {
-                invalid(format!(
-                    "input {:?} with shape {shape:?} is too large to generate",
-                    input.name
-                ))
-            })?;
+        let count =
+            shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= 64 * 1024 * 1024).ok_or_else(
+                || invalid(format!("input {:?} with shape {shape:?} is too large to generate", input.name)),
+            )?;
         let data: Vec<Value> = (0..count)
             .map(|_| match datatype {
                 Datatype::Bool => Value::Bool(rng.below(2) == 1),
@@ -173,19 +157,12 @@ pub(crate) fn generate_request(meta: &ModelMetadata, rows: u64) -> Result<Value,
 
 /// Rows of a request: the first dimension of its first input.
 pub(crate) fn request_rows(request: &Value) -> Option<u64> {
-    request
-        .get("inputs")?
-        .get(0)?
-        .get("shape")?
-        .get(0)?
-        .as_u64()
+    request.get("inputs")?.get(0)?.get("shape")?.get(0)?.as_u64()
 }
 
 /// Encodes a V2 JSON request as JSON.
 pub(crate) fn encode_json(request: &Value) -> Result<Bytes, String> {
-    serde_json::to_vec(request)
-        .map(Bytes::from)
-        .map_err(|e| e.to_string())
+    serde_json::to_vec(request).map(Bytes::from).map_err(|e| e.to_string())
 }
 
 /// Re-encodes a V2 JSON request with the binary tensor data extension: each input's `data`
@@ -194,21 +171,12 @@ pub(crate) fn encode_json(request: &Value) -> Result<Bytes, String> {
 /// header length.
 pub(crate) fn encode_binary(request: &Value) -> Result<(Bytes, usize), String> {
     let mut header = request.clone();
-    let obj = header
-        .as_object_mut()
-        .ok_or("the request is not a JSON object")?;
-    let inputs = obj
-        .get_mut("inputs")
-        .and_then(Value::as_array_mut)
-        .ok_or("the request has no \"inputs\" array")?;
+    let obj = header.as_object_mut().ok_or("the request is not a JSON object")?;
+    let inputs = obj.get_mut("inputs").and_then(Value::as_array_mut).ok_or("the request has no \"inputs\" array")?;
     let mut raw = BytesMut::new();
     for input in inputs.iter_mut() {
         let input = input.as_object_mut().ok_or("an input is not an object")?;
-        let name = input
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned();
+        let name = input.get("name").and_then(Value::as_str).unwrap_or("?").to_owned();
         let datatype_name = input
             .get("datatype")
             .and_then(Value::as_str)
@@ -216,9 +184,7 @@ pub(crate) fn encode_binary(request: &Value) -> Result<(Bytes, usize), String> {
             .ok_or_else(|| format!("input {name:?} has no datatype"))?;
         let datatype = Datatype::parse(&datatype_name)
             .ok_or_else(|| format!("input {name:?} has unknown datatype {datatype_name:?}"))?;
-        let data = input
-            .remove("data")
-            .ok_or_else(|| format!("input {name:?} has no data"))?;
+        let data = input.remove("data").ok_or_else(|| format!("input {name:?} has no data"))?;
         let before = raw.len();
         let mut flat = Vec::new();
         flatten(&data, &mut flat);
@@ -227,22 +193,16 @@ pub(crate) fn encode_binary(request: &Value) -> Result<(Bytes, usize), String> {
                 .ok_or_else(|| format!("input {name:?}: {v} is not a valid {datatype_name}"))?;
         }
         let size = raw.len() - before;
-        let params = input
-            .entry("parameters")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let params = input.entry("parameters").or_insert_with(|| Value::Object(Map::new()));
         params
             .as_object_mut()
             .ok_or_else(|| format!("input {name:?}: parameters is not an object"))?
             .insert("binary_data_size".to_owned(), json!(size));
     }
     if !obj.contains_key("outputs") {
-        let params = obj
-            .entry("parameters")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let params = obj.entry("parameters").or_insert_with(|| Value::Object(Map::new()));
         if let Some(params) = params.as_object_mut() {
-            params
-                .entry("binary_data_output")
-                .or_insert(Value::Bool(true));
+            params.entry("binary_data_output").or_insert(Value::Bool(true));
         }
     }
     let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
@@ -261,16 +221,9 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 }
 
 fn encode_element(datatype: Datatype, v: &Value, out: &mut BytesMut) -> Option<()> {
-    let int = || -> Option<i128> {
-        v.as_i64()
-            .map(i128::from)
-            .or_else(|| v.as_u64().map(i128::from))
-    };
+    let int = || -> Option<i128> { v.as_i64().map(i128::from).or_else(|| v.as_u64().map(i128::from)) };
     match datatype {
-        Datatype::Bool => out.put_u8(u8::from(
-            v.as_bool()
-                .or_else(|| v.as_u64().filter(|&n| n <= 1).map(|n| n == 1))?,
-        )),
+        Datatype::Bool => out.put_u8(u8::from(v.as_bool().or_else(|| v.as_u64().filter(|&n| n <= 1).map(|n| n == 1))?)),
         Datatype::U8 => out.put_u8(u8::try_from(int()?).ok()?),
         Datatype::U16 => out.put_u16_le(u16::try_from(int()?).ok()?),
         Datatype::U32 => out.put_u32_le(u32::try_from(int()?).ok()?),
@@ -302,45 +255,24 @@ pub(crate) fn from_request(
     let rows = request_rows(request).unwrap_or(default_rows);
     if binary {
         let (body, header_len) = encode_binary(request)?;
-        return Ok(Payload {
-            body,
-            header_len: Some(header_len),
-            rows,
-        });
+        return Ok(Payload { body, header_len: Some(header_len), rows });
     }
     let body = match raw_json {
         Some(raw) => raw,
         None => encode_json(request)?,
     };
-    Ok(Payload {
-        body,
-        header_len: None,
-        rows,
-    })
+    Ok(Payload { body, header_len: None, rows })
 }
 
 /// Reads and checks `--input-data`.
-pub(crate) fn load_input_data(
-    path: &Path,
-    binary: bool,
-    default_rows: u64,
-) -> Result<Payload, LoadgenError> {
-    let raw = std::fs::read(path).map_err(|source| LoadgenError::ReadInputData {
-        path: path.to_owned(),
-        source,
-    })?;
-    let invalid = |reason: String| LoadgenError::InvalidInputData {
-        path: path.to_owned(),
-        reason,
-    };
-    let request: Value =
-        serde_json::from_slice(&raw).map_err(|e| invalid(format!("not JSON: {e}")))?;
+pub(crate) fn load_input_data(path: &Path, binary: bool, default_rows: u64) -> Result<Payload, LoadgenError> {
+    let raw = std::fs::read(path).map_err(|source| LoadgenError::ReadInputData { path: path.to_owned(), source })?;
+    let invalid = |reason: String| LoadgenError::InvalidInputData { path: path.to_owned(), reason };
+    let request: Value = serde_json::from_slice(&raw).map_err(|e| invalid(format!("not JSON: {e}")))?;
     let inputs = request
         .get("inputs")
         .and_then(Value::as_array)
-        .ok_or_else(|| {
-            invalid("expected a V2 inference request with an \"inputs\" array".into())
-        })?;
+        .ok_or_else(|| invalid("expected a V2 inference request with an \"inputs\" array".into()))?;
     if inputs.is_empty() {
         return Err(invalid("\"inputs\" is empty".into()));
     }
@@ -358,11 +290,7 @@ mod tests {
             platform: String::new(),
             inputs: inputs
                 .iter()
-                .map(|(n, d, s)| TensorMetadata {
-                    name: (*n).into(),
-                    datatype: (*d).into(),
-                    shape: s.to_vec(),
-                })
+                .map(|(n, d, s)| TensorMetadata { name: (*n).into(), datatype: (*d).into(), shape: s.to_vec() })
                 .collect(),
             outputs: vec![],
         }
@@ -407,14 +335,8 @@ mod tests {
             .collect();
         assert_eq!(sizes, vec![4, 6, 2, 2]);
         assert!(header["inputs"][0].get("data").is_none());
-        assert_eq!(
-            &body[header_len..],
-            &[
-                0x00, 0x3C, 0x00, 0xB8, 2, 0, 0, 0, b'a', b'b', 1, 0, 0xFE, 0xFF
-            ]
-        );
-        let bad =
-            json!({"inputs": [{"name": "u", "datatype": "UINT8", "shape": [1], "data": [300]}]});
+        assert_eq!(&body[header_len..], &[0x00, 0x3C, 0x00, 0xB8, 2, 0, 0, 0, b'a', b'b', 1, 0, 0xFE, 0xFF]);
+        let bad = json!({"inputs": [{"name": "u", "datatype": "UINT8", "shape": [1], "data": [300]}]});
         assert!(encode_binary(&bad).is_err());
     }
 }

@@ -122,14 +122,9 @@ pub fn format_table(reports: &[Report]) -> String {
         out.push('\n');
     }
     for r in reports.iter().filter(|r| r.errors > 0) {
-        out.push_str(&format!(
-            "errors at concurrency {} ({} of {} requests):\n",
-            r.concurrency, r.errors, r.requests
-        ));
+        out.push_str(&format!("errors at concurrency {} ({} of {} requests):\n", r.concurrency, r.errors, r.requests));
         for e in &r.error_messages {
-            let status = e
-                .status
-                .map_or_else(|| "transport".to_owned(), |s| format!("HTTP {s}"));
+            let status = e.status.map_or_else(|| "transport".to_owned(), |s| format!("HTTP {s}"));
             out.push_str(&format!("  {:>8} × {status}: {}\n", e.count, e.message));
         }
     }
@@ -144,10 +139,7 @@ pub fn print_table(reports: &[Report], w: &mut impl Write) -> std::io::Result<()
 
 /// Writes the reports as a pretty JSON array to `path` (`-` for stdout).
 pub fn write_json(reports: &[Report], path: &Path) -> Result<(), LoadgenError> {
-    let wrap = |source| LoadgenError::WriteOutput {
-        path: path.to_owned(),
-        source,
-    };
+    let wrap = |source| LoadgenError::WriteOutput { path: path.to_owned(), source };
     let mut text = serde_json::to_string_pretty(reports).map_err(|e| wrap(e.into()))?;
     text.push('\n');
     if path.as_os_str() == "-" {
@@ -172,22 +164,11 @@ mod tests {
             rows: 1,
             requests: 123_456,
             errors: 2,
-            error_messages: vec![ErrorCount {
-                status: Some(400),
-                message: "bad".into(),
-                count: 2,
-            }],
+            error_messages: vec![ErrorCount { status: Some(400), message: "bad".into(), count: 2 }],
             duration_s: 10.0,
             throughput_rps: 12_345.4,
             rows_per_s: 12_345.4,
-            latency_ms: LatencySummary {
-                p50: 1.0,
-                p90: 2.0,
-                p95: 3.0,
-                p99: 4.0,
-                max: 5.0,
-                mean: 1.5,
-            },
+            latency_ms: LatencySummary { p50: 1.0, p90: 2.0, p95: 3.0, p99: 4.0, max: 5.0, mean: 1.5 },
         };
         assert_eq!(r.to_string().len(), table_header().len());
         let table = format_table(&[r]);

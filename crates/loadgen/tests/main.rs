@@ -70,34 +70,16 @@ async fn metadata(State(s): State<Shared>, Path(model): Path<String>) -> Respons
         meta["name"] = json!(model);
         axum::Json(meta).into_response()
     } else {
-        error(
-            StatusCode::NOT_FOUND,
-            &format!("unknown model '{model}': the repository has m"),
-        )
+        error(StatusCode::NOT_FOUND, &format!("unknown model '{model}': the repository has m"))
     }
 }
 
-async fn metadata_versioned(
-    state: State<Shared>,
-    Path((model, _version)): Path<(String, String)>,
-) -> Response {
+async fn metadata_versioned(state: State<Shared>, Path((model, _version)): Path<(String, String)>) -> Response {
     metadata(state, Path(model)).await
 }
 
-async fn infer(
-    State(s): State<Shared>,
-    Path(model): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    answer(
-        &s,
-        format!("/v2/models/{model}/infer"),
-        &model,
-        &headers,
-        &body,
-    )
-    .await
+async fn infer(State(s): State<Shared>, Path(model): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&s, format!("/v2/models/{model}/infer"), &model, &headers, &body).await
 }
 
 async fn infer_versioned(
@@ -110,13 +92,7 @@ async fn infer_versioned(
     answer(&s, path, &model, &headers, &body).await
 }
 
-async fn answer(
-    s: &TestServer,
-    path: String,
-    model: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Response {
+async fn answer(s: &TestServer, path: String, model: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let n = s.count.fetch_add(1, Ordering::SeqCst) + 1;
     let header_len = headers
         .get("inference-header-content-length")
@@ -169,18 +145,11 @@ fn check_body(b: &Behaviour, header_len: Option<usize>, body: &[u8]) -> Result<(
     let inputs = req["inputs"].as_array().ok_or("no inputs")?;
     let declared = b.metadata["inputs"].as_array().ok_or("metadata")?;
     if inputs.len() != declared.len() {
-        return Err(format!(
-            "{} inputs, expected {}",
-            inputs.len(),
-            declared.len()
-        ));
+        return Err(format!("{} inputs, expected {}", inputs.len(), declared.len()));
     }
     for decl in declared {
         let name = decl["name"].as_str().ok_or("metadata")?;
-        let input = inputs
-            .iter()
-            .find(|i| i["name"] == decl["name"])
-            .ok_or(format!("input {name} missing"))?;
+        let input = inputs.iter().find(|i| i["name"] == decl["name"]).ok_or(format!("input {name} missing"))?;
         let datatype = decl["datatype"].as_str().ok_or("metadata")?;
         if input["datatype"] != decl["datatype"] {
             return Err(format!("{name}: datatype {}", input["datatype"]));
@@ -197,8 +166,8 @@ fn check_body(b: &Behaviour, header_len: Option<usize>, body: &[u8]) -> Result<(
                 None => 0,
             })
             .collect();
-        let shape: Vec<u64> = serde_json::from_value(input["shape"].clone())
-            .map_err(|e| format!("{name}: shape {e}"))?;
+        let shape: Vec<u64> =
+            serde_json::from_value(input["shape"].clone()).map_err(|e| format!("{name}: shape {e}"))?;
         if shape != expected {
             return Err(format!("{name}: shape {shape:?}, expected {expected:?}"));
         }
@@ -224,9 +193,8 @@ fn check_body(b: &Behaviour, header_len: Option<usize>, body: &[u8]) -> Result<(
             if input.get("data").is_some() {
                 return Err(format!("{name}: binary input also has JSON data"));
             }
-            let size = input["parameters"]["binary_data_size"]
-                .as_u64()
-                .ok_or(format!("{name}: no binary_data_size"))? as usize;
+            let size = input["parameters"]["binary_data_size"].as_u64().ok_or(format!("{name}: no binary_data_size"))?
+                as usize;
             if size > raw.len() {
                 return Err(format!("{name}: binary_data_size {size} past the body end"));
             }
@@ -261,20 +229,14 @@ fn check_body(b: &Behaviour, header_len: Option<usize>, body: &[u8]) -> Result<(
 }
 
 async fn spawn_server(behaviour: Behaviour) -> (String, Shared) {
-    let state = Arc::new(TestServer {
-        behaviour,
-        count: AtomicU64::new(0),
-        seen: Mutex::new(Seen::default()),
-    });
+    let state = Arc::new(TestServer { behaviour, count: AtomicU64::new(0), seen: Mutex::new(Seen::default()) });
     let app = Router::new()
         .route("/v2/models/{m}", get(metadata))
         .route("/v2/models/{m}/versions/{v}", get(metadata_versioned))
         .route("/v2/models/{m}/infer", post(infer))
         .route("/v2/models/{m}/versions/{v}/infer", post(infer_versioned))
         .with_state(Arc::clone(&state));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("serve");
@@ -292,8 +254,8 @@ fn simple_metadata() -> Value {
 
 fn all_types_metadata() -> Value {
     let types = [
-        "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
-        "BF16", "FP32", "FP64", "BYTES",
+        "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "BF16", "FP32",
+        "FP64", "BYTES",
     ];
     let mut inputs: Vec<Value> = types
         .iter()
@@ -305,11 +267,7 @@ fn all_types_metadata() -> Value {
 }
 
 fn behaviour(metadata: Value, rows: u64, fail_some: bool) -> Behaviour {
-    Behaviour {
-        metadata,
-        rows,
-        fail_some,
-    }
+    Behaviour { metadata, rows, fail_some }
 }
 
 fn only(reports: Vec<Report>) -> Report {
@@ -320,19 +278,8 @@ fn only(reports: Vec<Report>) -> Report {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_count_is_exact() {
     let (url, server) = spawn_server(behaviour(simple_metadata(), 1, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--requests",
-        "137",
-        "--concurrency",
-        "4",
-        "--warmup",
-        "0",
-        "--quiet",
-    ]);
+    let args =
+        parse(&["--url", &url, "--model", "m", "--requests", "137", "--concurrency", "4", "--warmup", "0", "--quiet"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!(r.requests, 137);
     assert_eq!(r.errors, 0);
@@ -344,10 +291,7 @@ async fn request_count_is_exact() {
     assert!(r.latency_ms.p50 <= r.latency_ms.p99 && r.latency_ms.p99 <= r.latency_ms.max);
     assert_eq!(server.count.load(Ordering::SeqCst), 137);
     let seen = server.seen.lock().expect("lock");
-    assert_eq!(
-        seen.requests,
-        BTreeMap::from([("/v2/models/m/infer".to_owned(), 137)])
-    );
+    assert_eq!(seen.requests, BTreeMap::from([("/v2/models/m/infer".to_owned(), 137)]));
     assert!(seen.invalid.is_empty(), "{:?}", seen.invalid);
     assert_eq!(seen.bodies.len(), 1, "the same body every time");
     assert_eq!(seen.binary, 0);
@@ -356,35 +300,14 @@ async fn request_count_is_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_counted_with_their_messages() {
     let (url, server) = spawn_server(behaviour(simple_metadata(), 1, true)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--requests",
-        "30",
-        "--concurrency",
-        "3",
-        "--warmup",
-        "0",
-        "-q",
-    ]);
+    let args = parse(&["--url", &url, "--model", "m", "--requests", "30", "--concurrency", "3", "--warmup", "0", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     // Requests 1..=30: ten multiples of 3, and 5, 10, 20, 25.
     assert_eq!(r.requests, 30);
     assert_eq!(r.errors, 14);
-    let messages: Vec<(Option<u16>, &str, u64)> = r
-        .error_messages
-        .iter()
-        .map(|e| (e.status, e.message.as_str(), e.count))
-        .collect();
-    assert_eq!(
-        messages,
-        vec![
-            (Some(400), "every third", 10),
-            (Some(400), "every fifth", 4)
-        ]
-    );
+    let messages: Vec<(Option<u16>, &str, u64)> =
+        r.error_messages.iter().map(|e| (e.status, e.message.as_str(), e.count)).collect();
+    assert_eq!(messages, vec![(Some(400), "every third", 10), (Some(400), "every fifth", 4)]);
     assert!(server.seen.lock().expect("lock").invalid.is_empty());
     let table = recserve_loadgen::format_table(&[r]);
     assert!(table.contains("HTTP 400: every third"), "{table}");
@@ -393,19 +316,7 @@ async fn server_errors_are_counted_with_their_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_json_body_matches_the_metadata() {
     let (url, server) = spawn_server(behaviour(all_types_metadata(), 3, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--rows",
-        "3",
-        "--requests",
-        "5",
-        "--warmup",
-        "0",
-        "-q",
-    ]);
+    let args = parse(&["--url", &url, "--model", "m", "--rows", "3", "--requests", "5", "--warmup", "0", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!((r.requests, r.errors, r.rows), (5, 0, 3));
     assert!((r.rows_per_s - 3.0 * r.throughput_rps).abs() <= 1e-9 * r.rows_per_s);
@@ -423,20 +334,8 @@ async fn generated_json_body_matches_the_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_binary_body_matches_the_metadata() {
     let (url, server) = spawn_server(behaviour(all_types_metadata(), 2, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--rows",
-        "2",
-        "--requests",
-        "7",
-        "--warmup",
-        "0",
-        "--binary",
-        "-q",
-    ]);
+    let args =
+        parse(&["--url", &url, "--model", "m", "--rows", "2", "--requests", "7", "--warmup", "0", "--binary", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!((r.requests, r.errors), (7, 0), "{r:?}");
     assert!(r.binary);
@@ -482,31 +381,15 @@ async fn sweep_gives_one_report_per_level() {
         "0",
         "-q",
     ]);
-    let levels: Vec<u32> = recserve_loadgen::run(&args)
-        .await
-        .expect("run")
-        .iter()
-        .map(|r| r.concurrency)
-        .collect();
+    let levels: Vec<u32> = recserve_loadgen::run(&args).await.expect("run").iter().map(|r| r.concurrency).collect();
     assert_eq!(levels, vec![2, 4, 6], "the range wins over --concurrency");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duration_mode_with_warmup_measures_something() {
     let (url, server) = spawn_server(behaviour(simple_metadata(), 1, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.1",
-        "--concurrency",
-        "2",
-        "-q",
-    ]);
+    let args =
+        parse(&["--url", &url, "--model", "m", "--duration", "0.3", "--warmup", "0.1", "--concurrency", "2", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert!(r.requests > 0);
     assert_eq!(r.errors, 0);
@@ -518,26 +401,12 @@ async fn duration_mode_with_warmup_measures_something() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_version_goes_into_the_path() {
     let (url, server) = spawn_server(behaviour(simple_metadata(), 1, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--model-version",
-        "2",
-        "--requests",
-        "4",
-        "--warmup",
-        "0",
-        "-q",
-    ]);
+    let args =
+        parse(&["--url", &url, "--model", "m", "--model-version", "2", "--requests", "4", "--warmup", "0", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!((r.requests, r.errors), (4, 0));
     let seen = server.seen.lock().expect("lock");
-    assert_eq!(
-        seen.requests,
-        BTreeMap::from([("/v2/models/m/versions/2/infer".to_owned(), 4)])
-    );
+    assert_eq!(seen.requests, BTreeMap::from([("/v2/models/m/versions/2/infer".to_owned(), 4)]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -553,19 +422,7 @@ async fn input_data_is_sent_as_is_or_re_encoded() {
     std::fs::write(&path, &text).expect("write");
     let file = path.to_str().expect("utf-8 path");
 
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--input-data",
-        file,
-        "--requests",
-        "3",
-        "--warmup",
-        "0",
-        "-q",
-    ]);
+    let args = parse(&["--url", &url, "--model", "m", "--input-data", file, "--requests", "3", "--warmup", "0", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!((r.requests, r.errors, r.rows), (3, 0, 2));
     {
@@ -602,22 +459,9 @@ async fn input_data_is_sent_as_is_or_re_encoded() {
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "{\"nope\": 1}").expect("write");
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "m",
-        "--input-data",
-        bad.to_str().expect("utf-8"),
-        "-q",
-    ]);
-    let err = recserve_loadgen::run(&args)
-        .await
-        .expect_err("bad input data");
-    assert!(
-        matches!(err, LoadgenError::InvalidInputData { .. }),
-        "{err}"
-    );
+    let args = parse(&["--url", &url, "--model", "m", "--input-data", bad.to_str().expect("utf-8"), "-q"]);
+    let err = recserve_loadgen::run(&args).await.expect_err("bad input data");
+    assert!(matches!(err, LoadgenError::InvalidInputData { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,9 +471,7 @@ async fn unreachable_server_is_a_clear_error() {
     drop(listener);
     let url = format!("http://127.0.0.1:{port}");
     let args = parse(&["--url", &url, "--model", "m", "--requests", "1", "-q"]);
-    let err = recserve_loadgen::run(&args)
-        .await
-        .expect_err("nothing listens");
+    let err = recserve_loadgen::run(&args).await.expect_err("nothing listens");
     assert!(matches!(err, LoadgenError::Connect { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("cannot reach the server"), "{message}");
@@ -644,47 +486,24 @@ async fn unreachable_server_is_a_clear_error() {
 async fn unknown_model_is_a_clear_error() {
     let (url, server) = spawn_server(behaviour(simple_metadata(), 1, false)).await;
     let args = parse(&["--url", &url, "--model", "nope", "--requests", "1", "-q"]);
-    let err = recserve_loadgen::run(&args)
-        .await
-        .expect_err("unknown model");
-    assert!(
-        matches!(&err, LoadgenError::ModelNotFound { status: 404, .. }),
-        "{err:?}"
-    );
+    let err = recserve_loadgen::run(&args).await.expect_err("unknown model");
+    assert!(matches!(&err, LoadgenError::ModelNotFound { status: 404, .. }), "{err:?}");
     let message = err.to_string();
-    assert!(
-        message.contains("\"nope\"") && message.contains("the repository has m"),
-        "{message}"
-    );
+    assert!(message.contains("\"nope\"") && message.contains("the repository has m"), "{message}");
     assert_eq!(server.count.load(Ordering::SeqCst), 0, "no load was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_count_as_transport_errors() {
     let (url, _server) = spawn_server(behaviour(simple_metadata(), 1, false)).await;
-    let args = parse(&[
-        "--url",
-        &url,
-        "--model",
-        "slow",
-        "--requests",
-        "2",
-        "--warmup",
-        "0",
-        "--timeout-ms",
-        "50",
-        "-q",
-    ]);
+    let args =
+        parse(&["--url", &url, "--model", "slow", "--requests", "2", "--warmup", "0", "--timeout-ms", "50", "-q"]);
     let r = only(recserve_loadgen::run(&args).await.expect("run"));
     assert_eq!((r.requests, r.errors), (2, 2));
     assert_eq!(r.throughput_rps, 0.0);
     assert_eq!(r.error_messages.len(), 1);
     assert_eq!(r.error_messages[0].status, None);
-    assert!(
-        r.error_messages[0]
-            .message
-            .contains("timed out after 50 ms")
-    );
+    assert!(r.error_messages[0].message.contains("timed out after 50 ms"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -706,8 +525,7 @@ async fn json_output_is_written() {
         "-q",
     ]);
     let reports = recserve_loadgen::run_and_report(&args).await.expect("run");
-    let written: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("JSON");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&out).expect("read")).expect("JSON");
     // serde_json parses floats to within an ulp only, so compare them loosely.
     assert_eq!(written.as_array().map(Vec::len), Some(1));
     let first = &written[0];
@@ -718,15 +536,7 @@ async fn json_output_is_written() {
     for key in ["p50", "p90", "p95", "p99", "max", "mean"] {
         assert!(first["latency_ms"][key].is_number(), "{key}");
     }
-    for key in [
-        "concurrency",
-        "rows",
-        "errors",
-        "error_messages",
-        "duration_s",
-        "throughput_rps",
-        "rows_per_s",
-    ] {
+    for key in ["concurrency", "rows", "errors", "error_messages", "duration_s", "throughput_rps", "rows_per_s"] {
         assert!(first.get(key).is_some(), "{key}");
     }
 }
@@ -743,10 +553,7 @@ fn defaults_help_and_env_names() {
     assert!(!args.binary && !args.quiet);
     assert_eq!(args.concurrency_levels(), vec![1]);
 
-    assert!(
-        Cli::try_parse_from(["bench"]).is_err(),
-        "--model is required"
-    );
+    assert!(Cli::try_parse_from(["bench"]).is_err(), "--model is required");
     assert!(Cli::try_parse_from(["bench", "--model", "m", "--concurrency", "0"]).is_err());
     assert!(Cli::try_parse_from(["bench", "--model", "m", "--duration", "-1"]).is_err());
     assert!(Cli::try_parse_from(["bench", "--model", "m", "--concurrency-range", "4:1"]).is_err());
@@ -768,9 +575,6 @@ fn defaults_help_and_env_names() {
         "TIMEOUT_MS",
         "QUIET",
     ] {
-        assert!(
-            help.contains(&format!("[env: RECSERVE_BENCH_{flag}")),
-            "{flag} missing in:\n{help}"
-        );
+        assert!(help.contains(&format!("[env: RECSERVE_BENCH_{flag}")), "{flag} missing in:\n{help}");
     }
 }

@@ -46,13 +46,17 @@ impl Settings {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<FileSettings>(&text).with_context(|| format!("invalid config file {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileSettings>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
             }
             None => FileSettings::default(),
         };
         let Some(model_repository) = args.model_repository.clone().or(file.model_repository) else {
-            bail!("no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)");
+            bail!(
+                "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
+            );
         };
         Ok(Settings {
             model_repository,
@@ -97,7 +101,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     shutdown_signal().await;
-    info!(grace_secs = settings.shutdown_grace.as_secs(), "shutting down: no new connections, draining in-flight requests");
+    info!(
+        grace_secs = settings.shutdown_grace.as_secs(),
+        "shutting down: no new connections, draining in-flight requests"
+    );
     stop.cancel();
     match tokio::time::timeout(settings.shutdown_grace, servers).await {
         Ok(Ok(Ok(()))) => info!("shut down cleanly"),

@@ -35,7 +35,8 @@ fn start(extra_env: &[(&str, &str)]) -> (Child, String, std::sync::mpsc::Receive
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server prints its address");
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server prints its address");
         if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
             let addr = rest.split_whitespace().next().unwrap().to_string();
             wait_ready(&addr);
@@ -79,7 +80,16 @@ fn mlp_request() -> String {
 fn help_explains_every_serve_flag() {
     let out = recserve().args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--model-repository", "--host", "--http-port", "--grpc-port", "--data-dir", "--config", "--repository-poll-secs", "RECSERVE_HTTP_PORT"] {
+    for flag in [
+        "--model-repository",
+        "--host",
+        "--http-port",
+        "--grpc-port",
+        "--data-dir",
+        "--config",
+        "--repository-poll-secs",
+        "RECSERVE_HTTP_PORT",
+    ] {
         assert!(help.contains(flag), "serve --help lacks {flag}:\n{help}");
     }
     let out = recserve().args(["bench", "--help"]).output().unwrap();
@@ -108,7 +118,12 @@ fn serves_and_drains_in_flight_requests_on_sigterm() {
     let request = mlp_request();
     let (head, tail) = request.split_at(request.len() / 2);
     let mut s = TcpStream::connect(&addr).unwrap();
-    write!(s, "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}", request.len()).unwrap();
+    write!(
+        s,
+        "POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        request.len()
+    )
+    .unwrap();
     s.flush().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

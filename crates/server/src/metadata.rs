@@ -96,7 +96,11 @@ impl From<&Arc<LoadedVersion>> for VersionStatistics {
 }
 
 /// Statistics of every ready version of one model, or of all models when `model` is `None`.
-pub fn statistics(state: &AppState, model: Option<&str>, version: Option<&str>) -> Result<Vec<VersionStatistics>, ApiError> {
+pub fn statistics(
+    state: &AppState,
+    model: Option<&str>,
+    version: Option<&str>,
+) -> Result<Vec<VersionStatistics>, ApiError> {
     match model.filter(|m| !m.is_empty()) {
         Some(m) => {
             let entry = state.registry.entry(m)?;

@@ -17,7 +17,8 @@ struct Reply {
 impl Reply {
     fn json(&self) -> Value {
         let end = self.header_length.unwrap_or(self.body.len());
-        serde_json::from_slice(&self.body[..end]).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body[..end])
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
     fn error(&self) -> String {
         self.json()["error"].as_str().expect("error field").to_string()
@@ -31,10 +32,8 @@ async fn call(app: &axum::Router, method: &str, path: &str, body: Vec<u8>, heade
     }
     let resp = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
     let status = resp.status();
-    let header_length = resp
-        .headers()
-        .get("inference-header-content-length")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let header_length =
+        resp.headers().get("inference-header-content-length").map(|v| v.to_str().unwrap().parse().unwrap());
     let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
     Reply { status, header_length, body }
 }
@@ -107,7 +106,12 @@ async fn json_inference_matches_onnxruntime_on_every_fixture() {
     let (app, _repo, _) = app_with(&models).await;
     for model in models {
         for (i, case) in golden(model).iter().enumerate() {
-            let reply = post_json(&app, &format!("/v2/models/{model}/infer"), json!({"id": format!("c{i}"), "inputs": json_inputs(&case.inputs)})).await;
+            let reply = post_json(
+                &app,
+                &format!("/v2/models/{model}/infer"),
+                json!({"id": format!("c{i}"), "inputs": json_inputs(&case.inputs)}),
+            )
+            .await;
             assert_eq!(reply.status, StatusCode::OK, "{model}: {:?}", String::from_utf8_lossy(&reply.body));
             let body = reply.json();
             assert_eq!(body["model_name"], model);
@@ -148,7 +152,14 @@ async fn binary_inference_round_trips_every_datatype() {
     let (app, _repo, _) = app_with(&["identity_all_types"]).await;
     for case in golden("identity_all_types") {
         let (body, n) = binary_body(&case.inputs, json!({"binary_data_output": true}), None);
-        let reply = call(&app, "POST", "/v2/models/identity_all_types/infer", body, &[("inference-header-content-length", n.to_string())]).await;
+        let reply = call(
+            &app,
+            "POST",
+            "/v2/models/identity_all_types/infer",
+            body,
+            &[("inference-header-content-length", n.to_string())],
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", String::from_utf8_lossy(&reply.body));
         let header_len = reply.header_length.expect("binary response sets the header");
         let json = reply.json();
@@ -170,7 +181,14 @@ async fn binary_inference_round_trips_every_datatype() {
             json!({}),
             Some(json!([{"name": "out_BYTES", "parameters": {"binary_data": false}}, {"name": "out_INT64"}])),
         );
-        let reply = call(&app, "POST", "/v2/models/identity_all_types/infer", body, &[("inference-header-content-length", n.to_string())]).await;
+        let reply = call(
+            &app,
+            "POST",
+            "/v2/models/identity_all_types/infer",
+            body,
+            &[("inference-header-content-length", n.to_string())],
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK);
         assert!(reply.header_length.is_none());
         let outs = reply.json()["outputs"].as_array().unwrap().clone();
@@ -190,16 +208,88 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let app = rest::router(state);
     let row = |n: usize| json!([{"name": "features", "datatype": "FP32", "shape": [1, n], "data": vec![0.5; n]}]);
     let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, StatusCode, &str)> = vec![
-        ("/v2/models/nope/infer", serde_json::to_vec(&json!({"inputs": row(16)})).unwrap(), vec![], StatusCode::NOT_FOUND, "unknown model 'nope'"),
-        ("/v2/models/mlp/versions/3/infer", serde_json::to_vec(&json!({"inputs": row(16)})).unwrap(), vec![], StatusCode::NOT_FOUND, "unknown version '3' of model 'mlp'"),
-        ("/v2/models/mlp/infer", serde_json::to_vec(&json!({"inputs": row(15)})).unwrap(), vec![], StatusCode::BAD_REQUEST, "input 'features' has shape [1, 15], expected [-1, 16]"),
-        ("/v2/models/mlp/infer", serde_json::to_vec(&json!({"inputs": [{"name": "features", "datatype": "INT64", "shape": [1, 16], "data": vec![1; 16]}]})).unwrap(), vec![], StatusCode::BAD_REQUEST, "input 'features' has datatype INT64, expected FP32"),
-        ("/v2/models/mlp/infer", serde_json::to_vec(&json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 16], "data": vec![1; 16]}]})).unwrap(), vec![], StatusCode::BAD_REQUEST, "input 'features': shape [2, 16] holds 32 elements, but data has 16"),
-        ("/v2/models/mlp/infer", b"{\"inputs\": [".to_vec(), vec![], StatusCode::BAD_REQUEST, "malformed inference request JSON"),
-        ("/v2/models/mlp/infer", serde_json::to_vec(&json!({"inputs": [{"name": "feature", "datatype": "FP32", "shape": [1, 16], "data": vec![1; 16]}]})).unwrap(), vec![], StatusCode::BAD_REQUEST, "unknown input 'feature'; the model's inputs are: features"),
-        ("/v2/models/multi_io/infer", serde_json::to_vec(&json!({"inputs": [{"name": "user", "datatype": "FP32", "shape": [1, 8], "data": vec![1; 8]}]})).unwrap(), vec![], StatusCode::BAD_REQUEST, "missing input 'item' (FP32 [-1, 8])"),
-        ("/v2/models/mlp/infer", serde_json::to_vec(&json!({"inputs": row(16), "outputs": [{"name": "scores"}]})).unwrap(), vec![], StatusCode::BAD_REQUEST, "model 'mlp' has no output 'scores'; its outputs are: score"),
-        ("/v2/models/mlp/infer", vec![b' '; 5000], vec![], StatusCode::PAYLOAD_TOO_LARGE, "larger than the limit of 4096 bytes"),
+        (
+            "/v2/models/nope/infer",
+            serde_json::to_vec(&json!({"inputs": row(16)})).unwrap(),
+            vec![],
+            StatusCode::NOT_FOUND,
+            "unknown model 'nope'",
+        ),
+        (
+            "/v2/models/mlp/versions/3/infer",
+            serde_json::to_vec(&json!({"inputs": row(16)})).unwrap(),
+            vec![],
+            StatusCode::NOT_FOUND,
+            "unknown version '3' of model 'mlp'",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(&json!({"inputs": row(15)})).unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "input 'features' has shape [1, 15], expected [-1, 16]",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "features", "datatype": "INT64", "shape": [1, 16], "data": vec![1; 16]}]}),
+            )
+            .unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "input 'features' has datatype INT64, expected FP32",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 16], "data": vec![1; 16]}]}),
+            )
+            .unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "input 'features': shape [2, 16] holds 32 elements, but data has 16",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            b"{\"inputs\": [".to_vec(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "malformed inference request JSON",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "feature", "datatype": "FP32", "shape": [1, 16], "data": vec![1; 16]}]}),
+            )
+            .unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "unknown input 'feature'; the model's inputs are: features",
+        ),
+        (
+            "/v2/models/multi_io/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "user", "datatype": "FP32", "shape": [1, 8], "data": vec![1; 8]}]}),
+            )
+            .unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "missing input 'item' (FP32 [-1, 8])",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(&json!({"inputs": row(16), "outputs": [{"name": "scores"}]})).unwrap(),
+            vec![],
+            StatusCode::BAD_REQUEST,
+            "model 'mlp' has no output 'scores'; its outputs are: score",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            vec![b' '; 5000],
+            vec![],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than the limit of 4096 bytes",
+        ),
     ];
     for (path, body, headers, status, message) in cases {
         let reply = call(&app, "POST", path, body, &headers).await;
@@ -211,7 +301,8 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let x = Tensor::new(vec![1, 16], TensorData::F32(vec![0.5; 16])).unwrap();
     let (mut body, n) = binary_body(&[("features".to_string(), x.clone())], json!({}), None);
     body.truncate(body.len() - 10);
-    let reply = call(&app, "POST", "/v2/models/mlp/infer", body, &[("inference-header-content-length", n.to_string())]).await;
+    let reply =
+        call(&app, "POST", "/v2/models/mlp/infer", body, &[("inference-header-content-length", n.to_string())]).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.error().contains("input 'features': binary_data_size is 64 bytes, but only 54"), "{}", reply.error());
 
@@ -228,7 +319,8 @@ async fn gzip_request_bodies_are_accepted() {
     let body = serde_json::to_vec(&json!({"inputs": json_inputs(&case.inputs)})).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&body).unwrap();
-    let reply = call(&app, "POST", "/v2/models/mlp/infer", gz.finish().unwrap(), &[("content-encoding", "gzip".into())]).await;
+    let reply =
+        call(&app, "POST", "/v2/models/mlp/infer", gz.finish().unwrap(), &[("content-encoding", "gzip".into())]).await;
     assert_eq!(reply.status, StatusCode::OK);
     let out = &reply.json()["outputs"][0];
     assert_close(&tensor_of(out), &case.outputs[0].1, 1e-4, "gzip mlp");
@@ -291,7 +383,11 @@ async fn validation_samples_gate_a_version() {
     let repo = repository_with(&["mlp"]);
     let samples = std::fs::read_to_string(recserve_testkit::golden_path("mlp")).unwrap();
     std::fs::write(repo.path().join("mlp/validation.json"), &samples).unwrap();
-    std::fs::write(repo.path().join("mlp/config.toml"), "[validation]\nsamples = \"validation.json\"\ntolerance = 1e-5\n").unwrap();
+    std::fs::write(
+        repo.path().join("mlp/config.toml"),
+        "[validation]\nsamples = \"validation.json\"\ntolerance = 1e-5\n",
+    )
+    .unwrap();
     let registry = loaded_registry(repo.path()).await;
     assert!(registry.resolve("mlp", None).is_ok(), "{}", registry.entry("mlp").unwrap().unavailable_reason());
 

@@ -193,8 +193,8 @@ impl ModelConfig {
 
     /// Parses config text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<ModelConfig, ConfigError> {
-        let config: ModelConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
+        let config: ModelConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_string(), message: e.to_string() })?;
         config.check().map_err(|message| ConfigError::Parse { path: origin.to_string(), message })?;
         Ok(config)
     }

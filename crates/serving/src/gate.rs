@@ -88,7 +88,8 @@ fn apply_overrides(file: &ModelSignature, config: &ModelConfig) -> Result<ModelS
                 .find(|s| s.name == o.name)
                 .ok_or_else(|| format!("config names {kind} '{}', but the model's {kind}s are: {names}", o.name))?;
             if let Some(dt) = &o.datatype {
-                let want = DataType::from_wire_name(dt).ok_or_else(|| format!("{kind} '{}': unknown datatype '{dt}'", o.name))?;
+                let want = DataType::from_wire_name(dt)
+                    .ok_or_else(|| format!("{kind} '{}': unknown datatype '{dt}'", o.name))?;
                 if want != spec.datatype {
                     return Err(format!(
                         "config says {kind} '{}' is {want}, but the model file declares {}",
@@ -196,7 +197,8 @@ pub fn check_samples(
 ) -> Result<(), String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read validation samples {shown}: {e}"))?;
-    let file: SampleFile = serde_json::from_str(&text).map_err(|e| format!("invalid validation samples {shown}: {e}"))?;
+    let file: SampleFile =
+        serde_json::from_str(&text).map_err(|e| format!("invalid validation samples {shown}: {e}"))?;
     if file.cases.is_empty() {
         return Err(format!("validation samples {shown} hold no cases"));
     }
@@ -239,7 +241,9 @@ pub fn compare(got: &Tensor, want: &Tensor, tolerance: f64) -> Result<(), String
         (TensorData::F32(g), TensorData::F32(w)) => {
             g.iter().zip(w).enumerate().try_for_each(|(i, (g, w))| close(i, *g as f64, *w as f64))
         }
-        (TensorData::F64(g), TensorData::F64(w)) => g.iter().zip(w).enumerate().try_for_each(|(i, (g, w))| close(i, *g, *w)),
+        (TensorData::F64(g), TensorData::F64(w)) => {
+            g.iter().zip(w).enumerate().try_for_each(|(i, (g, w))| close(i, *g, *w))
+        }
         (TensorData::F16(g), TensorData::F16(w)) => {
             g.iter().zip(w).enumerate().try_for_each(|(i, (g, w))| close(i, g.to_f64(), w.to_f64()))
         }
@@ -248,4 +252,3 @@ pub fn compare(got: &Tensor, want: &Tensor, tolerance: f64) -> Result<(), String
         _ => Err("values differ from the expected ones".into()),
     }
 }
-

@@ -22,7 +22,11 @@ use tracing::{error, info, instrument, warn};
 pub enum VersionState {
     Ready(Arc<LoadedVersion>),
     /// Failed the gate; not retried until its file or the model's config changes.
-    Failed { reason: String, fingerprint: Option<Fingerprint>, config: Arc<ModelConfig> },
+    Failed {
+        reason: String,
+        fingerprint: Option<Fingerprint>,
+        config: Arc<ModelConfig>,
+    },
 }
 
 /// One model as the registry knows it.
@@ -127,10 +131,10 @@ impl ModelRegistry {
         let guard = self.models.load();
         let entry = guard.get(model).ok_or_else(|| ServingError::ModelNotFound { model: model.to_string() })?;
         match version.filter(|v| !v.is_empty()) {
-            None => entry.default_version().cloned().ok_or_else(|| ServingError::NotReady {
-                model: model.to_string(),
-                reason: entry.unavailable_reason(),
-            }),
+            None => entry
+                .default_version()
+                .cloned()
+                .ok_or_else(|| ServingError::NotReady { model: model.to_string(), reason: entry.unavailable_reason() }),
             Some(v) => {
                 let not_found = || ServingError::VersionNotFound { model: model.to_string(), version: v.to_string() };
                 let n: u64 = v.parse().map_err(|_| not_found())?;
@@ -290,11 +294,15 @@ impl ModelRegistry {
                 let file = &dir.versions[v];
                 let fingerprint = Fingerprint::of(file);
                 match old_versions.get(v) {
-                    Some(VersionState::Ready(loaded)) if loaded.fingerprint == fingerprint && loaded.config == config => {
+                    Some(VersionState::Ready(loaded))
+                        if loaded.fingerprint == fingerprint && loaded.config == config =>
+                    {
                         admitted.insert(*v, VersionState::Ready(loaded.clone()));
                         continue;
                     }
-                    Some(f @ VersionState::Failed { fingerprint: fp, config: c, .. }) if *fp == fingerprint && *c == config => {
+                    Some(f @ VersionState::Failed { fingerprint: fp, config: c, .. })
+                        if *fp == fingerprint && *c == config =>
+                    {
                         failed.insert(*v, f.clone());
                         progress = true;
                         continue;

@@ -45,10 +45,8 @@ impl Repository {
     /// Every model directory, sorted by name. Entries that are not directories, and names
     /// starting with '.', are ignored.
     pub fn scan(&self) -> Result<Vec<ModelDir>, RepositoryError> {
-        let entries = std::fs::read_dir(&self.root).map_err(|source| RepositoryError::Unreadable {
-            path: self.root.display().to_string(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&self.root)
+            .map_err(|source| RepositoryError::Unreadable { path: self.root.display().to_string(), source })?;
         let mut models = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -126,7 +126,10 @@ pub fn check_inputs(
         if signature.batched {
             let n = input.tensor.shape[0];
             if n == 0 {
-                return Err(bad(format!("input '{}' has an empty batch dimension (shape {:?})", spec.name, input.tensor.shape)));
+                return Err(bad(format!(
+                    "input '{}' has an empty batch dimension (shape {:?})",
+                    spec.name, input.tensor.shape
+                )));
             }
             match rows {
                 Some((m, other)) if m != n => {
@@ -151,14 +154,10 @@ pub fn check_inputs(
 
 fn check_one(spec: &TensorSpec, tensor: &Tensor) -> Result<(), String> {
     if tensor.datatype() != spec.datatype {
-        return Err(format!(
-            "input '{}' has datatype {}, expected {}",
-            spec.name,
-            tensor.datatype(),
-            spec.datatype
-        ));
+        return Err(format!("input '{}' has datatype {}, expected {}", spec.name, tensor.datatype(), spec.datatype));
     }
-    let fits = tensor.shape.len() == spec.shape.len() && spec.shape.iter().zip(&tensor.shape).all(|(d, n)| d.accepts(*n));
+    let fits =
+        tensor.shape.len() == spec.shape.len() && spec.shape.iter().zip(&tensor.shape).all(|(d, n)| d.accepts(*n));
     if !fits {
         return Err(format!(
             "input '{}' has shape {:?}, expected {} (-1 = any size)",
@@ -187,7 +186,10 @@ mod tests {
     }
 
     fn a(rows: usize) -> NamedTensor {
-        NamedTensor { name: "a".into(), tensor: Tensor::new(vec![rows, 2], TensorData::F32(vec![0.0; rows * 2])).unwrap() }
+        NamedTensor {
+            name: "a".into(),
+            tensor: Tensor::new(vec![rows, 2], TensorData::F32(vec![0.0; rows * 2])).unwrap(),
+        }
     }
     fn b(rows: usize) -> NamedTensor {
         NamedTensor { name: "b".into(), tensor: Tensor::new(vec![rows, 1], TensorData::I64(vec![0; rows])).unwrap() }
@@ -213,9 +215,11 @@ mod tests {
         assert!(err(vec![a(1), a(1), b(1)]).contains("given twice"));
         assert!(err(vec![a(2), b(3)]).contains("disagree on the batch size: 2 and 3"));
         assert!(err(vec![a(5), b(5)]).contains("5 rows, more than the model's max_batch_size of 4"));
-        let wrong_type = NamedTensor { name: "b".into(), tensor: Tensor::new(vec![1, 1], TensorData::I32(vec![0])).unwrap() };
+        let wrong_type =
+            NamedTensor { name: "b".into(), tensor: Tensor::new(vec![1, 1], TensorData::I32(vec![0])).unwrap() };
         assert!(err(vec![a(1), wrong_type]).contains("input 'b' has datatype INT32, expected INT64"));
-        let wrong_shape = NamedTensor { name: "a".into(), tensor: Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap() };
+        let wrong_shape =
+            NamedTensor { name: "a".into(), tensor: Tensor::new(vec![1, 3], TensorData::F32(vec![0.0; 3])).unwrap() };
         assert!(err(vec![wrong_shape, b(1)]).contains("input 'a' has shape [1, 3], expected [-1, 2]"));
         assert!(err(vec![a(0), b(0)]).contains("empty batch"));
     }

@@ -40,8 +40,16 @@ impl Doubler {
     pub fn new(factor: f32) -> Doubler {
         Doubler {
             signature: ModelSignature {
-                inputs: vec![TensorSpec { name: "x".into(), datatype: DataType::F32, shape: vec![Dim::Variable, Dim::Fixed(2)] }],
-                outputs: vec![TensorSpec { name: "y".into(), datatype: DataType::F32, shape: vec![Dim::Variable, Dim::Fixed(2)] }],
+                inputs: vec![TensorSpec {
+                    name: "x".into(),
+                    datatype: DataType::F32,
+                    shape: vec![Dim::Variable, Dim::Fixed(2)],
+                }],
+                outputs: vec![TensorSpec {
+                    name: "y".into(),
+                    datatype: DataType::F32,
+                    shape: vec![Dim::Variable, Dim::Fixed(2)],
+                }],
                 batched: true,
             },
             batches: Mutex::new(Vec::new()),
@@ -75,11 +83,14 @@ impl Engine for Doubler {
 /// Loads `model.onnx` files whose text is "double", "triple" or "broken".
 pub fn text_loader() -> EngineLoader {
     Arc::new(|path: &Path| {
-        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Io { path: path.display().to_string(), source: e })?;
         match text.trim() {
             "double" => Ok(Arc::new(Doubler::new(2.0)) as Arc<dyn Engine>),
             "triple" => Ok(Arc::new(Doubler::new(3.0)) as Arc<dyn Engine>),
-            other => Err(EngineError::Load { path: path.display().to_string(), reason: format!("not a model: {other}") }),
+            other => {
+                Err(EngineError::Load { path: path.display().to_string(), reason: format!("not a model: {other}") })
+            }
         }
     })
 }

@@ -44,7 +44,10 @@ async fn latest_version_serves_and_a_failing_newer_one_does_not_replace_it() {
     put(dir.path(), "m/3/model.onnx", "triple");
     reg.poll().await;
     assert_eq!(answer(&reg, "m", None).await.unwrap(), (3, 3.0));
-    assert!(matches!(answer(&reg, "m", Some("1")).await, Err(ServingError::VersionNotFound { .. })), "latest 1 drops v1");
+    assert!(
+        matches!(answer(&reg, "m", Some("1")).await, Err(ServingError::VersionNotFound { .. })),
+        "latest 1 drops v1"
+    );
 }
 
 #[tokio::test]

@@ -66,7 +66,8 @@ pub fn golden(model: &str) -> Vec<GoldenCase> {
     let path = fixtures_dir().join("golden").join(format!("{model}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let file: File = serde_json::from_str(&text).expect("golden file parses");
-    let named = |ts: &[JsonTensor]| ts.iter().map(|t| (t.name.clone(), t.to_tensor().expect("golden tensor"))).collect();
+    let named =
+        |ts: &[JsonTensor]| ts.iter().map(|t| (t.name.clone(), t.to_tensor().expect("golden tensor"))).collect();
     file.cases.iter().map(|c| GoldenCase { inputs: named(&c.inputs), outputs: named(&c.outputs) }).collect()
 }
 

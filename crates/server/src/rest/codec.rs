@@ -81,8 +81,8 @@ pub fn decode_request(
             body.split_at(n)
         }
     };
-    let request: RequestJson =
-        serde_json::from_slice(json).map_err(|e| ApiError::BadRequest(format!("malformed inference request JSON: {e}")))?;
+    let request: RequestJson = serde_json::from_slice(json)
+        .map_err(|e| ApiError::BadRequest(format!("malformed inference request JSON: {e}")))?;
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in &request.inputs {
         let binary_size = input.parameters.as_ref().and_then(|p| p.binary_data_size);
@@ -147,7 +147,8 @@ pub fn decode_request(
 
 fn binary_tensor(name: &str, datatype: &str, shape: &[i64], raw: &[u8]) -> Result<Tensor, ApiError> {
     let bad = |msg: String| ApiError::BadRequest(format!("input '{name}': {msg}"));
-    let dt = DataType::from_wire_name(datatype).ok_or_else(|| bad(JsonDataError::UnknownDatatype(datatype.into()).to_string()))?;
+    let dt = DataType::from_wire_name(datatype)
+        .ok_or_else(|| bad(JsonDataError::UnknownDatatype(datatype.into()).to_string()))?;
     let shape = decode_shape(shape).map_err(|e| bad(e.to_string()))?;
     let data = TensorData::from_le_bytes(dt, raw).map_err(|e| bad(e.to_string()))?;
     let expected: usize = shape.iter().product();
@@ -208,7 +209,13 @@ pub fn encode_response(reply: &InferReply) -> EncodedResponse {
             } else {
                 (None, Some(DataJson(&o.tensor.data)))
             };
-            OutputJsonOut { name: &o.name, datatype: o.tensor.datatype().wire_name(), shape: &o.tensor.shape, parameters, data }
+            OutputJsonOut {
+                name: &o.name,
+                datatype: o.tensor.datatype().wire_name(),
+                shape: &o.tensor.shape,
+                parameters,
+                data,
+            }
         })
         .collect();
     let json = ResponseJson {
@@ -302,8 +309,16 @@ mod tests {
             model_version: "1".into(),
             id: None,
             outputs: vec![
-                ReplyOutput { name: "a".into(), tensor: Tensor::new(vec![1], TensorData::F32(vec![2.0])).unwrap(), binary: false },
-                ReplyOutput { name: "b".into(), tensor: Tensor::new(vec![1], TensorData::F32(vec![1.0])).unwrap(), binary: true },
+                ReplyOutput {
+                    name: "a".into(),
+                    tensor: Tensor::new(vec![1], TensorData::F32(vec![2.0])).unwrap(),
+                    binary: false,
+                },
+                ReplyOutput {
+                    name: "b".into(),
+                    tensor: Tensor::new(vec![1], TensorData::F32(vec![1.0])).unwrap(),
+                    binary: true,
+                },
             ],
         };
         let enc = encode_response(&reply);

@@ -128,9 +128,10 @@ async fn infer(
     })?;
     let header_length = match headers.get(codec::HEADER_LENGTH) {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            ApiError::BadRequest("Inference-Header-Content-Length is not valid text".to_string())
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("Inference-Header-Content-Length is not valid text".to_string()))?,
+        ),
     };
     let call = codec::decode_request(&model, version.as_deref(), &body, header_length)?;
     let reply = inference::infer(&state, call).await?;
@@ -194,7 +195,8 @@ async fn version_stats(
 
 async fn model_config(State(state): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
     let loaded = state.registry.resolve(&model, None)?;
-    let batched = loaded.signature.batched;
+    // Triton's rule: dims leave out the batch dimension only when max_batch_size > 0.
+    let batched = loaded.max_batch_size() > 0;
     let tensors = |specs: &[recserve_engine::TensorSpec]| -> Vec<serde_json::Value> {
         specs
             .iter()
@@ -242,12 +244,8 @@ async fn repository_index(State(state): State<AppState>, body: Bytes) -> Result<
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed index request: {e}")))?
     };
-    let rows: Vec<_> = state
-        .registry
-        .index()
-        .into_iter()
-        .filter(|r| !request.ready || r.state == Some("READY"))
-        .collect();
+    let rows: Vec<_> =
+        state.registry.index().into_iter().filter(|r| !request.ready || r.state == Some("READY")).collect();
     Ok(Json(rows).into_response())
 }
 
@@ -259,9 +257,10 @@ async fn repository_load(
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed load request: {e}")))?;
-        if v.pointer("/parameters/config").is_some() || v.pointer("/parameters").is_some_and(|p| {
-            p.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("file:")))
-        }) {
+        if v.pointer("/parameters/config").is_some()
+            || v.pointer("/parameters")
+                .is_some_and(|p| p.as_object().is_some_and(|o| o.keys().any(|k| k.starts_with("file:"))))
+        {
             return Err(ApiError::BadRequest(format!(
                 "load parameters (config override, files) are not supported; edit {model}/config.toml in the repository instead"
             )));
