@@ -1,6 +1,8 @@
 //! Integration tests of the tract engine on the committed fixture models (`fixtures/`, made by
 //! `fixtures/make_fixtures.py`; the golden outputs were computed with onnxruntime).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

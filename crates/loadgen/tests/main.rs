@@ -2,6 +2,8 @@
 //! 127.0.0.1:0. The server checks every request body against the metadata it advertised and
 //! records what it saw; the tests compare that with the reports. No timing assertions.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

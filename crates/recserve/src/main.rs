@@ -1,5 +1,7 @@
 //! The `recserve` binary: parses the command line and hands each subcommand to its module.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 mod logging;
 mod serve;

@@ -1,6 +1,8 @@
 //! End-to-end tests of the `recserve` binary: its help, settings from flags and environment,
 //! serving the fixture repository, and a clean drain on SIGTERM.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +13,8 @@ fn recserve() -> Command {
 }
 
 /// Starts `recserve serve` on free ports and returns the child and its HTTP address, read from
-/// the line it prints when listening.
+/// the line it prints when listening. The caller waits for the child.
+#[allow(clippy::zombie_processes)]
 fn start(extra_env: &[(&str, &str)]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let repo = recserve_testkit::fixture_models();
     let data = tempfile::tempdir().unwrap().keep();

@@ -3,6 +3,8 @@
 //! wire format, call the transport-neutral operations in [`inference`] and [`metadata`], and
 //! encode the answer; they never reach into the serving layer's internals.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 pub mod grpc;
 pub mod inference;

@@ -1,5 +1,7 @@
 //! Integration tests of the transports against the committed fixture models: the V2 REST API
 //! (JSON and binary), its errors, the repository extension, and gRPC.
 
+#![allow(clippy::unwrap_used)]
+
 mod grpc;
 mod rest;

@@ -210,12 +210,12 @@ impl ModelConfig {
             return Err("version_policy.latest must be at least 1".into());
         }
         if let Some(v) = &self.validation
-            && !(v.tolerance >= 0.0)
+            && (v.tolerance.is_nan() || v.tolerance < 0.0)
         {
             return Err(format!("validation.tolerance must be a number >= 0, got {}", v.tolerance));
         }
         if let Some(b) = self.latency_budget_ms
-            && !(b > 0.0)
+            && (b.is_nan() || b <= 0.0)
         {
             return Err(format!("latency_budget_ms must be > 0, got {b}"));
         }

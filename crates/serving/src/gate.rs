@@ -136,8 +136,7 @@ pub fn warmup_inputs(signature: &ModelSignature, rows: usize) -> Vec<Tensor> {
     signature
         .inputs
         .iter()
-        .enumerate()
-        .map(|(_, spec)| {
+        .map(|spec| {
             let shape: Vec<usize> = spec
                 .shape
                 .iter()

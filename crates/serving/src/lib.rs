@@ -3,6 +3,8 @@
 //! answers a request. Transports (REST, gRPC) call [`ModelRegistry::resolve`] and
 //! [`LoadedVersion::infer`]; nothing here knows about HTTP.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod batcher;
 pub mod config;
 pub mod error;

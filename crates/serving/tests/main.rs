@@ -2,6 +2,8 @@
 //! batching, admission control, abandoned requests, the registry's gate, version policy and
 //! hot swaps.
 
+#![allow(clippy::unwrap_used)]
+
 mod batching;
 mod fake;
 mod registry;
