@@ -369,3 +369,18 @@ def test_grpc_typed_contents_are_accepted():
     result = grpcclient.InferResult(response)
     want = case["outputs"][0]
     assert_matches(result.as_numpy(want["name"]), to_numpy(want), "typed contents")
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_and_responses(proto, algorithm):
+    """tritonclient's compression options: HTTP request/response compression, gRPC message
+    compression."""
+    g = golden("mlp")
+    case = g["cases"][0]
+    if proto.grpc:
+        kwargs = {"compression_algorithm": algorithm}
+    else:
+        kwargs = {"request_compression_algorithm": algorithm, "response_compression_algorithm": algorithm}
+    result = proto.infer(g["model"], case["inputs"], **kwargs)
+    for want in case["outputs"]:
+        assert_matches(result.as_numpy(want["name"]), to_numpy(want), f"mlp {algorithm} {want['name']}")

@@ -32,9 +32,16 @@ pub use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 /// directions to `state.limits.max_body_bytes`.
 pub fn service(state: AppState) -> GrpcInferenceServiceServer<InferenceService> {
     let limit = state.limits.max_body_bytes;
+    use tonic::codec::CompressionEncoding;
+    // tritonclient's `compression_algorithm` ("gzip" or "deflate") compresses requests and
+    // asks for compressed responses.
     GrpcInferenceServiceServer::new(InferenceService { state })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Deflate)
+        .send_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Deflate)
 }
 
 /// The handlers of `inference.GRPCInferenceService` over the shared [`AppState`].
