@@ -46,6 +46,11 @@ async fn post_json(app: &axum::Router, path: &str, body: Value) -> Reply {
     call(app, "POST", path, serde_json::to_vec(&body).unwrap(), &[]).await
 }
 
+/// Posts a binary-extension body whose JSON header is `header_length` bytes long.
+async fn post_binary(app: &axum::Router, path: &str, body: Vec<u8>, header_length: usize) -> Reply {
+    call(app, "POST", path, body, &[("inference-header-content-length", header_length.to_string())]).await
+}
+
 async fn app_with(models: &[&str]) -> (axum::Router, tempfile::TempDir, AppState) {
     let repo = repository_with(models);
     let state = AppState::new(loaded_registry(repo.path()).await);
@@ -152,14 +157,7 @@ async fn binary_inference_round_trips_every_datatype() {
     let (app, _repo, _) = app_with(&["identity_all_types"]).await;
     for case in golden("identity_all_types") {
         let (body, n) = binary_body(&case.inputs, json!({"binary_data_output": true}), None);
-        let reply = call(
-            &app,
-            "POST",
-            "/v2/models/identity_all_types/infer",
-            body,
-            &[("inference-header-content-length", n.to_string())],
-        )
-        .await;
+        let reply = post_binary(&app, "/v2/models/identity_all_types/infer", body, n).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", String::from_utf8_lossy(&reply.body));
         let header_len = reply.header_length.expect("binary response sets the header");
         let json = reply.json();
@@ -181,14 +179,7 @@ async fn binary_inference_round_trips_every_datatype() {
             json!({}),
             Some(json!([{"name": "out_BYTES", "parameters": {"binary_data": false}}, {"name": "out_INT64"}])),
         );
-        let reply = call(
-            &app,
-            "POST",
-            "/v2/models/identity_all_types/infer",
-            body,
-            &[("inference-header-content-length", n.to_string())],
-        )
-        .await;
+        let reply = post_binary(&app, "/v2/models/identity_all_types/infer", body, n).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert!(reply.header_length.is_none());
         let outs = reply.json()["outputs"].as_array().unwrap().clone();
@@ -291,8 +282,7 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let x = Tensor::new(vec![1, 16], TensorData::F32(vec![0.5; 16])).unwrap();
     let (mut body, n) = binary_body(&[("features".to_string(), x.clone())], json!({}), None);
     body.truncate(body.len() - 10);
-    let reply =
-        call(&app, "POST", "/v2/models/mlp/infer", body, &[("inference-header-content-length", n.to_string())]).await;
+    let reply = post_binary(&app, "/v2/models/mlp/infer", body, n).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.error().contains("input 'features': binary_data_size is 64 bytes, but only 54"), "{}", reply.error());
 
