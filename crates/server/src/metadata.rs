@@ -48,12 +48,18 @@ pub fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> R
     })
 }
 
+/// Triton's config `dims`: the shape without the batch dimension when the model batches
+/// (`max_batch_size > 0`), the full shape otherwise. Shared by REST and gRPC.
+pub fn config_dims(spec: &TensorSpec, batched: bool) -> Vec<i64> {
+    let shape = spec.wire_shape();
+    if batched && !shape.is_empty() { shape[1..].to_vec() } else { shape }
+}
+
 /// Whether a model (or one version) can answer now.
 pub fn model_ready(state: &AppState, model: &str, version: Option<&str>) -> Result<bool, ApiError> {
     match state.registry.resolve(model, version) {
         Ok(_) => Ok(true),
         Err(ServingError::NotReady { .. }) => Ok(false),
-        Err(e @ (ServingError::ModelNotFound { .. } | ServingError::VersionNotFound { .. })) => Err(e.into()),
         Err(e) => Err(e.into()),
     }
 }

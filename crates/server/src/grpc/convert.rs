@@ -18,8 +18,8 @@ use super::proto::{
 };
 use crate::error::ApiError;
 use crate::inference::{InferCall, InferReply, RequestedOutput};
-use crate::metadata::{ModelMetadata, PLATFORM, TensorMetadata, VersionStatistics};
-use recserve_engine::{DataType, ModelSignature, Tensor, TensorData, TensorSpec};
+use crate::metadata::{ModelMetadata, PLATFORM, TensorMetadata, VersionStatistics, config_dims};
+use recserve_engine::{DataType, ModelSignature, Tensor, TensorData};
 use recserve_serving::{IndexEntry, NamedTensor};
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -358,12 +358,6 @@ pub fn config_datatype(dt: DataType) -> ConfigDataType {
     }
 }
 
-/// Triton's `dims`: the shape without the batch dimension when the model batches.
-fn config_dims(spec: &TensorSpec, batched: bool) -> Vec<i64> {
-    let shape = spec.wire_shape();
-    if batched && !shape.is_empty() { shape[1..].to_vec() } else { shape }
-}
-
 /// The model configuration Triton's ModelConfig RPC reports, as far as recserve has it.
 /// `max_batch_size` is 0 for a model without a batch dimension, and then `dims` are the full
 /// shape.
@@ -400,6 +394,7 @@ mod tests {
     use super::*;
     use crate::inference::ReplyOutput;
     use recserve_engine::Dim;
+    use recserve_engine::TensorSpec;
 
     fn input(name: &str, datatype: &str, shape: &[i64]) -> InferInputTensor {
         InferInputTensor {

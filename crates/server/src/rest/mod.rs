@@ -203,7 +203,7 @@ async fn model_config(State(state): State<AppState>, Path(model): Path<String>) 
         specs
             .iter()
             .map(|s| {
-                let dims: Vec<i64> = s.wire_shape().into_iter().skip(usize::from(batched)).collect();
+                let dims = metadata::config_dims(s, batched);
                 json!({"name": s.name, "data_type": format!("TYPE_{}", triton_type(s.datatype)), "dims": dims})
             })
             .collect()
