@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 VENV="$ROOT/.venv-interop"
-BIN="${RECSERVE_BIN:-$ROOT/target/release/recserve}"
+BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
 READY_TIMEOUT_S="${RECSERVE_READY_TIMEOUT:-60}"
 
 if [[ ! -x "$BIN" ]]; then
