@@ -20,6 +20,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load-test a running server with V2 inference requests (like Triton's perf_analyzer).
     Bench(recserve_loadgen::BenchArgs),
+    /// The synthetic shop (catalog, shoppers, ground truth) behind the e-commerce example.
+    #[command(subcommand)]
+    Shop(ShopCommand),
 }
 
 #[derive(Args, Debug)]
@@ -71,4 +74,32 @@ pub struct ServeArgs {
 
 pub async fn bench(args: recserve_loadgen::BenchArgs) -> anyhow::Result<()> {
     recserve_loadgen::main(&args).await.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShopCommand {
+    /// Write the shop's catalog, shoppers and logged interactions as CSV files (items.csv,
+    /// users.csv, interactions.csv) and meta.json, as examples/ecommerce/FORMAT.md describes.
+    /// The same flags give byte-identical files on every machine.
+    Export(ShopExportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ShopExportArgs {
+    /// Directory to write into; created if absent. The four files are replaced, anything else
+    /// in it is left alone.
+    #[arg(long, env = "RECSERVE_SHOP_OUT", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Number of catalog items (1 to 1000000). The default shop is the bundled demo's.
+    #[arg(long, env = "RECSERVE_SHOP_ITEMS", default_value_t = recserve_shop::ShopConfig::default().items)]
+    pub items: usize,
+    /// Number of shoppers (1 to 10000000).
+    #[arg(long, env = "RECSERVE_SHOP_USERS", default_value_t = recserve_shop::ShopConfig::default().users)]
+    pub users: usize,
+    /// Seed of every random choice (catalog, shoppers, logs).
+    #[arg(long, env = "RECSERVE_SHOP_SEED", default_value_t = recserve_shop::ShopConfig::default().seed)]
+    pub seed: u64,
+    /// Number of logged sessions (each one to six pages of 10 to 20 impressions).
+    #[arg(long, env = "RECSERVE_SHOP_SESSIONS", default_value_t = recserve_shop::export::DEFAULT_SESSIONS)]
+    pub sessions: usize,
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod logging;
 mod serve;
+mod shop;
 
 use clap::Parser;
 
@@ -15,5 +16,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => runtime.block_on(serve::run(args)),
         cli::Command::Bench(args) => runtime.block_on(cli::bench(args)),
+        cli::Command::Shop(command) => shop::run(command),
     }
 }

@@ -1,0 +1,3 @@
+//! Tests of the synthetic shop: determinism, the export's files, and the ground truth.
+
+#![allow(clippy::unwrap_used)]
