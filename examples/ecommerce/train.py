@@ -13,15 +13,18 @@ What it does, in order:
    of the impression timestamps):  A = [0, 40%)  B = [40%, 60%)  C = [60%, 80%)  E = [80%, 100%].
    History features (user category affinities, average clicked price, item CTR, ...) are always
    computed from the windows *before* the one they are used on, so no label leaks into a feature:
-     - user tower: features from A, target = the clicks of B;
+     - user tower: features from A, target = the clicks of B (plus the same pair one window
+       earlier: features from [0, 20%), target = the clicks of [20%, 40%)); the ridge penalty
+       is chosen by Recall@50 on the clicks of C from the A+B features;
      - ranker: trained on the impressions of C, features from A+B;
      - evaluation: the impressions and clicks of E, features from A+B+C — the same tables that
        are committed, so the offline numbers describe exactly what the demo serves.
 2. Writes feature_spec.json first, then computes every model input by interpreting it
-   (`FeatureSpec` below): the Rust pipeline interprets the same file, so both get the same rows.
+   (`apply_transforms` and `Context` below): the Rust pipeline interprets the same file, so both get the same rows.
 3. Two-tower retrieval without a deep-learning framework: reduced-rank ridge regression from the
    user tower's features to the user's next-window clicks. The fitted user x item score matrix is
-   X·B (X = transformed user features with a constant column); its top-D right singular vectors
+   X·B (X = transformed user features with a constant column; each target row is the user's
+   click distribution, shrunk toward the shop-wide one); its top-D right singular vectors
    are the item embeddings, and the user tower is the map x -> x·B·V followed by an L2
    normalisation, built as an ONNX graph from basic ops (MatMul, Add, ReduceSumSquare, Sqrt, Div)
    so tract runs it. Cold users (no history) still get an embedding from their profile.
@@ -59,6 +62,8 @@ MLTOOLS_OPSET = 15
 IR_VERSION = 8
 SIG_DIGITS = 6  # floats in the CSV tables
 QUANTILE_BINS = 10
+TARGET_PRIOR_WEIGHT = 0.3
+TOWER_L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 MASK64 = (1 << 64) - 1
@@ -381,10 +386,10 @@ class Interactions:
         self.n = len(self.ts)
 
 
-def time_cuts(ts: np.ndarray) -> tuple[int, int, int]:
-    """Timestamps at the 40/60/80% quantiles of the impressions; a window is [cut_a, cut_b)."""
+def time_cuts(ts: np.ndarray) -> tuple[int, int, int, int]:
+    """Timestamps at the 20/40/60/80% quantiles of the impressions; a window is [cut, next cut)."""
     s = np.sort(ts)
-    return tuple(int(s[min(len(s) - 1, int(len(s) * q))]) for q in (0.4, 0.6, 0.8))
+    return tuple(int(s[min(len(s) - 1, int(len(s) * q))]) for q in (0.2, 0.4, 0.6, 0.8))
 
 
 def item_log_price_ratio(items: Table) -> np.ndarray:
@@ -506,6 +511,8 @@ def make_spec(items: Table, users_hist: Table, categories: list[str]) -> dict:
     global_avg_price = float(np.nanmedian(users_hist.num("avg_price")))
     global_avg_price = round_sig(global_avg_price if math.isfinite(global_avg_price) else 50.0, 4)
     prior_aff = round_sig(1.0 / len(categories), 4)
+    # Shop-wide click-through rate: the default CTR of a shopper or an item the tables lack.
+    base_ctr = round_sig(float(np.nanmedian(users_hist.num("hist_ctr"))), 3)
 
     user_tower = [
         {"name": "ut_segment", "source": "user.segment", "default": "casual",
@@ -549,7 +556,7 @@ def make_spec(items: Table, users_hist: Table, categories: list[str]) -> dict:
         {"name": "user_log_clicks", "source": "user.hist_clicks", "default": 0.0,
          "transforms": [{"op": "clip", "min": 0.0}, {"op": "log1p"},
                         num_stats("hist_clicks", users_hist, log1p_pos)]},
-        {"name": "user_ctr", "source": "user.hist_ctr", "default": 0.0,
+        {"name": "user_ctr", "source": "user.hist_ctr", "default": base_ctr,
          "transforms": [{"op": "clip", "min": 0.0, "max": 1.0}]},
         {"name": "user_price_level", "source": "user.price_level", "default": 0.0,
          "transforms": [{"op": "clip", "min": -3.0, "max": 3.0}]},
@@ -562,7 +569,7 @@ def make_spec(items: Table, users_hist: Table, categories: list[str]) -> dict:
          "transforms": [{"op": "clip", "min": -3.0, "max": 3.0}]},
         {"name": "item_stock_level", "source": "item.stock", "default": 0.0,
          "transforms": [{"op": "bucketize", "boundaries": [1.0, 5.0, 20.0, 100.0]}]},
-        {"name": "item_ctr", "source": "item.ctr", "default": 0.0,
+        {"name": "item_ctr", "source": "item.ctr", "default": base_ctr,
          "transforms": [{"op": "clip", "min": 0.0, "max": 1.0}]},
         {"name": "item_category", "source": "item.category", "default": "",
          "transforms": [{"op": "vocabulary", "values": categories}]},
@@ -594,14 +601,13 @@ def make_spec(items: Table, users_hist: Table, categories: list[str]) -> dict:
 # Two-tower retrieval
 
 
-def fit_two_tower(x: np.ndarray, target: np.ndarray, weights: np.ndarray, lam: float, dim: int):
+def fit_two_tower(x: np.ndarray, target: np.ndarray, lam: float, dim: int):
     """Reduced-rank ridge regression target ≈ [x, 1]·B, rank `dim`.
 
     Returns (w [U, dim], b [dim], item_embeddings [I, dim]) with scores = (x·w + b)·E^T."""
     n, u = x.shape
     xa = np.hstack([x, np.ones((n, 1))]).astype(np.float64)
-    sw = np.sqrt(weights)[:, None]
-    xw, tw = xa * sw, target * sw
+    xw, tw = xa, target
     reg = lam * np.eye(u + 1)
     reg[u, u] = 0.0  # no penalty on the intercept
     b = np.linalg.solve(xw.T @ xw + reg, xw.T @ tw)  # [U+1, I]
@@ -618,6 +624,23 @@ def fit_two_tower(x: np.ndarray, target: np.ndarray, weights: np.ndarray, lam: f
     v = v / scale
     m = m * scale
     return m[:u].astype(np.float32), m[u].astype(np.float32), v.astype(np.float32)
+
+
+def click_targets(x: np.ndarray, inter: "Interactions", users: Table, items: Table, window: np.ndarray,
+                  normalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `x` for the users who clicked in `window`, and their click rows [users, items]
+    (each summing to 1 when `normalize`)."""
+    u = users.ids(inter.user_id[window])
+    i = items.ids(inter.item_id[window])
+    c = inter.clicked[window].astype(np.float64)
+    target = np.zeros((users.n, items.n))
+    np.add.at(target, (u, i), c)
+    n = target.sum(1)
+    has = n > 0
+    t = target[has]
+    if normalize:
+        t = t / n[has, None]
+    return x[has], t
 
 
 def tower_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -780,7 +803,7 @@ def main() -> None:
     categories = sorted(set(items.columns["category"]))
     user_device = users.str("device")
 
-    cut_a, cut_b, cut_c = time_cuts(inter.ts)
+    cut_a1, cut_a, cut_b, cut_c = time_cuts(inter.ts)
     win_a = inter.ts < cut_a
     win_b = (inter.ts >= cut_a) & (inter.ts < cut_b)
     win_c = (inter.ts >= cut_b) & (inter.ts < cut_c)
@@ -812,18 +835,35 @@ def main() -> None:
     def user_matrix(table: Table) -> np.ndarray:
         return build_matrix(ut_feats, Context(table, None, np.arange(table.n)))[0]
 
-    # -- two-tower: user features from A -> clicks of B
-    x_a = user_matrix(users_a)
-    bu = users.ids(inter.user_id[win_b])
-    bi = items.ids(inter.item_id[win_b])
-    bc = inter.clicked[win_b].astype(np.float64)
-    target = np.zeros((users.n, items.n))
-    np.add.at(target, (bu, bi), bc)
-    n_clicks = target.sum(1)
-    has = n_clicks > 0
-    target = target[has] / n_clicks[has, None]
-    w_tower, b_tower, item_emb = fit_two_tower(x_a[has], target, np.ones(has.sum()), lam=1.0, dim=EMBEDDING_DIM)
-    log(f"two-tower fitted on {has.sum()} users with clicks in window B")
+    # -- two-tower: (history features -> clicks of the next window) pairs, all before window C:
+    # [0, 20%) -> [20%, 40%) and A -> B. The ridge penalty is chosen by Recall@50 of the clicks of
+    # window C from the A+B features (window E stays untouched until the final evaluation).
+    win_a1 = inter.ts < cut_a1
+    win_a2 = (inter.ts >= cut_a1) & (inter.ts < cut_a)
+    users_a1 = as_table(history_tables(items, users, inter, win_a1, categories)[1], "user_id")
+    xs, ts_ = [], []
+    for hist_users, target_win in ((users_a1, win_a2), (users_a, win_b)):
+        x, t = click_targets(user_matrix(hist_users), inter, users, items, target_win)
+        xs.append(x)
+        ts_.append(t)
+    x_fit, t_fit = np.vstack(xs), np.vstack(ts_)
+    # Shrink each user's click row toward the shop-wide click distribution of the history: the
+    # few clicks of one window are a noisy sample of a taste, and shoppers without history are
+    # best served by popularity.
+    g = np.bincount(items.ids(inter.item_id[win_ab]), weights=inter.clicked[win_ab].astype(np.float64),
+                    minlength=items.n)
+    t_fit = (1 - TARGET_PRIOR_WEIGHT) * t_fit + TARGET_PRIOR_WEIGHT * (g / g.sum())[None, :]
+    x_val, t_val = click_targets(user_matrix(users_ab), inter, users, items, win_c, normalize=False)
+    truth_val = [np.nonzero(r)[0] for r in t_val]
+    best = None
+    for lam in TOWER_L2_GRID:
+        w, b, e = fit_two_tower(x_fit, t_fit, lam=lam, dim=EMBEDDING_DIM)
+        r = recall_at_k(tower_forward(x_val, w, b) @ e.T, truth_val, 50)
+        log(f"  tower ridge penalty {lam:g}: validation Recall@50 {r:.4f}")
+        if best is None or r > best[0]:
+            best = (r, lam, w, b, e)
+    _, tower_lam, w_tower, b_tower, item_emb = best
+    log(f"two-tower fitted on {len(x_fit)} (user, window) pairs with clicks; penalty {tower_lam:g}")
 
     tower_path = models_dir / "user_tower" / "1" / "model.onnx"
     save_onnx(tower_onnx(w_tower, b_tower), tower_path, "user_tower")
@@ -900,6 +940,11 @@ def main() -> None:
         "[validation]\nsamples = \"validation.json\"\ntolerance = 1e-4\n")
     log("validation samples and configs written")
 
+    # -- worked examples of the spec for the pipeline's tests: raw request -> model input rows
+    write_feature_samples(out / "feature_samples.json", inter, win_e, users_abc, items_abc, user_device, ut_feats,
+                          rk_feats, tower_sess, item_emb, rng)
+    log("feature_samples.json written")
+
     # -- reference statistics: ranker training rows (after transforms); score on the eval set
     feats_stats = {}
     for f in rk_feats:
@@ -926,7 +971,71 @@ def main() -> None:
         log(f"retrieval {k}: {v}")
     for k, v in metrics["ranking"].items():
         log(f"ranking {k}: {v}")
+    print(markdown_table(metrics), flush=True)
     log("done")
+
+
+def write_feature_samples(path: Path, inter, win_e, users_t: Table, items_t: Table, user_device, ut_feats,
+                          rk_feats, tower_sess, item_emb, rng) -> None:
+    """A few requests of the eval window (a search, a home feed, a user without history, a user
+    the tables do not know) with the model inputs this script computes for them, so the Rust
+    pipeline can check it builds the same rows from the same spec and tables."""
+    req = inter.request_id[win_e]
+    scen = inter.scenario[win_e]
+    uid = inter.user_id[win_e]
+    hist = gather(users_t.num("hist_clicks"), users_t.ids(uid), np.nan)
+    picks = []
+    for want in ("search", "home_feed"):
+        rows = np.nonzero((scen == want) & (hist > 0))[0]
+        picks.append(req[rows[int(rng.integers(len(rows)))]])
+    rows = np.nonzero(hist == 0)[0]
+    if len(rows):
+        picks.append(req[rows[int(rng.integers(len(rows)))]])
+    cases = []
+    for r in picks:
+        sel = np.nonzero(req == r)[0]
+        cases.append({"user_id": str(uid[sel[0]]), "context": {"device": user_device[users_t.index[uid[sel[0]]]]},
+                      "query": str(inter.query[win_e][sel[0]]),
+                      "item_ids": [str(i) for i in inter.item_id[win_e][sel]]})
+    # A shopper the user table does not know: every user.* source is missing -> defaults.
+    base = cases[0]
+    cases.append({"user_id": "U9999999", "context": {"device": "tablet"}, "query": base["query"],
+                  "item_ids": base["item_ids"][:5]})
+    out = []
+    for c in cases:
+        n = len(c["item_ids"])
+        ui = users_t.ids([c["user_id"]])
+        x_user = build_matrix(ut_feats, Context(users_t, None, ui))[0]
+        emb = tower_sess.run(["user_embedding"], {"user_features": x_user})[0][0]
+        ii = items_t.ids(c["item_ids"])
+        score = (gather_rows(item_emb, ii) @ emb).astype(np.float32)
+        ctx = Context(users_t, items_t, np.repeat(ui, n), ii,
+                      context={"device": np.array([c["context"]["device"]] * n, dtype=object)},
+                      retrieval_score=score.astype(np.float64), queries=np.array([c["query"]] * n, dtype=object))
+        x_rank = build_matrix(rk_feats, ctx)[0]
+        out.append({**c, "user_features": [[float(v) for v in x_user[0]]],
+                    "user_embedding": [float(v) for v in emb],
+                    "retrieval_scores": [float(v) for v in score],
+                    "ranker_features": [[float(v) for v in row] for row in x_rank]})
+    doc = {"note": "Written by train.py: raw requests and the model inputs the feature spec gives for them "
+                   "(tables: data/*.csv). retrieval_scores are f32 dot products of user_embedding and the "
+                   "item's row of data/item_embeddings.f32; compare with a small tolerance.",
+           "cases": out}
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def markdown_table(metrics: dict) -> str:
+    """The offline-quality tables README.md quotes."""
+    r, k = metrics["retrieval"], metrics["ranking"]
+    lines = ["| retrieval (eval window) | Recall@50 | users without history |", "| --- | --- | --- |"]
+    for name in ("two-tower", "popularity (training-window clicks)", "popularity (items.csv popularity)"):
+        cold = r.get(f"recall@50 {name}, users without history", "")
+        lines.append(f"| {name} | {r[f'recall@50 {name}']:.4f} | {cold if cold == '' else f'{cold:.4f}'} |")
+    lines += ["", "| ranking (eval window) | AUC | NDCG@10 |", "| --- | --- | --- |"]
+    for name in ("ranker (LightGBM)", "popularity (items.csv popularity)", "popularity (training-window CTR)",
+                 "retrieval score only", "logged order (position)"):
+        lines.append(f"| {name} | {k[f'AUC {name}']:.4f} | {k[f'NDCG@10 {name}']:.4f} |")
+    return "\n".join(lines)
 
 
 def gather_rows(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
