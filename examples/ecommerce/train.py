@@ -752,6 +752,10 @@ def save_onnx(model, path: Path, graph_name: str) -> None:
 
     model.ir_version = IR_VERSION
     model.graph.name = graph_name
+    # Converters collect opsets in a set: sort them so the file is the same on every run.
+    opsets = sorted(((o.domain, o.version) for o in model.opset_import))
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in opsets)
     onnx.checker.check_model(model, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(model.SerializeToString())
