@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod shop_export;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

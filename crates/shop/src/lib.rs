@@ -62,11 +62,11 @@ impl Default for ShopConfig {
 pub enum ShopError {
     #[error("invalid shop setting {field}: expected {expected}, got {got}")]
     InvalidConfig { field: &'static str, expected: String, got: String },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Csv { path: PathBuf, source: csv::Error },
-    #[error("cannot encode {}: {source}", path.display())]
+    #[error("cannot encode {}", path.display())]
     Json { path: PathBuf, source: serde_json::Error },
 }
 
