@@ -100,11 +100,7 @@ pub fn bottleneck(store: &SeriesStore, at_ms: i64, window: Duration) -> Bottlene
     // Stage shares.
     let time = q(store, &format!("sum by (stage) (increase({stage_sum}[{w}]))"), at_ms);
     let count = q(store, &format!("sum by (stage) (increase({stage_count}[{w}]))"), at_ms);
-    let p99 = q(
-        store,
-        &format!("histogram_quantile(0.99, sum by (stage, le) (increase({stage_bucket}[{w}])))"),
-        at_ms,
-    );
+    let p99 = q(store, &format!("histogram_quantile(0.99, sum by (stage, le) (increase({stage_bucket}[{w}])))"), at_ms);
     let total: f64 = time.iter().map(|s| s.value).filter(|v| v.is_finite() && *v > 0.0).sum();
     let find = |v: &[Sample], stage: &str| {
         v.iter().find(|s| s.labels.get("stage") == Some(stage)).map(|s| s.value).unwrap_or(f64::NAN)
@@ -144,11 +140,7 @@ pub fn bottleneck(store: &SeriesStore, at_ms: i64, window: Duration) -> Bottlene
     // Queue saturation.
     let fill = q(
         store,
-        &format!(
-            "avg_over_time({}[{w}]) / max_over_time({}[{w}]) > 0",
-            names::QUEUE_DEPTH,
-            names::QUEUE_CAPACITY
-        ),
+        &format!("avg_over_time({}[{w}]) / max_over_time({}[{w}]) > 0", names::QUEUE_DEPTH, names::QUEUE_CAPACITY),
         at_ms,
     );
     let peak = q(
@@ -202,10 +194,8 @@ pub fn bottleneck(store: &SeriesStore, at_ms: i64, window: Duration) -> Bottlene
     }
 
     // Error ratio.
-    let failed = format!(
-        "sum(increase({}{{outcome=~\"error|timeout|unavailable|overloaded\"}}[{w}]))",
-        names::REQUESTS
-    );
+    let failed =
+        format!("sum(increase({}{{outcome=~\"error|timeout|unavailable|overloaded\"}}[{w}]))", names::REQUESTS);
     let all = format!("sum(increase({}[{w}]))", names::REQUESTS);
     let failed_v = q(store, &failed, at_ms).first().map(|s| s.value).unwrap_or(0.0);
     let all_v = q(store, &all, at_ms).first().map(|s| s.value).unwrap_or(0.0);

@@ -317,7 +317,9 @@ pub fn value_to_data(value: Value, t_ms: i64) -> QueryData {
         Value::Scalar(v) => ApiResult::Point(ApiPoint::new(t_ms, v)),
         Value::String(s) => ApiResult::Point(ApiPoint(t_ms as f64 / 1000.0, s)),
         Value::Vector(vs) => ApiResult::Vector(
-            vs.into_iter().map(|s| ApiVectorSample { metric: metric_map(&s.labels), value: ApiPoint::new(t_ms, s.value) }).collect(),
+            vs.into_iter()
+                .map(|s| ApiVectorSample { metric: metric_map(&s.labels), value: ApiPoint::new(t_ms, s.value) })
+                .collect(),
         ),
         Value::Matrix(m) => matrix_result(m),
     };
@@ -325,16 +327,17 @@ pub fn value_to_data(value: Value, t_ms: i64) -> QueryData {
 }
 
 fn required<'a>(v: &'a Option<String>, name: &str) -> Result<&'a str, ApiResponse> {
-    v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiResponse::error("bad_data", format!("invalid parameter \"{name}\": parameter is required"))
-    })
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiResponse::error("bad_data", format!("invalid parameter \"{name}\": parameter is required")))
 }
 
 fn time_param(v: &Option<String>, name: &str, default: i64) -> Result<i64, ApiResponse> {
     match v.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(default),
-        Some(s) => parse_time(s)
-            .map_err(|e| ApiResponse::error("bad_data", format!("invalid parameter \"{name}\": {e}"))),
+        Some(s) => {
+            parse_time(s).map_err(|e| ApiResponse::error("bad_data", format!("invalid parameter \"{name}\": {e}")))
+        }
     }
 }
 
@@ -360,8 +363,8 @@ pub fn query_range(store: &SeriesStore, params: &RangeParams) -> ApiResponse {
         }
         let step = parse_duration(required(&params.step, "step")?)
             .map_err(|e| ApiResponse::error("bad_data", format!("invalid parameter \"step\": {e}")))?;
-        let m = promql::range_query(store, q, start, end, step)
-            .map_err(|e| ApiResponse::from_query_error("query", e))?;
+        let m =
+            promql::range_query(store, q, start, end, step).map_err(|e| ApiResponse::from_query_error("query", e))?;
         Ok(ApiResponse::success(ApiData::Query(QueryData { result_type: "matrix", result: matrix_result(m) })))
     };
     run().unwrap_or_else(|e| e)

@@ -130,12 +130,8 @@ impl Telemetry {
 
     /// Starts the sampler and the store scraper threads (the sampler only the first time).
     pub fn start(&self) -> TelemetryTasks {
-        let sampler = self
-            .sampler
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .map(|s| s.start(self.sample_interval));
+        let sampler =
+            self.sampler.lock().unwrap_or_else(|e| e.into_inner()).take().map(|s| s.start(self.sample_interval));
         TelemetryTasks { sampler, scraper: self.store.start_scraper(self.registry.clone()) }
     }
 

@@ -461,11 +461,15 @@ impl Registry {
         if !is_valid_metric_name(name) {
             return Err(MetricsError::InvalidName(name.to_string()));
         }
-        if let Some(bad) = label_names.iter().find(|l| !is_valid_label_name(l) || (kind == MetricKind::Histogram && **l == "le")) {
+        if let Some(bad) =
+            label_names.iter().find(|l| !is_valid_label_name(l) || (kind == MetricKind::Histogram && **l == "le"))
+        {
             return Err(MetricsError::InvalidName(bad.to_string()));
         }
         if kind == MetricKind::Histogram
-            && (buckets.is_empty() || buckets.iter().any(|b| !b.is_finite()) || buckets.windows(2).any(|w| w[0] >= w[1]))
+            && (buckets.is_empty()
+                || buckets.iter().any(|b| !b.is_finite())
+                || buckets.windows(2).any(|w| w[0] >= w[1]))
         {
             return Err(MetricsError::InvalidBuckets(name.to_string()));
         }

@@ -169,12 +169,7 @@ impl Collector for ProcessCollector {
             MetricKind::Counter,
             p.cpu_seconds,
         ));
-        out.push(scalar_family(
-            "process_open_fds",
-            "Number of open file descriptors.",
-            MetricKind::Gauge,
-            p.open_fds,
-        ));
+        out.push(scalar_family("process_open_fds", "Number of open file descriptors.", MetricKind::Gauge, p.open_fds));
         out.push(scalar_family(
             "process_max_fds",
             "Maximum number of open file descriptors.",
@@ -199,6 +194,11 @@ impl Collector for ProcessCollector {
             MetricKind::Gauge,
             p.start_time_seconds,
         ));
-        out.push(scalar_family("process_threads", "Number of OS threads in the process.", MetricKind::Gauge, p.threads));
+        out.push(scalar_family(
+            "process_threads",
+            "Number of OS threads in the process.",
+            MetricKind::Gauge,
+            p.threads,
+        ));
     }
 }

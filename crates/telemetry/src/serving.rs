@@ -315,10 +315,7 @@ fn new_hdr() -> Option<Hdr<u64>> {
 impl LatencyWindow {
     /// A window of `period`.
     pub fn new(period: Duration) -> Self {
-        Self {
-            period,
-            inner: Mutex::new(WindowState { current: new_hdr(), previous: None, rotated: Instant::now() }),
-        }
+        Self { period, inner: Mutex::new(WindowState { current: new_hdr(), previous: None, rotated: Instant::now() }) }
     }
 
     fn rotate(&self, st: &mut WindowState) {

@@ -352,7 +352,10 @@ impl Evaluator<'_> {
                 "irate" => instant_value(p, true),
                 "idelta" => instant_value(p, false),
                 "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
-                "changes" => Some(p.windows(2).filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan())).count() as f64),
+                "changes" => {
+                    Some(p.windows(2).filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan())).count()
+                        as f64)
+                }
                 "avg_over_time" => Some(avg(p.iter().map(|x| x.1))),
                 "min_over_time" => p.iter().map(|x| x.1).reduce(|a, b| if b < a || a.is_nan() { b } else { a }),
                 "max_over_time" => p.iter().map(|x| x.1).reduce(|a, b| if b > a || a.is_nan() { b } else { a }),

@@ -36,7 +36,9 @@
 mod eval;
 
 pub(crate) use eval::selector_matches;
-pub use eval::{DEFAULT_LOOKBACK_MS, MAX_POINTS_PER_SERIES, bucket_quantile, extrapolated_rate, instant_query, parse, range_query};
+pub use eval::{
+    DEFAULT_LOOKBACK_MS, MAX_POINTS_PER_SERIES, bucket_quantile, extrapolated_rate, instant_query, parse, range_query,
+};
 
 use crate::error::QueryError;
 use crate::labels::LabelSet;

@@ -279,18 +279,9 @@ impl SeriesStore {
     }
 
     /// Sorted values of label `name` over the selected series.
-    pub fn label_values(
-        &self,
-        name: &str,
-        matches: &dyn Fn(&LabelSet) -> bool,
-        mint: i64,
-        maxt: i64,
-    ) -> Vec<String> {
-        let values: BTreeSet<String> = self
-            .series_labels(matches, mint, maxt)
-            .iter()
-            .filter_map(|l| l.get(name).map(str::to_string))
-            .collect();
+    pub fn label_values(&self, name: &str, matches: &dyn Fn(&LabelSet) -> bool, mint: i64, maxt: i64) -> Vec<String> {
+        let values: BTreeSet<String> =
+            self.series_labels(matches, mint, maxt).iter().filter_map(|l| l.get(name).map(str::to_string)).collect();
         values.into_iter().collect()
     }
 
