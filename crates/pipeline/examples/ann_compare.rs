@@ -1,8 +1,10 @@
 //! The measurement behind the HNSW crate choice (ARCHITECTURE.md, "ANN retrieval"):
-//! hnsw_rs (through `ItemIndex`) against instant-distance on the same shifted inner-product (`M² − a·b`)
-//! vectors: build time, recall@100 against exact search, single-thread query latency.
+//! hnsw_rs against instant-distance (through `ItemIndex`), both on the shifted inner-product
+//! distance `M² − a·b` with queries scaled to norm `M`: build time, recall@100 against exact
+//! search, single-thread query latency.
 //!
-//! `cargo run --release -p recserve-pipeline --example ann_compare [-- N]` (N items, default 100000).
+//! `cargo run --release -p recserve-pipeline --example ann_compare [-- N [random|clustered|both]]`
+//! (N items, default 100000; both datasets by default).
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,87 +13,77 @@ mod vectors;
 
 use std::time::Instant;
 
+use hnsw_rs::prelude::{Distance, Hnsw};
 use recserve_pipeline::ann::{AnnParams, ItemIndex, dot, top_k};
 
 const DIM: usize = 32;
 const K: usize = 100;
 const QUERIES: usize = 300;
 
-#[derive(Clone)]
-struct P(Vec<f32>, f32);
+struct Shifted(f32);
 
-impl instant_distance::Point for P {
-    fn distance(&self, other: &Self) -> f32 {
-        (self.1 - dot(&self.0, &other.0)).max(0.0)
+impl Distance<f32> for Shifted {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (self.0 - dot(a, b)).max(0.0)
     }
+}
+
+fn report(
+    name: &str,
+    build: f64,
+    queries: &[f32],
+    exact: &[Vec<(u32, f32)>],
+    search: impl Fn(&[f32]) -> Vec<(u32, f32)>,
+) {
+    let t = Instant::now();
+    let mut rec = 0.0;
+    for (q, ex) in queries.chunks_exact(DIM).zip(exact) {
+        rec += vectors::recall(&search(q), ex);
+    }
+    let per_q = t.elapsed().as_secs_f64() / QUERIES as f64;
+    println!("{name:<44} build {build:>7.2} s  recall@100 {:.4}  query {:>7.1} µs", rec / QUERIES as f64, per_q * 1e6);
 }
 
 fn main() {
     let n: usize = std::env::args().nth(1).map(|a| a.parse().unwrap()).unwrap_or(100_000);
-    for (name, data, queries) in [
-        ("random", vectors::random(n, DIM, 1), vectors::random(QUERIES, DIM, 2)),
-        ("clustered", vectors::clustered(n, DIM, 200, 3), vectors::clustered(QUERIES, DIM, 200, 3)),
-    ] {
+    let which = std::env::args().nth(2).unwrap_or_else(|| "both".into());
+    let mut sets = Vec::new();
+    if which != "clustered" {
+        sets.push(("random", vectors::random(n, DIM, 1), vectors::random(QUERIES, DIM, 2)));
+    }
+    if which != "random" {
+        sets.push(("clustered", vectors::clustered(n, DIM, 200, 3), vectors::clustered(QUERIES, DIM, 200, 4)));
+    }
+    for (name, data, queries) in sets {
         println!("== {name}: {n} items, dim {DIM}, {QUERIES} queries, k {K}");
         let exact: Vec<Vec<(u32, f32)>> = queries
             .chunks_exact(DIM)
             .map(|q| top_k(data.chunks_exact(DIM).map(|v| dot(q, v)).zip(0u32..).map(|(s, r)| (r, s)).collect(), K))
             .collect();
+        let max2 = data.chunks_exact(DIM).map(|v| dot(v, v)).fold(0.0f32, f32::max) * 1.001;
 
-        let t = Instant::now();
-        let params = AnnParams { max_connections: 16, ef_construction: 100, ef_search: 100 };
-        let mut index = ItemIndex::build(data.clone(), DIM, params).unwrap();
-        let build = t.elapsed();
-        for ef in [100, 200] {
-            index.set_ef_search(ef);
+        for m in [16, 32] {
             let t = Instant::now();
-            let mut rec = 0.0;
-            for (q, ex) in queries.chunks_exact(DIM).zip(&exact) {
-                rec += vectors::recall(&index.search(q, K, None), ex);
+            let mut h = Hnsw::<f32, Shifted>::new(m, n, 16, 100, Shifted(max2));
+            let rows: Vec<(&[f32], usize)> = data.chunks_exact(DIM).zip(0..).collect();
+            h.parallel_insert_slice(&rows);
+            h.set_searching_mode(true);
+            let build = t.elapsed().as_secs_f64();
+            for ef in [100, 256] {
+                report(&format!("hnsw_rs M={m} efC=100 efS={ef}"), build, &queries, &exact, |q| {
+                    let s = max2.sqrt() / dot(q, q).sqrt();
+                    let qs: Vec<f32> = q.iter().map(|x| x * s).collect();
+                    h.search(&qs, K, ef).iter().map(|nb| (nb.d_id as u32, 0.0)).collect()
+                });
             }
-            let per_q = t.elapsed() / QUERIES as u32;
-            println!(
-                "hnsw_rs          M=16 efC=100 efS={ef}: build {:>6.2} s  recall@100 {:.4}  query {:>7.1} µs",
-                build.as_secs_f64(),
-                rec / QUERIES as f64,
-                per_q.as_secs_f64() * 1e6
-            );
         }
-
-        let mut max2 = 0.0f32;
-        for v in data.chunks_exact(DIM) {
-            max2 = max2.max(dot(v, v));
-        }
-        let points: Vec<P> = data
-            .chunks_exact(DIM)
-            .map(|v| {
-                P(v.to_vec(), max2 * 1.001)
-            })
-            .collect();
-        let t = Instant::now();
-        let map = instant_distance::Builder::default()
-            .ef_construction(100)
-            .ef_search(100)
-            .build(points.clone(), (0..n as u32).collect::<Vec<_>>());
-        let build = t.elapsed();
-        {
-            let ef = 100;
-            let mut search = instant_distance::Search::default();
+        for ef in [100, 256] {
             let t = Instant::now();
-            let mut rec = 0.0;
-            for (q, ex) in queries.chunks_exact(DIM).zip(&exact) {
-                let scale = max2.sqrt() / dot(q, q).sqrt();
-                let qa: Vec<f32> = q.iter().map(|x| x * scale).collect();
-                let got: Vec<(u32, f32)> = map.search(&P(qa, max2 * 1.001), &mut search).take(K).map(|i| (*i.value, 0.0)).collect();
-                rec += vectors::recall(&got, ex);
-            }
-            let per_q = t.elapsed() / QUERIES as u32;
-            println!(
-                "instant-distance M=32 efC=100 efS={ef}: build {:>6.2} s  recall@100 {:.4}  query {:>7.1} µs",
-                build.as_secs_f64(),
-                rec / QUERIES as f64,
-                per_q.as_secs_f64() * 1e6
-            );
+            let index = ItemIndex::build(data.clone(), DIM, AnnParams { ef_construction: 100, ef_search: ef }).unwrap();
+            let build = t.elapsed().as_secs_f64();
+            report(&format!("instant-distance M=32 efC=100 efS={ef}"), build, &queries, &exact, |q| {
+                index.search(q, K, None)
+            });
         }
     }
 }

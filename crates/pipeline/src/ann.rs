@@ -1,48 +1,36 @@
 //! Approximate nearest-neighbour retrieval over item embeddings: owns the HNSW index
-//! ([`hnsw_rs`], chosen by measurement — see ARCHITECTURE.md, "ANN retrieval") and the exact
-//! brute-force search used as its reference.
+//! ([`instant_distance`], chosen over `hnsw_rs` by measurement — see ARCHITECTURE.md, "ANN
+//! retrieval") and the exact brute-force search used as its reference and fallback.
 //!
 //! Retrieval is by maximum inner product (the `retrieval.score` feature is the dot product of
 //! the user embedding and the item embedding). The graph is built and searched with the
-//! inner-product "distance" `M² − a·b` (`M` = the largest item norm; hnswlib's `ip` space
-//! shifted to stay non-negative, which hnsw_rs requires), and queries are scaled to norm `M`
-//! (which does not change their ranking), so every distance is ≥ 0. Returned scores are the
-//! exact dot products with the unscaled query.
+//! inner-product "distance" `M² − a·b` (`M` = the largest item norm: hnswlib's `ip` space
+//! shifted to stay non-negative), and queries are scaled to norm `M` (which does not change
+//! their ranking), so every distance is ≥ 0. Returned scores are the exact dot products with
+//! the unscaled query.
 //!
-//! (A first version used the MIPS→L2 reduction, appending `sqrt(M² − |x|²)` to each item;
-//! on 32-dim vectors it gave recall@100 of 0.51–0.66 at ef 100–200, far below the
-//! inner-product graph — see ARCHITECTURE.md.)
+//! instant-distance fixes `ef_search` when the graph is built, so the index is built with the
+//! largest `ef` any scenario needs. A filtered search walks the `ef` nearest items and keeps
+//! those the filter accepts; when fewer than `k` pass (a selective filter), it falls back to an
+//! exact scan of the accepted items, so filters never lose results.
 
-use hnsw_rs::prelude::{Distance, Hnsw};
+use std::cell::RefCell;
 
-/// `M² − a·b`, clamped at 0 (see the module docs).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ShiftedInnerProduct {
-    pub max_norm2: f32,
-}
-
-impl Distance<f32> for ShiftedInnerProduct {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (self.max_norm2 - dot(a, b)).max(0.0)
-    }
-}
-
+use instant_distance::{Builder, HnswMap, Search};
 
 /// Index construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnParams {
-    /// Maximum number of links per node (HNSW `M`).
-    pub max_connections: usize,
     /// Candidate list size while building.
     pub ef_construction: usize,
-    /// Candidate list size while searching; raised to `k` when smaller.
+    /// Candidate list size while searching: the most items one search can return.
     pub ef_search: usize,
 }
 
 impl Default for AnnParams {
     fn default() -> Self {
-        AnnParams { max_connections: 24, ef_construction: 200, ef_search: 200 }
+        AnnParams { ef_construction: 100, ef_search: 256 }
     }
 }
 
@@ -57,12 +45,29 @@ pub enum AnnError {
     NotFinite { row: usize },
 }
 
+/// One item (or scaled query) in the graph, with the shift `M²`.
+#[derive(Clone)]
+struct IpPoint {
+    v: Box<[f32]>,
+    max_norm2: f32,
+}
+
+impl instant_distance::Point for IpPoint {
+    fn distance(&self, other: &Self) -> f32 {
+        (self.max_norm2 - dot(&self.v, &other.v)).max(0.0)
+    }
+}
+
+thread_local! {
+    static SEARCH: RefCell<Search> = RefCell::new(Search::default());
+}
+
 /// Item embeddings and the HNSW index over them. Rows are item positions (0-based) in the
 /// item table.
 pub struct ItemIndex {
     dim: usize,
     vectors: Vec<f32>,
-    hnsw: Hnsw<'static, f32, ShiftedInnerProduct>,
+    map: Option<HnswMap<IpPoint, u32>>,
     max_norm2: f32,
     params: AnnParams,
 }
@@ -75,7 +80,7 @@ impl std::fmt::Debug for ItemIndex {
 
 impl ItemIndex {
     /// Builds the index over `vectors` (row-major, `dim` values per item). Blocking; uses all
-    /// cores (rayon) for the inserts: ~100k items take seconds.
+    /// cores (rayon): 100k 32-dim items take tens of seconds on 2 cores.
     pub fn build(vectors: Vec<f32>, dim: usize, params: AnnParams) -> Result<ItemIndex, AnnError> {
         if dim == 0 {
             return Err(AnnError::ZeroDim);
@@ -93,24 +98,14 @@ impl ItemIndex {
         }
         // Headroom so rounding in the dot product cannot push a distance below zero.
         let max_norm2 = max_norm2 * 1.001 + f32::MIN_POSITIVE;
-        let max_layer = 16;
-        let dist = ShiftedInnerProduct { max_norm2 };
-        let mut hnsw = Hnsw::<f32, ShiftedInnerProduct>::new(
-            params.max_connections,
-            n.max(1),
-            max_layer,
-            params.ef_construction,
-            dist,
-        );
-        let rows: Vec<(&[f32], usize)> = vectors.chunks_exact(dim).zip(0..).collect();
-        hnsw.parallel_insert_slice(&rows);
-        hnsw.set_searching_mode(true);
-        Ok(ItemIndex { dim, vectors, hnsw, max_norm2, params })
-    }
-
-    /// Changes the search candidate list size (measurements; the config sets it at load).
-    pub fn set_ef_search(&mut self, ef: usize) {
-        self.params.ef_search = ef.max(1);
+        let map = (n > 0).then(|| {
+            let points: Vec<IpPoint> = vectors.chunks_exact(dim).map(|v| IpPoint { v: v.into(), max_norm2 }).collect();
+            Builder::default()
+                .ef_construction(params.ef_construction.max(1))
+                .ef_search(params.ef_search.max(1))
+                .build(points, (0..n as u32).collect())
+        });
+        Ok(ItemIndex { dim, vectors, map, max_norm2, params })
     }
 
     pub fn dim(&self) -> usize {
@@ -125,6 +120,11 @@ impl ItemIndex {
         self.vectors.is_empty()
     }
 
+    /// The `ef_search` the index was built with (the most rows one search returns).
+    pub fn ef_search(&self) -> usize {
+        self.params.ef_search
+    }
+
     /// The embedding of item row `row`.
     pub fn vector(&self, row: usize) -> &[f32] {
         &self.vectors[row * self.dim..(row + 1) * self.dim]
@@ -136,24 +136,32 @@ impl ItemIndex {
     }
 
     /// Up to `k` item rows with the (approximately) largest dot product with `query`, among the
-    /// rows `keep` accepts, best first, with their exact dot products. `query.len()` must be
-    /// the index dimension (checked by the caller; a wrong length returns no rows).
+    /// rows `keep` accepts, best first, with their exact dot products. At most `ef_search` rows
+    /// without a filter. A query of the wrong length returns no rows.
     pub fn search(&self, query: &[f32], k: usize, keep: Option<&dyn Fn(usize) -> bool>) -> Vec<(u32, f32)> {
-        if query.len() != self.dim || k == 0 || self.is_empty() {
+        let Some(map) = &self.map else { return Vec::new() };
+        if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
         let norm = dot(query, query).sqrt();
         let scale = if norm > 0.0 { self.max_norm2.sqrt() / norm } else { 1.0 };
-        let q: Vec<f32> = query.iter().map(|x| x * scale).collect();
-        let ef = self.params.ef_search.max(k);
-        let found = match keep {
-            None => self.hnsw.search(&q, k, ef),
-            Some(keep) => {
-                let filter = |id: &usize| keep(*id);
-                self.hnsw.search_filter(&q, k, ef, Some(&filter))
+        let q = IpPoint { v: query.iter().map(|x| x * scale).collect(), max_norm2: self.max_norm2 };
+        let mut out: Vec<(u32, f32)> = Vec::with_capacity(k);
+        SEARCH.with_borrow_mut(|search| {
+            for item in map.search(&q, search) {
+                let row = *item.value as usize;
+                if keep.is_none_or(|f| f(row)) {
+                    out.push((row as u32, self.score(query, row)));
+                    if out.len() == k {
+                        break;
+                    }
+                }
             }
-        };
-        let mut out: Vec<(u32, f32)> = found.iter().map(|n| (n.d_id as u32, self.score(query, n.d_id))).collect();
+        });
+        if out.len() < k && keep.is_some() && self.len() > self.params.ef_search {
+            // A selective filter left too few of the ef nearest: scan the accepted rows exactly.
+            return self.exact(query, k, keep);
+        }
         sort_best_first(&mut out);
         out
     }
@@ -164,10 +172,8 @@ impl ItemIndex {
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let all = (0..self.len())
-            .filter(|&r| keep.is_none_or(|f| f(r)))
-            .map(|r| (r as u32, self.score(query, r)))
-            .collect();
+        let all =
+            (0..self.len()).filter(|&r| keep.is_none_or(|f| f(r))).map(|r| (r as u32, self.score(query, r))).collect();
         top_k(all, k)
     }
 }

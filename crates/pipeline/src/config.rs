@@ -45,7 +45,6 @@ pub struct TableConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnConfig {
-    pub max_connections: usize,
     pub ef_construction: usize,
     pub ef_search: usize,
     /// Catalogs with fewer items than this are searched exactly.
@@ -59,7 +58,6 @@ impl Default for AnnConfig {
     fn default() -> Self {
         let p = AnnParams::default();
         AnnConfig {
-            max_connections: p.max_connections,
             ef_construction: p.ef_construction,
             ef_search: p.ef_search,
             exact_below: 1000,
@@ -69,12 +67,10 @@ impl Default for AnnConfig {
 }
 
 impl AnnConfig {
-    pub fn params(&self) -> AnnParams {
-        AnnParams {
-            max_connections: self.max_connections,
-            ef_construction: self.ef_construction,
-            ef_search: self.ef_search,
-        }
+    /// Index parameters; `ef_search` is raised to `max_retrieve` (the most any scenario asks).
+    pub fn params(&self, max_retrieve: usize) -> AnnParams {
+        // instant-distance fixes ef at build time: build with the largest any scenario needs.
+        AnnParams { ef_construction: self.ef_construction, ef_search: self.ef_search.max(max_retrieve) }
     }
 }
 
@@ -183,8 +179,8 @@ impl PipelinesConfig {
                 return e("require_query needs text retrieval ([scenario.text])");
             }
         }
-        if self.ann.max_connections < 2 || self.ann.ef_construction == 0 || self.ann.ef_search == 0 {
-            return Err("[ann]: max_connections ≥ 2, ef_construction ≥ 1 and ef_search ≥ 1 are required".into());
+        if self.ann.ef_construction == 0 || self.ann.ef_search == 0 {
+            return Err("[ann]: ef_construction ≥ 1 and ef_search ≥ 1 are required".into());
         }
         Ok(())
     }

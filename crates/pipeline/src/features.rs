@@ -236,7 +236,9 @@ impl Feature {
         let feature = Feature { name: def.name.clone(), source, default, ops, width };
         let mut probe = vec![0.0; width];
         if !feature.run(feature.default_raw(), &mut probe) {
-            return Err(err("the default does not survive the transforms (not a number, or log1p of a value ≤ -1)".into()));
+            return Err(err(
+                "the default does not survive the transforms (not a number, or log1p of a value ≤ -1)".into()
+            ));
         }
         Ok(feature)
     }

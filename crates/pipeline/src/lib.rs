@@ -8,8 +8,8 @@
 //! 2. **user tower**: the user's row of the user table and the request context, preprocessed
 //!    per `feature_spec.json`, go to the user-tower model in one call (skipped for a user not in
 //!    the table: cold start);
-//! 3. **retrieve**: approximate maximum-inner-product search over the item embeddings (HNSW,
-//!    [`ann`]); a cold-start user gets the most popular items instead; scenarios with `text`
+//! 3. **retrieve**: approximate maximum-inner-product search over the item embeddings (HNSW by
+//!    instant-distance, [`ann`]); a cold-start user gets the most popular items instead; scenarios with `text`
 //!    also match the query against an item text column with BM25 ([`text`]); the lists are
 //!    merged without duplicates. Filters and stock apply during retrieval;
 //! 4. **rank**: all candidates' feature rows (user/context columns once, item columns
@@ -34,9 +34,8 @@
 //! popularity_column = "popularity"        # item column for cold start (default "popularity")
 //!
 //! [ann]                                   # all optional; these are the defaults
-//! max_connections = 24                    # HNSW M
-//! ef_construction = 200
-//! ef_search = 200                         # raised to the number of candidates asked for
+//! ef_construction = 100                   # HNSW (instant-distance, M = 32)
+//! ef_search = 256                         # raised to the largest `retrieve`
 //! exact_below = 1000                      # smaller catalogs are searched exactly
 //! exact_filtered_below = 20000            # category filters covering ≤ this many items: exact
 //!
@@ -78,6 +77,6 @@ pub use config::PipelinesConfig;
 pub use features::{FeatureSpec, SpecError};
 pub use pipeline::{ConfigError, ItemInfo, Pipelines};
 pub use request::{
-    ErrorClass, Filters, ModelOutput, ModelRunner, PipelineError, RecommendRequest, RecommendResponse,
-    RecommendedItem, RunnerError, RunnerErrorKind, StageTimings,
+    ErrorClass, Filters, ModelOutput, ModelRunner, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem,
+    RunnerError, RunnerErrorKind, StageTimings,
 };

@@ -139,8 +139,8 @@ impl Pipelines {
         config.check().map_err(|message| ConfigError::Invalid { path: config_file.to_path_buf(), message })?;
         let base = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
         let spec_path = base.join(&config.feature_spec);
-        let spec_text =
-            std::fs::read_to_string(&spec_path).map_err(|source| ConfigError::Io { path: spec_path.clone(), source })?;
+        let spec_text = std::fs::read_to_string(&spec_path)
+            .map_err(|source| ConfigError::Io { path: spec_path.clone(), source })?;
         let spec = FeatureSpec::parse(&spec_text)?;
         let snap = build_snapshot(&base, &config, &spec, None)?;
         Ok(Pipelines {
@@ -222,10 +222,9 @@ impl Pipelines {
     ) -> Result<RecommendResponse, PipelineError> {
         let t_start = Instant::now();
         let mut stages = StageTimings::default();
-        let scenario = self.scenario(&req.scenario).ok_or_else(|| PipelineError::UnknownScenario {
-            name: req.scenario.clone(),
-            known: self.scenarios(),
-        })?;
+        let scenario = self
+            .scenario(&req.scenario)
+            .ok_or_else(|| PipelineError::UnknownScenario { name: req.scenario.clone(), known: self.scenarios() })?;
         let snap = self.snapshot.load_full();
         let items = &snap.items;
         let cat = &items.catalog;
@@ -266,7 +265,9 @@ impl Pipelines {
             None => popularity_candidates(cat, scenario, &req, scenario.retrieve, &keep),
         };
         let text: Vec<(u32, f32)> = match (&scenario.text, v.query.as_deref()) {
-            (Some(tc), Some(q)) => items.text.get(&tc.field).map_or_else(Vec::new, |ix| ix.search(q, tc.candidates, &keep)),
+            (Some(tc), Some(q)) => {
+                items.text.get(&tc.field).map_or_else(Vec::new, |ix| ix.search(q, tc.candidates, &keep))
+            }
             _ => Vec::new(),
         };
         let main_tag = if embedding.is_some() { TAG_ANN } else { TAG_POP };
@@ -357,7 +358,8 @@ impl Pipelines {
         if let Some(ids) = &v.categories {
             let total: usize = ids.iter().map(|c| cat.rows_of_category[*c as usize].len()).sum();
             if total <= ann.exact_filtered_below {
-                let mut rows: Vec<u32> = ids.iter().flat_map(|c| cat.rows_of_category[*c as usize].iter().copied()).collect();
+                let mut rows: Vec<u32> =
+                    ids.iter().flat_map(|c| cat.rows_of_category[*c as usize].iter().copied()).collect();
                 rows.sort_unstable();
                 rows.dedup();
                 let all = rows
@@ -371,11 +373,7 @@ impl Pipelines {
         if cat.len() < ann.exact_below {
             return items.index.exact(query, k, Some(keep));
         }
-        if v.filters_nothing {
-            items.index.search(query, k, None)
-        } else {
-            items.index.search(query, k, Some(keep))
-        }
+        if v.filters_nothing { items.index.search(query, k, None) } else { items.index.search(query, k, Some(keep)) }
     }
 
     /// Writes the candidate-dependent ranker columns of item row `r` into `row`.
@@ -438,7 +436,7 @@ fn build_snapshot(
     let users_path = base.join(&config.tables.users.path);
     let items_path = base.join(&config.tables.items.path);
     let emb_path = base.join(&spec.item_embeddings);
-        let fingerprint = vec![stamp(&items_path), stamp(&emb_path)];
+    let fingerprint = vec![stamp(&items_path), stamp(&emb_path)];
     let items = match current {
         Some(c) if c.items.fingerprint == fingerprint => Arc::clone(&c.items),
         _ => Arc::new(build_items(config, spec, &items_path, &emb_path, fingerprint)?),
@@ -467,8 +465,7 @@ fn build_snapshot(
     };
     let user_tower = bind(&spec.user_tower)?;
     let ranker = bind(&spec.ranker)?;
-    let affinity_columns =
-        items.catalog.categories.names.iter().map(|c| users.column(&format!("aff_{c}"))).collect();
+    let affinity_columns = items.catalog.categories.names.iter().map(|c| users.column(&format!("aff_{c}"))).collect();
     let avg_price_column = users.column("avg_price");
     Ok(Snapshot { users, items, user_tower, ranker, affinity_columns, avg_price_column })
 }
@@ -485,7 +482,11 @@ fn build_items(
     let catalog = ItemCatalog::new(table, &config.tables.popularity_column)?;
     let dim = spec.embedding_dim;
     let vectors = load_embeddings(emb_path, catalog.len(), dim)?;
-    let index = ItemIndex::build(vectors, dim, config.ann.params())?;
+    let index = ItemIndex::build(
+        vectors,
+        dim,
+        config.ann.params(config.scenarios.iter().map(|s| s.retrieve).max().unwrap_or(0)),
+    )?;
     let mut text = HashMap::new();
     for s in &config.scenarios {
         if let Some(t) = &s.text
@@ -733,10 +734,7 @@ fn validate(req: &RecommendRequest, s: &ScenarioConfig, cat: &ItemCatalog) -> Re
     if let Some(ctx) = &req.context {
         for (key, value) in ctx {
             if value.is_object() || value.is_array() {
-                return Err(PipelineError::bad(
-                    format!("context.{key}"),
-                    "expected a string, number, boolean or null",
-                ));
+                return Err(PipelineError::bad(format!("context.{key}"), "expected a string, number, boolean or null"));
             }
         }
     }
@@ -767,7 +765,8 @@ fn validate(req: &RecommendRequest, s: &ScenarioConfig, cat: &ItemCatalog) -> Re
                     .iter()
                     .enumerate()
                     .map(|(i, n)| {
-                        dict.get(n).ok_or_else(|| PipelineError::bad(format!("{field}[{i}]"), format!("unknown {what} '{n}'")))
+                        dict.get(n)
+                            .ok_or_else(|| PipelineError::bad(format!("{field}[{i}]"), format!("unknown {what} '{n}'")))
                     })
                     .collect::<Result<Vec<u32>, _>>()
             })
@@ -775,12 +774,8 @@ fn validate(req: &RecommendRequest, s: &ScenarioConfig, cat: &ItemCatalog) -> Re
     };
     let categories = lookup(&f.categories, "filters.categories", &cat.categories, "category")?;
     let brands = lookup(&f.brands, "filters.brands", &cat.brands, "brand")?;
-    let mut exclude: Vec<u32> = f
-        .exclude_items
-        .iter()
-        .flatten()
-        .filter_map(|id| cat.table.row(id).map(|r| r as u32))
-        .collect();
+    let mut exclude: Vec<u32> =
+        f.exclude_items.iter().flatten().filter_map(|id| cat.table.row(id).map(|r| r as u32)).collect();
     exclude.sort_unstable();
     exclude.dedup();
     let filters_nothing = !s.in_stock_only

@@ -243,8 +243,8 @@ impl RecommendRequest {
     /// Parses a JSON body; every error names the field it is about (`body` for a body that is
     /// not a JSON object).
     pub fn from_json(body: &[u8]) -> Result<RecommendRequest, PipelineError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| PipelineError::bad("body", format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| PipelineError::bad("body", format!("not valid JSON: {e}")))?;
         Self::from_value(value)
     }
 
@@ -287,7 +287,10 @@ impl RecommendRequest {
                 None => return Err(PipelineError::bad("k", format!("expected a positive integer, received {n}"))),
             },
             Some(other) => {
-                return Err(PipelineError::bad("k", format!("expected a positive integer, received {}", describe(other))));
+                return Err(PipelineError::bad(
+                    "k",
+                    format!("expected a positive integer, received {}", describe(other)),
+                ));
             }
         };
         Ok(RecommendRequest { scenario, user_id, query, context, filters, k })

@@ -202,7 +202,8 @@ impl ItemCatalog {
         let category_col = table.require_column("category")?;
         let subcategory_col = table.column("subcategory");
         let brand_col = table.column("brand");
-        let price = table.parse_column::<f64>("price", "a price (a finite number ≥ 0)", |x| x.is_finite() && *x >= 0.0)?;
+        let price =
+            table.parse_column::<f64>("price", "a price (a finite number ≥ 0)", |x| x.is_finite() && *x >= 0.0)?;
         let stock = table.parse_column::<i64>("stock", "an integer", |_| true)?;
         let popularity = match table.column(popularity_column) {
             Some(_) => table.parse_column::<f64>(popularity_column, "a finite number", |x| x.is_finite())?,
@@ -223,7 +224,8 @@ impl ItemCatalog {
                 None => u32::MAX,
             });
             brand.push(brands.intern(brand_col.map_or("", |c| table.cell(r, c))));
-            let mut toks: Vec<u64> = tokenize(table.cell(r, title_col)).map(|t| crate::features::fnv1a(t.as_bytes())).collect();
+            let mut toks: Vec<u64> =
+                tokenize(table.cell(r, title_col)).map(|t| crate::features::fnv1a(t.as_bytes())).collect();
             toks.sort_unstable();
             toks.dedup();
             title_tokens.extend_from_slice(&toks);

@@ -1,0 +1,164 @@
+//! The whole pipeline against the brute-force reference of make_fixtures.py (exact retrieval,
+//! BM25, every transform, the same ONNX models in onnxruntime, the rules), and the business
+//! rules and cold start on their own.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use recserve_pipeline::{Pipelines, RecommendRequest, RecommendResponse};
+use serde_json::Value;
+
+use crate::common::{TractRunner, shop, shop_copy};
+
+fn pipelines() -> &'static Pipelines {
+    static P: OnceLock<Pipelines> = OnceLock::new();
+    P.get_or_init(|| Pipelines::load(&shop().join("pipelines.toml")).unwrap())
+}
+
+fn run(p: &Pipelines, req: Value) -> RecommendResponse {
+    let req = RecommendRequest::from_value(req).unwrap();
+    let runner = TractRunner::new(&shop().join("models"));
+    futures::executor::block_on(p.recommend(req, &runner)).unwrap()
+}
+
+fn check_against_reference(p: &Pipelines) {
+    let expected: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(shop().join("expected.json")).unwrap()).unwrap();
+    assert_eq!(expected.len(), 8);
+    for case in expected {
+        let name = case["name"].as_str().unwrap();
+        let got = run(p, case["request"].clone());
+        let want = case["expected"]["items"].as_array().unwrap();
+        let got_ids: Vec<&str> = got.items.iter().map(|i| i.item_id.as_str()).collect();
+        let want_ids: Vec<&str> = want.iter().map(|i| i["item_id"].as_str().unwrap()).collect();
+        assert_eq!(got_ids, want_ids, "{name}");
+        for (g, w) in got.items.iter().zip(want) {
+            assert!(
+                (f64::from(g.score) - w["score"].as_f64().unwrap()).abs() < 1e-4,
+                "{name}: {} {}",
+                g.score,
+                w["score"]
+            );
+            assert_eq!(g.retrieved_by, w["retrieved_by"].as_str().unwrap(), "{name} {}", g.item_id);
+        }
+        let versions: HashMap<String, String> =
+            serde_json::from_value(case["expected"]["model_versions"].clone()).unwrap();
+        assert_eq!(got.model_versions.len(), versions.len(), "{name}");
+        assert_eq!(got.cold_start, name.contains("cold"), "{name}");
+    }
+}
+
+#[test]
+fn matches_brute_force_reference() {
+    check_against_reference(pipelines());
+}
+
+#[test]
+fn matches_reference_with_hnsw_retrieval() {
+    // Force the HNSW path (exact_below = 0); on 240 items with ef 200 it finds the exact top.
+    let dir = shop_copy();
+    let cfg = dir.path().join("pipelines.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("[tables]", "[ann]\nexact_below = 0\nexact_filtered_below = 0\n\n[tables]");
+    std::fs::write(&cfg, text).unwrap();
+    check_against_reference(&Pipelines::load(&cfg).unwrap());
+}
+
+#[test]
+fn business_rules_hold() {
+    let p = pipelines();
+    for user in ["U0000001", "U0000002", "U0000020", "nobody"] {
+        let r = run(
+            p,
+            serde_json::json!({"scenario": "home_feed", "user_id": user, "k": 12,
+            "filters": {"min_price": 30.0, "max_price": 400.0, "exclude_items": ["I000080", "I999999"]}}),
+        );
+        let mut seen = std::collections::HashSet::new();
+        let mut per_cat: HashMap<&str, usize> = HashMap::new();
+        for it in &r.items {
+            assert!(seen.insert(&it.item_id), "duplicate {}", it.item_id);
+            assert!(it.stock > 0, "out of stock {}", it.item_id);
+            assert!((30.0..=400.0).contains(&it.price));
+            assert_ne!(it.item_id, "I000080");
+            *per_cat.entry(&it.category).or_default() += 1;
+            let info = p.item(&it.item_id).unwrap();
+            assert_eq!(info.title, it.title);
+        }
+        assert!(per_cat.values().all(|n| *n <= 3), "{per_cat:?}");
+        assert!(r.items.len() <= 12);
+        assert!(r.items.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    // category filter: category or subcategory names
+    let r = run(
+        p,
+        serde_json::json!({"scenario": "search", "user_id": "U0000004", "query": "black",
+        "filters": {"categories": ["shoes", "electronics"]}, "k": 20}),
+    );
+    assert!(!r.items.is_empty());
+    assert!(r.items.iter().all(|i| i.subcategory == "shoes" || i.category == "electronics"));
+    let r =
+        run(p, serde_json::json!({"scenario": "home_feed", "user_id": "U0000004", "filters": {"brands": ["Acme"]}}));
+    assert!(r.items.iter().all(|i| i.brand == "Acme"));
+}
+
+#[test]
+fn cold_start_is_served_by_popularity_without_user_tower() {
+    let p = pipelines();
+    let req =
+        RecommendRequest::from_value(serde_json::json!({"scenario": "home_feed", "user_id": "brand-new"})).unwrap();
+    let runner = TractRunner::new(&shop().join("models"));
+    let r = futures::executor::block_on(p.recommend(req, &runner)).unwrap();
+    assert!(r.cold_start);
+    assert_eq!(r.items.len(), 10);
+    assert!(r.items.iter().all(|i| i.retrieved_by == "popularity"));
+    assert_eq!(r.model_versions.keys().collect::<Vec<_>>(), ["ranker"]);
+    let calls = runner.calls.lock().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0], ("ranker".to_string(), vec![60, 17]));
+}
+
+#[test]
+fn known_user_makes_two_model_calls_with_batched_ranking() {
+    let p = pipelines();
+    let req =
+        RecommendRequest::from_value(serde_json::json!({"scenario": "home_feed", "user_id": "U0000001"})).unwrap();
+    let runner = TractRunner::new(&shop().join("models"));
+    let r = futures::executor::block_on(p.recommend(req, &runner)).unwrap();
+    assert_eq!(r.candidates, 60);
+    let calls = runner.calls.lock().unwrap();
+    assert_eq!(*calls, [("user_tower".to_string(), vec![1, 7]), ("ranker".to_string(), vec![60, 17])]);
+    assert_eq!(r.model_versions.get("ranker").map(String::as_str), Some("1"));
+    assert!(r.stages.total >= r.stages.ranking);
+}
+
+#[test]
+fn config_lists_scenarios_models_and_errors() {
+    let p = pipelines();
+    assert_eq!(p.scenarios(), ["home_feed", "search"]);
+    assert_eq!(p.required_models().into_iter().collect::<Vec<_>>(), ["ranker", "user_tower"]);
+    assert!(p.item("I000001").is_some());
+    assert!(p.item("I999999").is_none());
+
+    let dir = shop_copy();
+    let cfg = dir.path().join("pipelines.toml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, good.replace("retrieve = 60", "retrieve = 60\nretreive = 5")).unwrap();
+    let e = Pipelines::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("retreive"), "{e}");
+    std::fs::write(&cfg, good.replace("max_k = 50", "max_k = 5")).unwrap();
+    let e = Pipelines::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("default_k"), "{e}");
+    std::fs::write(&cfg, good.replace("user_features.csv", "missing.csv")).unwrap();
+    let e = Pipelines::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("missing.csv"), "{e}");
+}
+
+#[test]
+fn shipped_demo_config_loads() {
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce/pipelines.toml");
+    if cfg.exists() && cfg.with_file_name("feature_spec.json").exists() {
+        let p = Pipelines::load(&cfg).unwrap();
+        assert!(p.scenarios().contains(&"home_feed".to_string()));
+        assert!(p.scenarios().contains(&"search".to_string()));
+    }
+}

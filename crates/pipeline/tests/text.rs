@@ -1,0 +1,42 @@
+//! Tokenizer, query overlap and BM25 on a tiny corpus checked by hand.
+
+use recserve_pipeline::text::{Bm25Index, overlap, query_tokens, tokenize};
+
+#[test]
+fn tokenizer_lowercases_and_splits_on_non_alphanumerics() {
+    let t: Vec<String> = tokenize("Nordlys wireless, noise-cancelling  HEADPHONES (black)!").collect();
+    assert_eq!(t, ["nordlys", "wireless", "noise", "cancelling", "headphones", "black"]);
+    assert_eq!(tokenize(" --- ").count(), 0);
+}
+
+#[test]
+fn overlap_is_share_of_distinct_query_tokens() {
+    let title = query_tokens("red wireless headphones");
+    assert_eq!(overlap(&query_tokens("Red shoes"), &title), 0.5);
+    assert_eq!(overlap(&query_tokens("red red shoes"), &title), 0.5);
+    assert_eq!(overlap(&query_tokens("headphones, RED!"), &title), 1.0);
+    assert_eq!(overlap(&query_tokens(""), &title), 0.0);
+}
+
+#[test]
+fn bm25_hand_checked() {
+    // docs: 0 "red shoe" (len 2), 1 "blue shoe shoe" (len 3), 2 "red hat" (len 2); avgdl = 7/3
+    let ix = Bm25Index::build(["red shoe", "blue shoe shoe", "red hat"].into_iter());
+    // idf(df = 2 of N = 3) = ln(1 + (3 - 2 + 0.5) / 2.5) = ln 1.6
+    assert!((ix.idf(2) - 1.6f32.ln()).abs() < 1e-6);
+    let s = ix.scores("shoe");
+    let idf = 1.6f32.ln();
+    let d0 = idf * 2.2 / (1.0 + 1.2 * (0.25 + 0.75 * 2.0 / (7.0 / 3.0)));
+    let d1 = idf * 2.0 * 2.2 / (2.0 + 1.2 * (0.25 + 0.75 * 3.0 / (7.0 / 3.0)));
+    assert!((s[0] - d0).abs() < 1e-5, "{} vs {d0}", s[0]);
+    assert!((s[1] - d1).abs() < 1e-5, "{} vs {d1}", s[1]);
+    assert_eq!(s[2], 0.0);
+    // "red shoe": doc 0 has both terms and ranks first
+    let hits = ix.search("Red SHOE", 10, &|_| true);
+    assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), [0, 1, 2]);
+    // filter and k
+    let hits = ix.search("red shoe", 1, &|d| d != 0);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].0, 1);
+    assert!(ix.search("umbrella", 10, &|_| true).is_empty());
+}
