@@ -128,6 +128,30 @@ impl Shop {
         out
     }
 
+    /// Ground truth: the expected number of clicks on a shown list (the sum of the click
+    /// probabilities), without sampling noise. Unknown items count 0.
+    pub fn expected_clicks<S: AsRef<str>>(&self, user_id: &str, shown: &[S], query: Option<&str>) -> f64 {
+        let shopper = self.shopper(user_id);
+        let tokens = query_tokens(query);
+        shown
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, id)| self.item_index(id.as_ref()).map(|i| (pos, i)))
+            .map(|(pos, i)| self.probabilities(&shopper, i, pos, tokens.as_deref()).click)
+            .sum()
+    }
+
+    /// Ground truth, for oracle baselines only: the `k` items the shopper is most likely to click
+    /// (in stock or not), best first: the ceiling a served model can approach.
+    pub fn oracle_ranking(&self, user_id: &str, query: Option<&str>, k: usize) -> Vec<&str> {
+        let shopper = self.shopper(user_id);
+        let tokens = query_tokens(query);
+        let mut scored: Vec<(f64, usize)> =
+            (0..self.items().len()).map(|i| (self.probabilities(&shopper, i, 0, tokens.as_deref()).click, i)).collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.iter().take(k).map(|(_, i)| self.items()[*i].id.as_str()).collect()
+    }
+
     pub(crate) fn probabilities(
         &self,
         shopper: &Shopper,

@@ -158,3 +158,25 @@ fn the_same_rng_seed_replays_the_same_feedback() {
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));
 }
+
+#[test]
+fn the_oracle_ranking_beats_popularity_in_expected_clicks() {
+    let shop = small(17);
+    let mut by_popularity: Vec<&recserve_shop::Item> = shop.items().iter().collect();
+    by_popularity.sort_by(|a, b| b.popularity.total_cmp(&a.popularity));
+    let popular: Vec<&str> = by_popularity.iter().take(10).map(|it| it.id.as_str()).collect();
+    let (mut oracle_total, mut popular_total) = (0.0, 0.0);
+    for user in shop.users().iter().take(50) {
+        let oracle = shop.oracle_ranking(&user.id, None, 10);
+        assert_eq!(oracle.len(), 10);
+        let o = shop.expected_clicks(&user.id, &oracle, None);
+        let p = shop.expected_clicks(&user.id, &popular, None);
+        assert!(o >= p, "{} oracle {o} < popular {p}", user.id);
+        oracle_total += o;
+        popular_total += p;
+        let manual: f64 = oracle.iter().enumerate().map(|(pos, id)| p_click(&shop, &user.id, id, pos, None)).sum();
+        assert!((manual - o).abs() < 1e-12);
+    }
+    assert!(oracle_total > 2.0 * popular_total, "oracle {oracle_total} vs popularity {popular_total}");
+    assert_eq!(shop.expected_clicks("U0000000", &["I999999"], None), 0.0);
+}
