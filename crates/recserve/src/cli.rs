@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the models of a model repository over the Open Inference Protocol (REST and gRPC).
     Serve(ServeArgs),
+    /// Run the demo shop: serve the bundled shop models and recommendation pipelines on
+    /// localhost, with simulated shoppers browsing, searching and clicking in the background.
+    /// Takes every `serve` flag; the model repository and pipelines default to the bundled shop.
+    Demo(DemoArgs),
     /// Load-test a running server with V2 inference requests (like Triton's perf_analyzer).
     Bench(recserve_loadgen::BenchArgs),
     /// The synthetic shop (catalog, shoppers, ground truth) behind the e-commerce example.
@@ -44,6 +48,10 @@ pub struct ServeArgs {
     /// <model>/config.toml.
     #[arg(long, env = "RECSERVE_MODEL_REPOSITORY", value_name = "DIR")]
     pub model_repository: Option<PathBuf>,
+    /// The recommendation pipelines' config (pipelines.toml; see examples/ecommerce/). Without
+    /// it, /v1/recommend and /v1/feedback answer 404.
+    #[arg(long, env = "RECSERVE_PIPELINES", value_name = "FILE")]
+    pub pipelines: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].
     #[arg(long, env = "RECSERVE_HOST")]
     pub host: Option<String>,
@@ -70,6 +78,20 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT [default: 30].
     #[arg(long, env = "RECSERVE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+}
+
+/// Settings of `recserve demo`: those of `serve`, plus the simulated shoppers.
+#[derive(Args, Debug, Default, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Recommendation requests per second sent by the simulated shoppers (each followed by its
+    /// impressions, clicks, add-to-carts and purchases as feedback); 0 turns them off.
+    #[arg(long, env = "RECSERVE_DEMO_TRAFFIC_RATE", default_value_t = 20.0)]
+    pub traffic_rate: f64,
+    /// Seed of the simulated shoppers' choices.
+    #[arg(long, env = "RECSERVE_DEMO_TRAFFIC_SEED", default_value_t = 7)]
+    pub traffic_seed: u64,
 }
 
 pub async fn bench(args: recserve_loadgen::BenchArgs) -> anyhow::Result<()> {

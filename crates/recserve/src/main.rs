@@ -3,6 +3,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod cli;
+mod demo;
 mod logging;
 mod serve;
 mod shop;
@@ -15,6 +16,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         cli::Command::Serve(args) => runtime.block_on(serve::run(args)),
+        cli::Command::Demo(args) => runtime.block_on(demo::run(args)),
         cli::Command::Bench(args) => runtime.block_on(cli::bench(args)),
         cli::Command::Shop(command) => shop::run(command),
     }

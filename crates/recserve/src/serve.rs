@@ -1,14 +1,18 @@
 //! `recserve serve`: resolves settings (flags and environment, then the config file, then
-//! defaults), loads the model repository, starts the REST and gRPC listeners, polls the
-//! repository, and shuts down cleanly on SIGTERM or SIGINT, letting in-flight requests finish.
+//! defaults), loads the model repository and the recommendation pipelines, starts the REST and
+//! gRPC listeners, polls the repository, and shuts down cleanly on SIGTERM or SIGINT, letting
+//! in-flight requests finish. `recserve demo` starts the same server through [`start`].
 
 use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
+use recserve_pipeline::Pipelines;
+use recserve_server::shop::ShopApi;
 use recserve_server::{AppState, Limits};
 use recserve_serving::{ModelRegistry, tract_loader};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +22,8 @@ use tracing::{info, warn};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub model_repository: PathBuf,
+    /// The recommendation pipelines' config file, when the shop API is served.
+    pub pipelines: Option<PathBuf>,
     pub host: String,
     pub http_port: u16,
     pub grpc_port: u16,
@@ -32,6 +38,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     model_repository: Option<PathBuf>,
+    pipelines: Option<PathBuf>,
     host: Option<String>,
     http_port: Option<u16>,
     grpc_port: Option<u16>,
@@ -41,9 +48,25 @@ struct FileSettings {
     shutdown_grace_secs: Option<u64>,
 }
 
+/// What `recserve demo` supplies when neither flags nor the config file name a model
+/// repository or pipelines: it is called with the resolved data directory.
+pub struct Fallback<'a> {
+    pub what: &'a str,
+    pub make: MakeFallback<'a>,
+}
+
+/// Given the data directory, yields (model repository, pipelines file).
+pub type MakeFallback<'a> = Box<dyn FnOnce(&std::path::Path) -> anyhow::Result<(PathBuf, PathBuf)> + 'a>;
+
 impl Settings {
     /// Flags and environment first, then the config file, then the defaults.
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        Settings::resolve_or(args, None)
+    }
+
+    /// As [`Settings::resolve`]; a missing model repository or pipelines file is taken from
+    /// `fallback` (the demo's bundle) instead of being an error.
+    pub fn resolve_or(args: &ServeArgs, fallback: Option<Fallback<'_>>) -> anyhow::Result<Settings> {
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -53,17 +76,29 @@ impl Settings {
             }
             None => FileSettings::default(),
         };
-        let Some(model_repository) = args.model_repository.clone().or(file.model_repository) else {
+        let data_dir: PathBuf = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "recserve-data".into());
+        let mut model_repository = args.model_repository.clone().or(file.model_repository);
+        let mut pipelines = args.pipelines.clone().or(file.pipelines);
+        if let Some(fallback) = fallback
+            && (model_repository.is_none() || pipelines.is_none())
+        {
+            let (repo, pipes) =
+                (fallback.make)(&data_dir).with_context(|| format!("cannot prepare {}", fallback.what))?;
+            model_repository.get_or_insert(repo);
+            pipelines.get_or_insert(pipes);
+        }
+        let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
             );
         };
         Ok(Settings {
             model_repository,
+            pipelines,
             host: args.host.clone().or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
             http_port: args.http_port.or(file.http_port).unwrap_or(8000),
             grpc_port: args.grpc_port.or(file.grpc_port).unwrap_or(8001),
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| "recserve-data".into()),
+            data_dir,
             repository_poll: Duration::from_secs(args.repository_poll_secs.or(file.repository_poll_secs).unwrap_or(5)),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 * 1024 * 1024),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
@@ -71,13 +106,40 @@ impl Settings {
     }
 }
 
+/// `recserve serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
+    start(settings).await?.wait_for_shutdown().await
+}
+
+/// A started server: listening, models loaded, pipelines ready.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    /// Cancelled when the server shuts down; background tasks stop on it.
+    pub stop: CancellationToken,
+    settings: Settings,
+    servers: tokio::task::JoinHandle<Result<(), recserve_server::listen::ListenError>>,
+}
+
+/// Binds the listeners, loads the repository and the pipelines, and starts serving.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if !settings.model_repository.is_dir() {
         bail!("model repository {} is not a directory", settings.model_repository.display());
     }
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    let pipelines = match &settings.pipelines {
+        Some(path) => {
+            let path = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || Pipelines::load(&path))
+                .await
+                .context("pipeline loader panicked")?
+                .with_context(|| format!("cannot load pipelines from {}", settings.pipelines_display()))?;
+            Some(Arc::new(loaded))
+        }
+        None => None,
+    };
 
     let http = bind(&settings.host, settings.http_port, "HTTP").await?;
     let grpc = bind(&settings.host, settings.grpc_port, "gRPC").await?;
@@ -86,6 +148,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
     let mut state = AppState::new(registry.clone());
     state.limits = Limits { max_body_bytes: settings.max_body_bytes };
+    if let Some(pipelines) = &pipelines {
+        state.shop = Some(Arc::new(ShopApi::new(pipelines.clone(), registry.clone())));
+    }
 
     let stop = CancellationToken::new();
     let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));
@@ -96,23 +161,43 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let models = registry.snapshot();
     let ready = models.values().filter(|e| e.default_version().is_some()).count();
     info!(models = models.len(), ready, "model repository loaded");
+    if let Some(pipelines) = &pipelines {
+        for model in pipelines.required_models() {
+            if registry.resolve(&model, None).is_err() {
+                warn!(model = %model, "a pipeline needs this model but it is not ready; recommendations fail until it is");
+            }
+        }
+        info!(scenarios = ?pipelines.scenarios(), "recommendation pipelines ready");
+    }
     if !settings.repository_poll.is_zero() {
         tokio::spawn(registry.clone().watch(settings.repository_poll, stop.clone().cancelled_owned()));
     }
+    Ok(Running { http_addr, grpc_addr, stop, settings, servers })
+}
 
-    shutdown_signal().await;
-    info!(
-        grace_secs = settings.shutdown_grace.as_secs(),
-        "shutting down: no new connections, draining in-flight requests"
-    );
-    stop.cancel();
-    match tokio::time::timeout(settings.shutdown_grace, servers).await {
-        Ok(Ok(Ok(()))) => info!("shut down cleanly"),
-        Ok(Ok(Err(e))) => warn!(error = %e, "a transport ended with an error"),
-        Ok(Err(e)) => warn!(error = %e, "a transport task panicked"),
-        Err(_) => warn!("grace period over; exiting with requests still in flight"),
+impl Settings {
+    fn pipelines_display(&self) -> String {
+        self.pipelines.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
     }
-    Ok(())
+}
+
+impl Running {
+    /// Waits for SIGTERM or SIGINT, then stops accepting connections and drains.
+    pub async fn wait_for_shutdown(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        info!(
+            grace_secs = self.settings.shutdown_grace.as_secs(),
+            "shutting down: no new connections, draining in-flight requests"
+        );
+        self.stop.cancel();
+        match tokio::time::timeout(self.settings.shutdown_grace, self.servers).await {
+            Ok(Ok(Ok(()))) => info!("shut down cleanly"),
+            Ok(Ok(Err(e))) => warn!(error = %e, "a transport ended with an error"),
+            Ok(Err(e)) => warn!(error = %e, "a transport task panicked"),
+            Err(_) => warn!("grace period over; exiting with requests still in flight"),
+        }
+        Ok(())
+    }
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> anyhow::Result<TcpListener> {

@@ -21,6 +21,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unimplemented(String),
+    /// A queue is full; the client should retry later.
+    #[error("{0}")]
+    Overloaded(String),
+    /// Something the request needs is not ready (a model still loading or unloaded).
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -37,6 +45,9 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unimplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Transports of recserve: the Open Inference Protocol (KServe V2) over REST (axum) and gRPC
-//! (tonic), and the one mapping of errors to HTTP statuses and gRPC codes. Handlers decode the
+//! (tonic), the shop's recommendation API (`/v1/recommend`, `/v1/feedback`), and the one mapping of errors to HTTP statuses and gRPC codes. Handlers decode the
 //! wire format, call the transport-neutral operations in [`inference`] and [`metadata`], and
 //! encode the answer; they never reach into the serving layer's internals.
 
@@ -11,6 +11,7 @@ pub mod inference;
 pub mod listen;
 pub mod metadata;
 pub mod rest;
+pub mod shop;
 mod state;
 
 pub use error::{ApiError, ErrorBody};

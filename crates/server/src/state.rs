@@ -1,5 +1,6 @@
 //! What every handler shares: the model registry, request limits and the server's identity.
 
+use crate::shop::ShopApi;
 use recserve_serving::ModelRegistry;
 use std::sync::Arc;
 
@@ -40,10 +41,12 @@ pub struct AppState {
     pub registry: Arc<ModelRegistry>,
     pub limits: Limits,
     pub info: Arc<ServerInfo>,
+    /// The recommendation API, when pipelines are configured.
+    pub shop: Option<Arc<ShopApi>>,
 }
 
 impl AppState {
     pub fn new(registry: Arc<ModelRegistry>) -> AppState {
-        AppState { registry, limits: Limits::default(), info: Arc::new(ServerInfo::default()) }
+        AppState { registry, limits: Limits::default(), info: Arc::new(ServerInfo::default()), shop: None }
     }
 }

@@ -39,11 +39,58 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/repository/index", post(repository_index))
         .route("/v2/repository/models/{model}/load", post(repository_load))
         .route("/v2/repository/models/{model}/unload", post(repository_unload))
+        .route("/v1/recommend", post(recommend))
+        .route("/v1/feedback", post(feedback))
+        .route("/v1/scenarios", get(scenarios))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+fn shop_api(state: &AppState) -> Result<&std::sync::Arc<crate::shop::ShopApi>, ApiError> {
+    state.shop.as_ref().ok_or_else(|| {
+        ApiError::NotFound(
+            "no recommendation pipelines are configured: start recserve with --pipelines FILE".to_string(),
+        )
+    })
+}
+
+fn read_body(
+    state: &AppState,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "request body is larger than the limit of {} bytes",
+                state.limits.max_body_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+        }
+    })
+}
+
+async fn recommend(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
+    Ok(Json(shop_api(&state)?.recommend(&body).await?).into_response())
+}
+
+async fn feedback(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = read_body(&state, body)?;
+    Ok(Json(shop_api(&state)?.feedback(&body)?).into_response())
+}
+
+async fn scenarios(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "scenarios": shop_api(&state)?.pipelines().scenarios() })).into_response())
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -118,16 +165,7 @@ async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "request body is larger than the limit of {} bytes",
-                state.limits.max_body_bytes
-            ))
-        } else {
-            ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
-        }
-    })?;
+    let body = read_body(&state, body)?;
     let header_length = match headers.get(codec::HEADER_LENGTH) {
         None => None,
         Some(v) => Some(

@@ -1,0 +1,55 @@
+//! `recserve demo`: serves the bundled shop (models, tables, pipelines) exactly as `serve`
+//! would, and runs simulated shoppers against it as background traffic, so the whole system
+//! can be watched live with one command.
+
+pub mod bundle;
+pub mod traffic;
+
+use crate::cli::DemoArgs;
+use crate::serve::{self, Fallback, Settings};
+use anyhow::Context;
+use recserve_shop::{Shop, ShopConfig};
+use std::sync::Arc;
+use tracing::warn;
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve_or(
+        &args.serve,
+        Some(Fallback {
+            what: "the demo shop bundled in this binary",
+            make: Box::new(|data_dir| {
+                let extracted = bundle::extract(data_dir)?;
+                Ok((extracted.models, extracted.pipelines))
+            }),
+        }),
+    )?;
+    if !is_loopback(&settings.host) {
+        warn!(host = %settings.host, "the demo has no authentication; it is meant for a loopback address");
+    }
+    let shop = tokio::task::spawn_blocking(|| Shop::new(ShopConfig::default()))
+        .await
+        .context("shop generator panicked")?
+        .context("cannot build the demo shop")?;
+    let running = serve::start(settings).await?;
+    let base = format!("http://{}", running.http_addr);
+    eprintln!("recserve demo: the shop is open");
+    eprintln!(
+        "  recommendations  POST {base}/v1/recommend   {{\"scenario\": \"home_feed\", \"user_id\": \"U0000042\", \"k\": 10}}"
+    );
+    eprintln!(
+        "  search           POST {base}/v1/recommend   {{\"scenario\": \"search\", \"user_id\": \"U0000042\", \"query\": \"running shoes\"}}"
+    );
+    eprintln!("  feedback         POST {base}/v1/feedback");
+    eprintln!("  models (V2)      GET  {base}/v2/models/ranker   gRPC {}", running.grpc_addr);
+    if args.traffic_rate > 0.0 {
+        eprintln!("  simulated shoppers: {} requests/s (--traffic-rate; 0 turns them off)", args.traffic_rate);
+    }
+    let config = traffic::TrafficConfig { rate: args.traffic_rate, seed: args.traffic_seed, ..Default::default() };
+    let stats = Arc::new(traffic::TrafficStats::default());
+    tokio::spawn(traffic::run(Arc::new(shop), running.http_addr, config, stats, running.stop.clone()));
+    running.wait_for_shutdown().await
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}

@@ -1,0 +1,238 @@
+//! The shop's recommendation API, independent of the transport: `recommend` runs a scenario's
+//! pipeline (its models through the same registry, batchers and engines as V2 requests) and
+//! `feedback` records what a shopper did with a recommended item, joined to the request that
+//! showed it. [`ShopApi`] owns the pipelines, the request ids and the recent-request journal.
+
+use crate::error::ApiError;
+use recserve_engine::Tensor;
+use recserve_pipeline::{
+    ErrorClass, ModelOutput, ModelRunner, PipelineError, Pipelines, RecommendRequest, RecommendedItem, RunnerError,
+    RunnerErrorKind, StageTimings,
+};
+use recserve_serving::{ModelRegistry, NamedTensor, ServingError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many recent requests feedback can still be joined to.
+const JOURNAL_CAPACITY: usize = 100_000;
+
+/// Runs pipeline models through the model registry: the latest ready version of each model,
+/// through its batcher, exactly as a V2 request would.
+pub struct RegistryRunner {
+    registry: Arc<ModelRegistry>,
+}
+
+impl RegistryRunner {
+    pub fn new(registry: Arc<ModelRegistry>) -> RegistryRunner {
+        RegistryRunner { registry }
+    }
+}
+
+impl ModelRunner for RegistryRunner {
+    fn run<'a>(
+        &'a self,
+        model: &'a str,
+        inputs: Vec<(String, Tensor)>,
+    ) -> futures::future::BoxFuture<'a, Result<ModelOutput, RunnerError>> {
+        Box::pin(async move {
+            let loaded = self.registry.resolve(model, None).map_err(|e| runner_error(model, e))?;
+            let inputs = inputs.into_iter().map(|(name, tensor)| NamedTensor { name, tensor }).collect();
+            let tensors = loaded.infer(inputs).await.map_err(|e| runner_error(model, e))?;
+            let outputs = loaded.signature.outputs.iter().map(|s| s.name.clone()).zip(tensors).collect();
+            Ok(ModelOutput { version: loaded.version.to_string(), outputs })
+        })
+    }
+}
+
+fn runner_error(model: &str, e: ServingError) -> RunnerError {
+    let kind = match e {
+        ServingError::Overloaded { .. } => RunnerErrorKind::Overloaded,
+        ServingError::ModelNotFound { .. }
+        | ServingError::VersionNotFound { .. }
+        | ServingError::NotReady { .. }
+        | ServingError::ShuttingDown => RunnerErrorKind::NotReady,
+        ServingError::InvalidInput(_) => RunnerErrorKind::BadInput,
+        ServingError::Inference { .. } | ServingError::Repository(_) => RunnerErrorKind::Failed,
+    };
+    RunnerError::new(kind, model, e.to_string())
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> ApiError {
+        match e.class() {
+            ErrorClass::BadRequest => ApiError::BadRequest(e.to_string()),
+            ErrorClass::Overloaded => ApiError::Overloaded(e.to_string()),
+            ErrorClass::Unavailable => ApiError::Unavailable(e.to_string()),
+            ErrorClass::Internal => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// The answer to `POST /v1/recommend`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecommendReply {
+    pub request_id: String,
+    pub scenario: String,
+    pub items: Vec<RecommendedItem>,
+    pub model_versions: BTreeMap<String, String>,
+    /// True when the user is unknown and was served by popularity within the context.
+    pub cold_start: bool,
+    /// Time spent per stage (for telemetry; not part of the JSON body).
+    #[serde(skip)]
+    pub stages: StageTimings,
+}
+
+/// What a shopper did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackEvent {
+    Impression,
+    Click,
+    AddToCart,
+    Purchase,
+}
+
+/// The body of `POST /v1/feedback`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    pub request_id: String,
+    pub user_id: String,
+    pub item_id: String,
+    pub event: FeedbackEvent,
+}
+
+/// The answer to `POST /v1/feedback`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeedbackReply {
+    /// Whether the request that showed the item is still in the journal (so the event counts
+    /// toward that request's scenario and model versions).
+    pub joined: bool,
+}
+
+/// Counts of feedback events by scenario, event and model version of the ranker.
+pub type FeedbackCounts = BTreeMap<(String, FeedbackEvent), u64>;
+
+/// A served request, as feedback needs it.
+struct Shown {
+    scenario: String,
+    user_id: String,
+    items: Vec<String>,
+}
+
+#[derive(Default)]
+struct Journal {
+    order: VecDeque<String>,
+    shown: HashMap<String, Shown>,
+    counts: FeedbackCounts,
+}
+
+/// The recommendation API's state.
+pub struct ShopApi {
+    pipelines: Arc<Pipelines>,
+    runner: RegistryRunner,
+    prefix: String,
+    next_id: AtomicU64,
+    journal: Mutex<Journal>,
+}
+
+impl ShopApi {
+    pub fn new(pipelines: Arc<Pipelines>, registry: Arc<ModelRegistry>) -> ShopApi {
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+        ShopApi {
+            pipelines,
+            runner: RegistryRunner::new(registry),
+            prefix: format!("{:x}", started & 0xffff_ffff_ffff),
+            next_id: AtomicU64::new(1),
+            journal: Mutex::new(Journal::default()),
+        }
+    }
+
+    pub fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.pipelines
+    }
+
+    /// Parses and runs one recommendation request.
+    pub async fn recommend(&self, body: &[u8]) -> Result<RecommendReply, ApiError> {
+        let request = RecommendRequest::from_json(body)?;
+        let user_id = request.user_id.clone();
+        let response = self.pipelines.recommend(request, &self.runner).await?;
+        let request_id = format!("{}-{}", self.prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.remember(
+            &request_id,
+            Shown {
+                scenario: response.scenario.clone(),
+                user_id,
+                items: response.items.iter().map(|i| i.item_id.clone()).collect(),
+            },
+        );
+        Ok(RecommendReply {
+            request_id,
+            scenario: response.scenario,
+            items: response.items,
+            model_versions: response.model_versions,
+            cold_start: response.cold_start,
+            stages: response.stages,
+        })
+    }
+
+    fn remember(&self, request_id: &str, shown: Shown) {
+        let Ok(mut journal) = self.journal.lock() else { return };
+        if journal.order.len() >= JOURNAL_CAPACITY
+            && let Some(old) = journal.order.pop_front()
+        {
+            journal.shown.remove(&old);
+        }
+        journal.order.push_back(request_id.to_string());
+        journal.shown.insert(request_id.to_string(), shown);
+    }
+
+    /// Validates and records one feedback event.
+    pub fn feedback(&self, body: &[u8]) -> Result<FeedbackReply, ApiError> {
+        let event: FeedbackRequest =
+            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid feedback: {e}")))?;
+        for (field, value) in
+            [("request_id", &event.request_id), ("user_id", &event.user_id), ("item_id", &event.item_id)]
+        {
+            if value.trim().is_empty() {
+                return Err(ApiError::BadRequest(format!("invalid feedback: field `{field}` is empty")));
+            }
+        }
+        if self.pipelines.item(&event.item_id).is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "invalid feedback: field `item_id`: no item '{}' in the catalog",
+                event.item_id
+            )));
+        }
+        let mut journal =
+            self.journal.lock().map_err(|_| ApiError::Internal("feedback journal is poisoned".to_string()))?;
+        let scenario = match journal.shown.get(&event.request_id) {
+            Some(shown) if shown.user_id != event.user_id => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid feedback: field `user_id`: request '{}' was made for another user",
+                    event.request_id
+                )));
+            }
+            Some(shown) if !shown.items.contains(&event.item_id) => {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid feedback: field `item_id`: item '{}' was not shown in request '{}'",
+                    event.item_id, event.request_id
+                )));
+            }
+            Some(shown) => Some(shown.scenario.clone()),
+            None => None,
+        };
+        let joined = scenario.is_some();
+        let key = (scenario.unwrap_or_else(|| "unknown".to_string()), event.event);
+        *journal.counts.entry(key).or_insert(0) += 1;
+        Ok(FeedbackReply { joined })
+    }
+
+    /// Feedback events counted so far, by scenario ("unknown" when not joined) and event.
+    pub fn feedback_counts(&self) -> FeedbackCounts {
+        self.journal.lock().map(|j| j.counts.clone()).unwrap_or_default()
+    }
+}
