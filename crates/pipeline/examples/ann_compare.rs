@@ -52,7 +52,10 @@ fn main() {
         sets.push(("random", vectors::random(n, DIM, 1), vectors::random(QUERIES, DIM, 2)));
     }
     if which != "random" {
-        sets.push(("clustered", vectors::clustered(n, DIM, 200, 3), vectors::clustered(QUERIES, DIM, 200, 4)));
+        // queries: further draws around the same centres (not items of the catalog)
+        let mut all = vectors::clustered(n + QUERIES, DIM, 200, 3);
+        let queries = all.split_off(n * DIM);
+        sets.push(("clustered", all, queries));
     }
     for (name, data, queries) in sets {
         println!("== {name}: {n} items, dim {DIM}, {QUERIES} queries, k {K}");
@@ -62,7 +65,7 @@ fn main() {
             .collect();
         let max2 = data.chunks_exact(DIM).map(|v| dot(v, v)).fold(0.0f32, f32::max) * 1.001;
 
-        for m in [16, 32] {
+        for m in [32] {
             let t = Instant::now();
             let mut h = Hnsw::<f32, Shifted>::new(m, n, 16, 100, Shifted(max2));
             let rows: Vec<(&[f32], usize)> = data.chunks_exact(DIM).zip(0..).collect();

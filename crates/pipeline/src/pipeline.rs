@@ -342,6 +342,42 @@ impl Pipelines {
         })
     }
 
+    /// The model input rows the pipeline would build: the user tower's row for `user_id` and
+    /// `context`, and one ranker row per item of `item_ids` (with `embedding` as the user
+    /// embedding for `retrieval.score`). For checking against train.py's feature samples and
+    /// for debugging; the request path does the same without this method's allocations.
+    pub fn feature_rows(
+        &self,
+        user_id: &str,
+        context: Option<&serde_json::Map<String, serde_json::Value>>,
+        query: Option<&str>,
+        item_ids: &[&str],
+        embedding: Option<&[f32]>,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), PipelineError> {
+        let snap = self.snapshot.load_full();
+        let user_row = snap.users.row(user_id);
+        let ut = &self.spec.user_tower;
+        let mut urow = vec![0.0f32; ut.width];
+        fill_request_features(ut, &snap.user_tower, &snap.users, user_row, context, &mut urow);
+        let set = &self.spec.ranker;
+        let mut template = vec![0.0f32; set.width];
+        fill_request_features(set, &snap.ranker, &snap.users, user_row, context, &mut template);
+        let qtok = query.map(query_tokens).unwrap_or_default();
+        let rows = item_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let r = snap.items.catalog.table.row(id).ok_or_else(|| {
+                    PipelineError::bad(format!("item_ids[{i}]"), format!("unknown item '{id}'"))
+                })?;
+                let mut row = template.clone();
+                self.fill_candidate(&snap, user_row, embedding, &qtok, r, &mut row);
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, PipelineError>>()?;
+        Ok((urow, rows))
+    }
+
     fn ann_candidates(
         &self,
         items: &ItemSide,

@@ -162,3 +162,37 @@ fn shipped_demo_config_loads() {
         assert!(p.scenarios().contains(&"search".to_string()));
     }
 }
+
+/// The demo's feature rows against the ones train.py wrote (examples/ecommerce/feature_samples.json):
+/// the same spec, tables and raw requests must give the same model inputs in both languages.
+#[test]
+fn demo_feature_rows_match_train_py() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce");
+    let (Ok(samples), true) =
+        (std::fs::read_to_string(root.join("feature_samples.json")), root.join("pipelines.toml").exists())
+    else {
+        return;
+    };
+    let p = Pipelines::load(&root.join("pipelines.toml")).unwrap();
+    let samples: Value = serde_json::from_str(&samples).unwrap();
+    for case in samples["cases"].as_array().unwrap() {
+        let user = case["user_id"].as_str().unwrap();
+        let ctx = case["context"].as_object();
+        let query = case["query"].as_str();
+        let ids: Vec<&str> = case["item_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let emb: Vec<f32> = serde_json::from_value(case["user_embedding"].clone()).unwrap();
+        let (urow, rows) = p.feature_rows(user, ctx, query, &ids, Some(&emb)).unwrap();
+        let want_u: Vec<Vec<f32>> = serde_json::from_value(case["user_features"].clone()).unwrap();
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{user} {what}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{user} {what} column {i}: {x} vs {y}");
+            }
+        };
+        close(&urow, &want_u[0], "user_features");
+        let want_r: Vec<Vec<f32>> = serde_json::from_value(case["ranker_features"].clone()).unwrap();
+        for (k, (g, w)) in rows.iter().zip(&want_r).enumerate() {
+            close(g, w, &format!("ranker_features[{k}] ({})", ids[k]));
+        }
+    }
+}
