@@ -4,9 +4,14 @@
 //! one engine call, and answer every caller through its oneshot channel. Inference runs on these
 //! dedicated OS threads, never on the async runtime. A request whose caller has gone is dropped
 //! before inference.
+//!
+//! Telemetry hooks in without this crate knowing about it: each request learns where its time
+//! went ([`JobTimings`], from [`BatchQueue::submit_timed`]), and a [`BatchObserver`] set on the
+//! queue hears of every executed batch (rows, queue depth left).
 
 use crate::error::ServingError;
 use crate::stats::VersionStats;
+use arc_swap::ArcSwapOption;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use recserve_engine::{Engine, Tensor};
 use std::panic::AssertUnwindSafe;
@@ -30,11 +35,30 @@ pub struct BatchOptions {
 /// The answer to one queued request: outputs in signature order.
 pub type BatchResult = Result<Vec<Tensor>, ServingError>;
 
+/// Where one request's time went inside the batcher.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct JobTimings {
+    /// From queueing until its batch started (`None`: it never started, e.g. refused).
+    pub queue: Option<Duration>,
+    /// The engine run of its batch, concatenation and split included (`None`: never ran).
+    pub inference: Option<Duration>,
+}
+
+/// Hears of every batch a version's inference threads execute (telemetry implements it).
+/// Called on the inference thread right after the engine run: keep it to a few atomic updates.
+pub trait BatchObserver: Send + Sync {
+    /// An engine run of `rows` rows finished; `queue_depth` requests are still waiting.
+    fn batch_executed(&self, rows: usize, queue_depth: usize);
+}
+
+/// The observer slot shared by a queue handle and its threads (replaceable at any time).
+type ObserverSlot = Arc<ArcSwapOption<Arc<dyn BatchObserver>>>;
+
 struct Job {
     inputs: Vec<Tensor>,
     rows: usize,
     enqueued: Instant,
-    reply: oneshot::Sender<BatchResult>,
+    reply: oneshot::Sender<(BatchResult, JobTimings)>,
 }
 
 /// Identity of the version a queue serves, for error messages.
@@ -51,6 +75,7 @@ pub struct BatchQueue {
     owner: Owner,
     capacity: usize,
     stats: Arc<VersionStats>,
+    observer: ObserverSlot,
 }
 
 impl BatchQueue {
@@ -65,6 +90,7 @@ impl BatchQueue {
         let (tx, rx) = crossbeam_channel::bounded(options.max_queue_size.max(1));
         let owner = Owner { model: model.into(), version };
         let batching = engine.signature().batched && options.max_batch_size > 0;
+        let observer: ObserverSlot = Arc::new(ArcSwapOption::empty());
         for i in 0..options.threads.max(1) {
             let worker = Worker {
                 rx: rx.clone(),
@@ -74,33 +100,53 @@ impl BatchQueue {
                 max_rows: options.max_batch_size,
                 delay: options.max_queue_delay,
                 stats: stats.clone(),
+                observer: observer.clone(),
                 carry: None,
             };
             std::thread::Builder::new().name(format!("infer-{model}-{version}-{i}")).spawn(move || worker.run())?;
         }
-        Ok(BatchQueue { tx, owner, capacity: options.max_queue_size, stats })
+        Ok(BatchQueue { tx, owner, capacity: options.max_queue_size, stats, observer })
     }
 
     /// Queues one request (inputs in signature order, `rows` in the batch dimension) and waits
     /// for its outputs. Fails at once with [`ServingError::Overloaded`] when the queue is full.
     pub async fn submit(&self, inputs: Vec<Tensor>, rows: usize) -> BatchResult {
+        self.submit_timed(inputs, rows).await.0
+    }
+
+    /// As [`BatchQueue::submit`], also saying how long the request waited and how long its
+    /// batch ran.
+    pub async fn submit_timed(&self, inputs: Vec<Tensor>, rows: usize) -> (BatchResult, JobTimings) {
         let (reply, answer) = oneshot::channel();
         let job = Job { inputs, rows, enqueued: Instant::now(), reply };
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.stats.rejected.inc();
-                return Err(ServingError::Overloaded {
+                let refused = ServingError::Overloaded {
                     model: self.owner.model.to_string(),
                     version: self.owner.version,
                     capacity: self.capacity,
-                });
+                };
+                return (Err(refused), JobTimings::default());
             }
-            Err(TrySendError::Disconnected(_)) => return Err(ServingError::ShuttingDown),
+            Err(TrySendError::Disconnected(_)) => return (Err(ServingError::ShuttingDown), JobTimings::default()),
         }
         answer.await.unwrap_or_else(|_| {
-            Err(ServingError::inference(&self.owner.model, self.owner.version, "the inference thread stopped"))
+            let stopped =
+                ServingError::inference(&self.owner.model, self.owner.version, "the inference thread stopped");
+            (Err(stopped), JobTimings::default())
         })
+    }
+
+    /// Sets (or with `None` removes) the observer told of every executed batch.
+    pub fn set_observer(&self, observer: Option<Arc<dyn BatchObserver>>) {
+        self.observer.store(observer.map(Arc::new));
+    }
+
+    /// Capacity of the queue (requests that may wait).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Requests waiting in the queue now.
@@ -117,6 +163,7 @@ struct Worker {
     max_rows: usize,
     delay: Duration,
     stats: Arc<VersionStats>,
+    observer: ObserverSlot,
     /// A request taken from the queue that did not fit the previous batch.
     carry: Option<Job>,
 }
@@ -191,16 +238,23 @@ impl Worker {
         let compute = started.elapsed();
         self.stats.executions.inc();
         self.stats.compute_time.record(compute);
+        if let Some(observer) = self.observer.load().as_ref() {
+            observer.batch_executed(rows, self.rx.len());
+        }
+        let timings =
+            |job: &Job| JobTimings { queue: Some(started.duration_since(job.enqueued)), inference: Some(compute) };
         match result {
             Ok(per_job) => {
                 self.stats.inferences.add(rows as u64);
                 for (job, outputs) in batch.into_iter().zip(per_job) {
-                    let _ = job.reply.send(Ok(outputs));
+                    let t = timings(&job);
+                    let _ = job.reply.send((Ok(outputs), t));
                 }
             }
             Err(e) => {
                 for job in batch {
-                    let _ = job.reply.send(Err(e.clone()));
+                    let t = timings(&job);
+                    let _ = job.reply.send((Err(e.clone()), t));
                 }
             }
         }

@@ -14,9 +14,10 @@ pub mod repository;
 pub mod stats;
 pub mod version;
 
+pub use batcher::{BatchObserver, JobTimings};
 pub use config::ModelConfig;
 pub use error::ServingError;
 pub use gate::{EngineLoader, tract_loader};
-pub use registry::{IndexEntry, ModelEntry, ModelRegistry, VersionState};
+pub use registry::{BatchObserverFactory, IndexEntry, ModelEntry, ModelRegistry, VersionState};
 pub use stats::VersionStats;
 pub use version::{LoadedVersion, NamedTensor};

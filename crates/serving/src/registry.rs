@@ -4,6 +4,7 @@
 //! versions are ready, so a swap never fails an in-flight request (it keeps the `Arc` of the
 //! version it started on).
 
+use crate::batcher::BatchObserver;
 use crate::config::ModelConfig;
 use crate::error::ServingError;
 use crate::gate::{self, EngineLoader, GateInput};
@@ -12,7 +13,7 @@ use crate::version::{Fingerprint, LoadedVersion};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tracing::{error, info, instrument, warn};
@@ -86,6 +87,9 @@ pub struct IndexEntry {
     pub reason: Option<String>,
 }
 
+/// Makes the batch observer of a newly loaded version (telemetry sets one on the registry).
+pub type BatchObserverFactory = Arc<dyn Fn(&LoadedVersion) -> Option<Arc<dyn BatchObserver>> + Send + Sync>;
+
 /// Served models and their versions.
 pub struct ModelRegistry {
     repository: Repository,
@@ -93,6 +97,7 @@ pub struct ModelRegistry {
     models: ArcSwap<BTreeMap<String, Arc<ModelEntry>>>,
     write: tokio::sync::Mutex<()>,
     started: AtomicBool,
+    observers: RwLock<Option<BatchObserverFactory>>,
 }
 
 impl ModelRegistry {
@@ -104,7 +109,25 @@ impl ModelRegistry {
             models: ArcSwap::from_pointee(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
             started: AtomicBool::new(false),
+            observers: RwLock::new(None),
         })
+    }
+
+    /// Gives every loaded version, and every version loaded from now on, the batch observer
+    /// `factory` makes for it.
+    pub fn set_batch_observers(&self, factory: BatchObserverFactory) {
+        *self.observers.write().unwrap_or_else(|e| e.into_inner()) = Some(factory.clone());
+        for entry in self.snapshot().values() {
+            for loaded in entry.ready() {
+                loaded.set_batch_observer(factory(loaded));
+            }
+        }
+    }
+
+    fn attach_observer(&self, loaded: &LoadedVersion) {
+        if let Some(factory) = self.observers.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            loaded.set_batch_observer(factory(loaded));
+        }
     }
 
     pub fn repository(&self) -> &Repository {
@@ -311,6 +334,7 @@ impl ModelRegistry {
                 }
                 match self.admit(name, *v, dir, file.clone(), config.clone()).await {
                     Ok(loaded) => {
+                        self.attach_observer(&loaded);
                         info!(model = %name, version = v, "version passed the validation gate and is serving");
                         admitted.insert(*v, VersionState::Ready(Arc::new(loaded)));
                     }

@@ -2,7 +2,7 @@
 //! tightened by config overrides), its batcher, its statistics, and the checks every request's
 //! inputs pass before they are queued.
 
-use crate::batcher::BatchQueue;
+use crate::batcher::{BatchObserver, BatchQueue, JobTimings};
 use crate::config::ModelConfig;
 use crate::error::ServingError;
 use crate::stats::VersionStats;
@@ -63,25 +63,41 @@ impl LoadedVersion {
         self.queue.depth()
     }
 
+    /// Capacity of this version's queue (requests that may wait).
+    pub fn queue_capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    /// Sets (or removes) the observer told of every batch this version executes.
+    pub fn set_batch_observer(&self, observer: Option<Arc<dyn BatchObserver>>) {
+        self.queue.set_observer(observer);
+    }
+
     /// Checks the inputs, queues them for the batcher and returns the outputs in signature
     /// order.
     pub async fn infer(&self, inputs: Vec<NamedTensor>) -> Result<Vec<Tensor>, ServingError> {
+        self.infer_timed(inputs).await.0
+    }
+
+    /// As [`LoadedVersion::infer`], also saying where the request's time went in the batcher.
+    /// This is the one path that updates [`VersionStats`] for a request.
+    pub async fn infer_timed(&self, inputs: Vec<NamedTensor>) -> (Result<Vec<Tensor>, ServingError>, JobTimings) {
         let started = Instant::now();
         let (ordered, rows) = match check_inputs(&self.model, &self.signature, self.config.max_batch_size, inputs) {
             Ok(v) => v,
             Err(e) => {
                 self.stats.failure.inc();
-                return Err(e);
+                return (Err(e), JobTimings::default());
             }
         };
-        let result = self.queue.submit(ordered, rows).await;
+        let (result, timings) = self.queue.submit_timed(ordered, rows).await;
         match &result {
             Ok(_) => self.stats.success.inc(),
             Err(ServingError::Overloaded { .. }) => {}
             Err(_) => self.stats.failure.inc(),
         }
         self.stats.request_time.record(started.elapsed());
-        result
+        (result, timings)
     }
 }
 
