@@ -363,18 +363,20 @@ impl Pipelines {
         let mut template = vec![0.0f32; set.width];
         fill_request_features(set, &snap.ranker, &snap.users, user_row, context, &mut template);
         let qtok = query.map(query_tokens).unwrap_or_default();
-        let rows = item_ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                let r = snap.items.catalog.table.row(id).ok_or_else(|| {
-                    PipelineError::bad(format!("item_ids[{i}]"), format!("unknown item '{id}'"))
-                })?;
-                let mut row = template.clone();
-                self.fill_candidate(&snap, user_row, embedding, &qtok, r, &mut row);
-                Ok(row)
-            })
-            .collect::<Result<Vec<_>, PipelineError>>()?;
+        let rows =
+            item_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let r =
+                        snap.items.catalog.table.row(id).ok_or_else(|| {
+                            PipelineError::bad(format!("item_ids[{i}]"), format!("unknown item '{id}'"))
+                        })?;
+                    let mut row = template.clone();
+                    self.fill_candidate(&snap, user_row, embedding, &qtok, r, &mut row);
+                    Ok(row)
+                })
+                .collect::<Result<Vec<_>, PipelineError>>()?;
         Ok((urow, rows))
     }
 
@@ -697,7 +699,7 @@ fn out_column_values(t: &Tensor, set: &FeatureSet, n: usize, column: Option<usiz
     if rows != n {
         return Err(bad(format!("expected {n} rows, received shape {:?}", t.shape)));
     }
-    let width = if n == 0 { 0 } else { values.len() / n };
+    let width = values.len().checked_div(n).unwrap_or(0);
     match column {
         None if n == 1 => Ok(values),
         None if width == 1 => Ok(values),

@@ -9,5 +9,4 @@ mod retrieval;
 mod tables;
 mod text;
 mod transforms;
-#[allow(dead_code)]
 mod vectors;

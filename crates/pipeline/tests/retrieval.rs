@@ -31,10 +31,10 @@ fn filtered_search_only_returns_kept_rows() {
     let dim = 8;
     let index = ItemIndex::build(vectors::clustered(3000, dim, 20, 5), dim, AnnParams::default()).unwrap();
     let q = vectors::random(1, dim, 9);
-    let keep = |r: usize| r % 3 == 0;
+    let keep = |r: usize| r.is_multiple_of(3);
     let got = index.search(&q, 50, Some(&keep));
     assert!(!got.is_empty());
-    assert!(got.iter().all(|(r, _)| r % 3 == 0));
+    assert!(got.iter().all(|(r, _)| r.is_multiple_of(3)));
     let exact = index.exact(&q, 50, Some(&keep));
     assert!(vectors::recall(&got, &exact) >= 0.9);
 }
