@@ -23,16 +23,21 @@ pub fn tokenize(s: &str) -> impl Iterator<Item = String> + '_ {
     s.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(|t| t.to_lowercase())
 }
 
-/// Distinct token hashes of a query, sorted.
+/// Token hashes of a query, in order, repeats kept (what `query.overlap` counts).
 pub fn query_tokens(query: &str) -> Vec<u64> {
-    let mut t: Vec<u64> = tokenize(query).map(|t| fnv1a(t.as_bytes())).collect();
+    tokenize(query).map(|t| fnv1a(t.as_bytes())).collect()
+}
+
+/// Distinct token hashes of a query, sorted (BM25 terms).
+pub fn distinct_query_tokens(query: &str) -> Vec<u64> {
+    let mut t = query_tokens(query);
     t.sort_unstable();
     t.dedup();
     t
 }
 
-/// `query.overlap`: the share of the query's distinct tokens found among the title's distinct
-/// tokens (both sorted hash lists); 0 for an empty query.
+/// `query.overlap`: the share of the query's tokens (repeats counted, as train.py does) found
+/// among the title's distinct tokens (`title`: sorted hashes); 0 for an empty query.
 pub fn overlap(query: &[u64], title: &[u64]) -> f64 {
     if query.is_empty() {
         return 0.0;
@@ -92,7 +97,7 @@ impl Bm25Index {
     /// BM25 score of every document for `query` (0 for documents without a query term).
     pub fn scores(&self, query: &str) -> Vec<f32> {
         let mut scores = vec![0.0f32; self.doc_len.len()];
-        for term in query_tokens(query) {
+        for term in distinct_query_tokens(query) {
             let Some(p) = self.postings.get(&term) else { continue };
             let idf = self.idf(p.len());
             for &(d, tf) in p {
