@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod demo;
 mod shop_export;
 
 use std::io::{BufRead, BufReader, Read, Write};

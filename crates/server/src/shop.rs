@@ -96,13 +96,57 @@ pub enum FeedbackEvent {
 }
 
 /// The body of `POST /v1/feedback`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FeedbackRequest {
     pub request_id: String,
     pub user_id: String,
     pub item_id: String,
     pub event: FeedbackEvent,
+}
+
+impl FeedbackRequest {
+    const FIELDS: [&'static str; 4] = ["request_id", "user_id", "item_id", "event"];
+
+    /// Parses a feedback body; every error names the field (serde's own messages do not for
+    /// unknown enum values).
+    pub fn from_json(body: &[u8]) -> Result<FeedbackRequest, ApiError> {
+        let bad = |msg: String| ApiError::BadRequest(format!("invalid feedback: {msg}"));
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| bad(format!("the body is not valid JSON: {e}")))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(bad("the body must be a JSON object".to_string()));
+        };
+        if let Some(unknown) = map.keys().find(|k| !Self::FIELDS.contains(&k.as_str())) {
+            return Err(bad(format!("unknown field `{unknown}`; the fields are {}", Self::FIELDS.join(", "))));
+        }
+        let text = |field: &str| -> Result<String, ApiError> {
+            match map.get(field) {
+                None => Err(bad(format!("field `{field}` is missing"))),
+                Some(serde_json::Value::String(s)) if s.trim().is_empty() => {
+                    Err(bad(format!("field `{field}` is empty")))
+                }
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(bad(format!("field `{field}` must be a string, received {other}"))),
+            }
+        };
+        let event = match text("event")?.as_str() {
+            "impression" => FeedbackEvent::Impression,
+            "click" => FeedbackEvent::Click,
+            "add_to_cart" => FeedbackEvent::AddToCart,
+            "purchase" => FeedbackEvent::Purchase,
+            other => {
+                return Err(bad(format!(
+                    "field `event`: '{other}' is not one of impression, click, add_to_cart, purchase"
+                )));
+            }
+        };
+        Ok(FeedbackRequest {
+            request_id: text("request_id")?,
+            user_id: text("user_id")?,
+            item_id: text("item_id")?,
+            event,
+        })
+    }
 }
 
 /// The answer to `POST /v1/feedback`.
@@ -192,15 +236,7 @@ impl ShopApi {
 
     /// Validates and records one feedback event.
     pub fn feedback(&self, body: &[u8]) -> Result<FeedbackReply, ApiError> {
-        let event: FeedbackRequest =
-            serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid feedback: {e}")))?;
-        for (field, value) in
-            [("request_id", &event.request_id), ("user_id", &event.user_id), ("item_id", &event.item_id)]
-        {
-            if value.trim().is_empty() {
-                return Err(ApiError::BadRequest(format!("invalid feedback: field `{field}` is empty")));
-            }
-        }
+        let event = FeedbackRequest::from_json(body)?;
         if self.pipelines.item(&event.item_id).is_none() {
             return Err(ApiError::BadRequest(format!(
                 "invalid feedback: field `item_id`: no item '{}' in the catalog",

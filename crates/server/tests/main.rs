@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod grpc;
+mod recommend;
 mod rest;

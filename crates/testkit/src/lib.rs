@@ -83,6 +83,25 @@ pub async fn loaded_registry(repo: &Path) -> Arc<ModelRegistry> {
     registry
 }
 
+/// The e-commerce example: the demo shop's models, tables and `pipelines.toml`.
+pub fn shop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce")
+}
+
+/// Server state serving the e-commerce example: its model repository and its pipelines
+/// (`/v1/recommend`, `/v1/feedback`).
+pub async fn shop_state() -> AppState {
+    let registry = loaded_registry(&shop_dir().join("models")).await;
+    let config = shop_dir().join("pipelines.toml");
+    let pipelines = tokio::task::spawn_blocking(move || recserve_pipeline::Pipelines::load(&config))
+        .await
+        .expect("pipeline loader")
+        .unwrap_or_else(|e| panic!("the example's pipelines do not load: {e}"));
+    let mut state = AppState::new(registry.clone());
+    state.shop = Some(Arc::new(recserve_server::shop::ShopApi::new(Arc::new(pipelines), registry)));
+    state
+}
+
 /// A server with REST and gRPC on loopback port 0, stopped when dropped.
 pub struct TestServer {
     pub http: SocketAddr,
