@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT [default: 30].
     #[arg(long, env = "RECSERVE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds between snapshots of every metric into the embedded series store (the history
+    /// behind /api/v1/query_range and the dashboard) [default: 5].
+    #[arg(long, env = "RECSERVE_SCRAPE_INTERVAL_SECS")]
+    pub scrape_interval_secs: Option<u64>,
+    /// Hours of metric history kept in memory and in <data-dir>/telemetry [default: 6].
+    #[arg(long, env = "RECSERVE_RETENTION_HOURS")]
+    pub retention_hours: Option<u64>,
 }
 
 /// Settings of `recserve demo`: those of `serve`, plus the simulated shoppers.

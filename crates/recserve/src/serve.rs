@@ -1,7 +1,9 @@
 //! `recserve serve`: resolves settings (flags and environment, then the config file, then
 //! defaults), loads the model repository and the recommendation pipelines, starts the REST and
 //! gRPC listeners, polls the repository, and shuts down cleanly on SIGTERM or SIGINT, letting
-//! in-flight requests finish. `recserve demo` starts the same server through [`start`].
+//! in-flight requests finish. Telemetry (sampler, series scraper) starts with the server and its
+//! history lives in `<data-dir>/telemetry`; shutdown takes a last scrape so the final counters
+//! persist. `recserve demo` starts the same server through [`start`].
 
 use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
@@ -9,6 +11,7 @@ use recserve_pipeline::Pipelines;
 use recserve_server::shop::ShopApi;
 use recserve_server::{AppState, Limits};
 use recserve_serving::{ModelRegistry, tract_loader};
+use recserve_telemetry::{StoreConfig, Telemetry, TelemetryConfig, TelemetryTasks};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +34,10 @@ pub struct Settings {
     pub repository_poll: Duration,
     pub max_body_bytes: usize,
     pub shutdown_grace: Duration,
+    /// How often the series store snapshots the metrics.
+    pub scrape_interval: Duration,
+    /// How much metric history is kept.
+    pub retention: Duration,
 }
 
 /// The config file: the same keys as the flags.
@@ -46,6 +53,8 @@ struct FileSettings {
     repository_poll_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     shutdown_grace_secs: Option<u64>,
+    scrape_interval_secs: Option<u64>,
+    retention_hours: Option<u64>,
 }
 
 /// What `recserve demo` supplies when neither flags nor the config file name a model
@@ -102,6 +111,12 @@ impl Settings {
             repository_poll: Duration::from_secs(args.repository_poll_secs.or(file.repository_poll_secs).unwrap_or(5)),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 * 1024 * 1024),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
+            scrape_interval: Duration::from_secs(
+                args.scrape_interval_secs.or(file.scrape_interval_secs).unwrap_or(5).max(1),
+            ),
+            retention: Duration::from_secs(
+                args.retention_hours.or(file.retention_hours).unwrap_or(6).max(1).saturating_mul(3600),
+            ),
         })
     }
 }
@@ -118,6 +133,9 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     /// Cancelled when the server shuts down; background tasks stop on it.
     pub stop: CancellationToken,
+    /// Metrics, series store and query API of this server.
+    pub telemetry: Arc<Telemetry>,
+    telemetry_tasks: TelemetryTasks,
     settings: Settings,
     servers: tokio::task::JoinHandle<Result<(), recserve_server::listen::ListenError>>,
 }
@@ -145,8 +163,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let grpc = bind(&settings.host, settings.grpc_port, "gRPC").await?;
     let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
 
+    let telemetry_dir = settings.data_dir.join("telemetry");
+    let telemetry = Arc::new(
+        Telemetry::new(TelemetryConfig {
+            store: StoreConfig { scrape_interval: settings.scrape_interval, retention: settings.retention },
+            data_dir: Some(telemetry_dir.clone()),
+            ..TelemetryConfig::default()
+        })
+        .with_context(|| format!("cannot open the metric history in {}", telemetry_dir.display()))?,
+    );
+
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
-    let mut state = AppState::new(registry.clone());
+    let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
+    let telemetry_tasks = telemetry.start();
     state.limits = Limits { max_body_bytes: settings.max_body_bytes };
     if let Some(pipelines) = &pipelines {
         state.shop = Some(Arc::new(ShopApi::new(pipelines.clone(), registry.clone())));
@@ -172,7 +201,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if !settings.repository_poll.is_zero() {
         tokio::spawn(registry.clone().watch(settings.repository_poll, stop.clone().cancelled_owned()));
     }
-    Ok(Running { http_addr, grpc_addr, stop, settings, servers })
+    Ok(Running { http_addr, grpc_addr, stop, telemetry, telemetry_tasks, settings, servers })
 }
 
 impl Settings {
@@ -196,6 +225,10 @@ impl Running {
             Ok(Err(e)) => warn!(error = %e, "a transport task panicked"),
             Err(_) => warn!("grace period over; exiting with requests still in flight"),
         }
+        // Stop the sampler and scraper, then take a last scrape: it is persisted at once.
+        drop(self.telemetry_tasks);
+        self.telemetry.store.scrape(&self.telemetry.registry, recserve_telemetry::store::now_ms());
+        info!("metric history saved");
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::observe::Observed;
 use recserve_engine::Tensor;
 use recserve_serving::NamedTensor;
 
@@ -45,6 +46,11 @@ pub struct InferReply {
 
 /// Runs one call.
 pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiError> {
+    infer_observed(state, call, &mut Observed::off()).await
+}
+
+/// Runs one call, recording its batcher stages (`queue`, `inference`) in `obs`.
+pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observed) -> Result<InferReply, ApiError> {
     let loaded = state.registry.resolve(&call.model, call.version.as_deref())?;
     for wanted in &call.outputs {
         if !loaded.signature.outputs.iter().any(|o| o.name == wanted.name) {
@@ -57,7 +63,9 @@ pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiE
             )));
         }
     }
-    let tensors = loaded.infer(call.inputs).await?;
+    let (tensors, timings) = loaded.infer_timed(call.inputs).await;
+    obs.batcher(timings);
+    let tensors = tensors?;
     let mut outputs = Vec::with_capacity(tensors.len());
     for (spec, tensor) in loaded.signature.outputs.iter().zip(tensors) {
         if call.outputs.is_empty() {

@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod inference;
 pub mod listen;
 pub mod metadata;
+pub mod observe;
 pub mod rest;
 pub mod shop;
 mod state;

@@ -1,7 +1,9 @@
-//! What every handler shares: the model registry, request limits and the server's identity.
+//! What every handler shares: the model registry, request limits, the server's identity and
+//! its telemetry.
 
 use crate::shop::ShopApi;
 use recserve_serving::ModelRegistry;
+use recserve_telemetry::{Telemetry, TelemetryConfig};
 use std::sync::Arc;
 
 /// Limits applied to every request, on both transports.
@@ -43,10 +45,29 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// The recommendation API, when pipelines are configured.
     pub shop: Option<Arc<ShopApi>>,
+    /// Metrics, series store and query API (`None`: telemetry off, e.g. to measure its cost).
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 impl AppState {
+    /// A state with in-memory telemetry (nothing persisted, no background threads: the caller
+    /// may start them with `telemetry.start()`).
     pub fn new(registry: Arc<ModelRegistry>) -> AppState {
-        AppState { registry, limits: Limits::default(), info: Arc::new(ServerInfo::default()), shop: None }
+        match Telemetry::new(TelemetryConfig::default()) {
+            Ok(t) => AppState::with_telemetry(registry, Some(Arc::new(t))),
+            Err(err) => {
+                tracing::warn!(%err, "cannot set up telemetry; serving without it");
+                AppState::with_telemetry(registry, None)
+            }
+        }
+    }
+
+    /// A state with the given telemetry, wired to the registry's versions (see
+    /// [`crate::observe::attach`]); call before `telemetry.start()`.
+    pub fn with_telemetry(registry: Arc<ModelRegistry>, telemetry: Option<Arc<Telemetry>>) -> AppState {
+        if let Some(t) = &telemetry {
+            crate::observe::attach(t, &registry);
+        }
+        AppState { registry, limits: Limits::default(), info: Arc::new(ServerInfo::default()), shop: None, telemetry }
     }
 }

@@ -13,8 +13,8 @@ use crate::version::{Fingerprint, LoadedVersion};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tracing::{error, info, instrument, warn};
 

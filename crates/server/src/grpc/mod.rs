@@ -21,8 +21,11 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::inference;
 use crate::metadata;
+use crate::observe;
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::*;
+use recserve_telemetry::Stage;
+use std::time::Instant;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -106,9 +109,23 @@ impl GrpcInferenceService for InferenceService {
 
     #[tracing::instrument(skip_all, fields(model = %request.get_ref().model_name))]
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Answer<ModelInferResponse> {
-        let call = convert::infer_call(request.into_inner())?;
-        let reply = inference::infer(&self.state, call).await?;
-        Ok(Response::new(convert::infer_response(reply)))
+        // One observation per request (see crate::observe): decode, batcher, encode.
+        let started = Instant::now();
+        let request = request.into_inner();
+        let version = Some(request.model_version.as_str()).filter(|v| !v.is_empty());
+        let mut obs = observe::start_v2(&self.state, &request.model_name, version, started);
+        let result = async {
+            let call = convert::infer_call(request)?;
+            obs.stage(Stage::Preprocess, started.elapsed());
+            let reply = inference::infer_observed(&self.state, call, &mut obs).await?;
+            let encoding = Instant::now();
+            let response = convert::infer_response(reply);
+            obs.stage(Stage::Postprocess, encoding.elapsed());
+            Ok::<_, ApiError>(response)
+        }
+        .await;
+        obs.finish(&result);
+        Ok(Response::new(result?))
     }
 
     async fn model_stream_infer(

@@ -1,5 +1,6 @@
 //! The Open Inference Protocol over HTTP (axum): health, server and model metadata, readiness,
-//! inference (JSON and binary), statistics, model config, and Triton's repository extension.
+//! inference (JSON and binary), statistics, model config, and Triton's repository extension;
+//! the recommendation API; and the observability endpoints of [`crate::observe`].
 //! [`router`] builds the whole REST surface from an [`AppState`]; tests call it without a
 //! socket.
 
@@ -9,13 +10,16 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::inference;
 use crate::metadata::{self, VersionStatistics};
+use crate::observe::{self, Observed};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use recserve_telemetry::Stage;
 use serde_json::json;
+use std::time::Instant;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
 
@@ -42,6 +46,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/recommend", post(recommend))
         .route("/v1/feedback", post(feedback))
         .route("/v1/scenarios", get(scenarios))
+        .route("/metrics", get(observe::metrics))
+        .route("/api/v1/query", get(observe::query).post(observe::query))
+        .route("/api/v1/query_range", get(observe::query_range).post(observe::query_range))
+        .route("/api/v1/series", get(observe::series).post(observe::series))
+        .route("/api/v1/labels", get(observe::labels).post(observe::labels))
+        .route("/api/v1/label/{name}/values", get(observe::label_values))
+        .route("/api/v1/bottleneck", get(observe::bottleneck))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
@@ -77,8 +88,19 @@ async fn recommend(
     State(state): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
-    Ok(Json(shop_api(&state)?.recommend(&body).await?).into_response())
+    let started = Instant::now();
+    let body = read_body(&state, body);
+    let result = match (&body, shop_api(&state)) {
+        (Ok(body), Ok(shop)) => shop.recommend(body).await,
+        (Err(e), _) => Err(e.clone()),
+        (_, Err(e)) => Err(e),
+    };
+    let response = match &result {
+        Ok(reply) => Ok(Json(reply).into_response()),
+        Err(e) => Err(e.clone()),
+    };
+    observe::finish_recommend(&state, started, body.as_deref().ok(), &result);
+    response
 }
 
 async fn feedback(
@@ -158,6 +180,7 @@ async fn version_infer(
     infer(state, model, Some(version), headers, body).await
 }
 
+/// One V2 inference request over REST, observed once (see [`crate::observe`]).
 async fn infer(
     state: AppState,
     model: String,
@@ -165,7 +188,22 @@ async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = read_body(&state, body)?;
+    let mut obs = observe::start_v2(&state, &model, version.as_deref(), Instant::now());
+    let result = infer_observed(&state, model, version, headers, body, &mut obs).await;
+    obs.finish(&result);
+    result
+}
+
+async fn infer_observed(
+    state: &AppState,
+    model: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    obs: &mut Observed,
+) -> Result<Response, ApiError> {
+    let decoding = Instant::now();
+    let body = read_body(state, body)?;
     let header_length = match headers.get(codec::HEADER_LENGTH) {
         None => None,
         Some(v) => Some(
@@ -174,7 +212,9 @@ async fn infer(
         ),
     };
     let call = codec::decode_request(&model, version.as_deref(), &body, header_length)?;
-    let reply = inference::infer(&state, call).await?;
+    obs.stage(Stage::Preprocess, decoding.elapsed());
+    let reply = inference::infer_observed(state, call, obs).await?;
+    let encoding = Instant::now();
     let encoded = codec::encode_response(&reply);
     let mut response = Response::new(Body::from(encoded.body));
     let headers = response.headers_mut();
@@ -187,6 +227,7 @@ async fn infer(
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
     }
+    obs.stage(Stage::Postprocess, encoding.elapsed());
     Ok(response)
 }
 

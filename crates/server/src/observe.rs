@@ -1,0 +1,302 @@
+//! Telemetry of the transports: the one observation each client request produces, the batch and
+//! queue hooks of every loaded version, the per-model memory refresh, and the observability
+//! endpoints (`/metrics`, the Prometheus HTTP API under `/api/v1`, `/api/v1/bottleneck`).
+//!
+//! One observation per client request, taken by the transport that received it:
+//! - V2 inference (REST JSON, REST binary, gRPC): labels `model`, `version` = the version that
+//!   serves it, `pipeline="none"`; stages `preprocess` (decoding the request), `queue` (waiting in
+//!   the batcher until its batch started), `inference` (the engine run of that batch) and
+//!   `postprocess` (encoding the answer), each recorded once, only when the request got there.
+//! - `/v1/recommend`: labels `model` = the pipelines' ranker, `version` = the ranker version that
+//!   ran (`none` when the request failed before ranking), `pipeline` = the scenario (a configured
+//!   scenario name; `unknown` when the request names none); stages from the pipeline's
+//!   [`recserve_pipeline::StageTimings`]: `retrieval` (user features + user tower + retrieval),
+//!   `preprocess` (ranker rows), `ranking` (ranker call) and `postprocess` (business rules, top-k).
+//!   The model calls a pipeline makes are not requests of their own (their time is inside the
+//!   pipeline's stages, so no stage is counted twice); their batches do count in
+//!   `recserve_batch_size` and the queue gauges, which belong to the model version.
+//!
+//! Requests that name no loaded model are labelled `model="unknown"`, `version="none"`: label
+//! values come only from names the server owns, never from request contents.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::shop::RecommendReply;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use recserve_serving::{BatchObserver, JobTimings, LoadedVersion, ModelRegistry};
+use recserve_telemetry::api::{self, QueryParams, RangeParams, SeriesParams};
+use recserve_telemetry::{ModelTarget, NO_PIPELINE, Outcome, RequestObservation, ServingMetrics, Stage, Telemetry};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `model` label of a request that names no loaded model.
+pub const UNKNOWN_MODEL: &str = "unknown";
+/// `version` label when no version served the request.
+pub const NO_VERSION: &str = "none";
+/// `pipeline` label of a recommendation request that names no configured scenario.
+pub const UNKNOWN_PIPELINE: &str = "unknown";
+/// Memory attributed to a loaded version, as a multiple of its ONNX file's size: tract keeps the
+/// decoded weights of the optimised plan (about the file's size) plus per-thread scratch state.
+pub const MODEL_MEMORY_FACTOR: u64 = 2;
+
+/// The outcome label of an error answer.
+pub fn outcome_of(error: &ApiError) -> Outcome {
+    match error.http_status() {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Outcome::BadRequest,
+        StatusCode::NOT_FOUND => Outcome::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => Outcome::Overloaded,
+        StatusCode::SERVICE_UNAVAILABLE => Outcome::Unavailable,
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Outcome::Timeout,
+        _ => Outcome::Error,
+    }
+}
+
+/// The observation of one request, or nothing when telemetry is off.
+#[derive(Debug, Default)]
+pub struct Observed(Option<RequestObservation>);
+
+impl Observed {
+    /// No telemetry.
+    pub fn off() -> Observed {
+        Observed(None)
+    }
+
+    /// Records `stage` (a second record of the same stage is ignored).
+    pub fn stage(&mut self, stage: Stage, duration: Duration) {
+        if let Some(obs) = self.0.as_mut() {
+            obs.stage(stage, duration);
+        }
+    }
+
+    /// Records the batcher's stages of the request: `queue` and `inference`, when it got there.
+    pub fn batcher(&mut self, timings: JobTimings) {
+        if let Some(d) = timings.queue {
+            self.stage(Stage::Queue, d);
+        }
+        if let Some(d) = timings.inference {
+            self.stage(Stage::Inference, d);
+        }
+    }
+
+    /// Finishes with the outcome of `result` and the end-to-end latency.
+    pub fn finish<T>(self, result: &Result<T, ApiError>) {
+        if let Some(obs) = self.0 {
+            obs.finish(match result {
+                Ok(_) => Outcome::Ok,
+                Err(e) => outcome_of(e),
+            });
+        }
+    }
+}
+
+fn target(serving: &ServingMetrics, model: &str, version: &str, pipeline: &str) -> Option<Arc<ModelTarget>> {
+    match serving.target(model, version, pipeline) {
+        Ok(t) => Some(t),
+        Err(err) => {
+            tracing::warn!(%err, model, version, pipeline, "cannot resolve telemetry handles");
+            None
+        }
+    }
+}
+
+/// Starts observing a V2 inference request that arrived at `started`, labelled by the version
+/// that will serve `model`/`version` (or `unknown`/`none` when none can).
+pub fn start_v2(state: &AppState, model: &str, version: Option<&str>, started: Instant) -> Observed {
+    let Some(telemetry) = &state.telemetry else { return Observed::off() };
+    let t = match state.registry.resolve(model, version) {
+        Ok(loaded) => target(&telemetry.serving, &loaded.model, &loaded.version.to_string(), NO_PIPELINE),
+        Err(_) if state.registry.entry(model).is_ok() => target(&telemetry.serving, model, NO_VERSION, NO_PIPELINE),
+        Err(_) => target(&telemetry.serving, UNKNOWN_MODEL, NO_VERSION, NO_PIPELINE),
+    };
+    Observed(t.map(|t| t.start_at(started)))
+}
+
+#[derive(serde::Deserialize)]
+struct ScenarioField {
+    scenario: Option<String>,
+}
+
+/// Records the one observation of a `/v1/recommend` request that arrived at `started` (called
+/// once the answer is encoded). `body` is read only on failure, to find a configured scenario.
+pub fn finish_recommend(
+    state: &AppState,
+    started: Instant,
+    body: Option<&[u8]>,
+    result: &Result<RecommendReply, ApiError>,
+) {
+    let Some(telemetry) = &state.telemetry else { return };
+    let ranker = state.shop.as_ref().map(|s| s.pipelines().feature_spec().ranker.model.clone());
+    let model = ranker.as_deref().unwrap_or(UNKNOWN_MODEL);
+    let (version, pipeline) = match result {
+        Ok(reply) => {
+            (reply.model_versions.get(model).cloned().unwrap_or_else(|| NO_VERSION.to_string()), reply.scenario.clone())
+        }
+        Err(_) => {
+            let named = body
+                .and_then(|b| serde_json::from_slice::<ScenarioField>(b).ok())
+                .and_then(|f| f.scenario)
+                .filter(|s| state.shop.as_ref().is_some_and(|shop| shop.pipelines().scenario(s).is_some()));
+            (NO_VERSION.to_string(), named.unwrap_or_else(|| UNKNOWN_PIPELINE.to_string()))
+        }
+    };
+    let Some(t) = target(&telemetry.serving, model, &version, &pipeline) else { return };
+    let mut obs = Observed(Some(t.start_at(started)));
+    if let Ok(reply) = result {
+        let s = &reply.stages;
+        obs.stage(Stage::Retrieval, s.user_features + s.user_tower + s.retrieval);
+        obs.stage(Stage::Preprocess, s.preprocess);
+        obs.stage(Stage::Ranking, s.ranking);
+        obs.stage(Stage::Postprocess, s.rules);
+    }
+    obs.finish(result);
+}
+
+/// Batch and queue figures of one loaded version.
+struct VersionHooks {
+    target: Arc<ModelTarget>,
+}
+
+impl BatchObserver for VersionHooks {
+    fn batch_executed(&self, rows: usize, queue_depth: usize) {
+        self.target.observe_batch(rows);
+        self.target.set_queue_depth(queue_depth);
+    }
+}
+
+/// Estimated memory of a loaded version: its ONNX file's size × [`MODEL_MEMORY_FACTOR`].
+pub fn model_memory_estimate(loaded: &LoadedVersion) -> u64 {
+    let len = match loaded.fingerprint {
+        Some(f) => f.len,
+        None => std::fs::metadata(&loaded.path).map(|m| m.len()).unwrap_or(0),
+    };
+    len.saturating_mul(MODEL_MEMORY_FACTOR)
+}
+
+fn version_target(serving: &ServingMetrics, loaded: &LoadedVersion) -> Option<Arc<ModelTarget>> {
+    target(serving, &loaded.model, &loaded.version.to_string(), NO_PIPELINE)
+}
+
+/// Wires `telemetry` to `registry`: every loaded version (now and later) reports its batches and
+/// queue depth, and the sampler refreshes queue depth, capacity and memory of each loaded version
+/// every tick (zero for versions no longer loaded). Call before [`Telemetry::start`].
+pub fn attach(telemetry: &Telemetry, registry: &Arc<ModelRegistry>) {
+    let serving = telemetry.serving.clone();
+    registry.set_batch_observers(Arc::new(move |loaded: &LoadedVersion| {
+        let target = version_target(&serving, loaded)?;
+        target.set_queue_capacity(loaded.queue_capacity());
+        target.set_model_memory(model_memory_estimate(loaded));
+        Some(Arc::new(VersionHooks { target }) as Arc<dyn BatchObserver>)
+    }));
+    let serving = telemetry.serving.clone();
+    let registry = registry.clone();
+    let mut seen: HashMap<(String, u64), Arc<ModelTarget>> = HashMap::new();
+    telemetry.set_sampler_hook(Box::new(move || {
+        let mut now: HashMap<(String, u64), Arc<ModelTarget>> = HashMap::new();
+        for entry in registry.snapshot().values() {
+            for loaded in entry.ready() {
+                let key = (loaded.model.clone(), loaded.version);
+                let t = match seen.remove(&key) {
+                    Some(t) => t,
+                    None => match version_target(&serving, loaded) {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                };
+                t.set_queue_depth(loaded.queue_depth());
+                t.set_queue_capacity(loaded.queue_capacity());
+                t.set_model_memory(model_memory_estimate(loaded));
+                now.insert(key, t);
+            }
+        }
+        for gone in seen.values() {
+            gone.set_model_memory(0);
+            gone.set_queue_depth(0);
+        }
+        seen = now;
+    }));
+}
+
+fn telemetry_of(state: &AppState) -> Result<&Arc<Telemetry>, ApiError> {
+    state.telemetry.as_ref().ok_or_else(|| ApiError::NotFound("telemetry is off in this server".to_string()))
+}
+
+fn api_json(r: api::ApiResponse) -> Response {
+    let status = StatusCode::from_u16(r.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r.to_json()).into_response()
+}
+
+/// Query-string pairs, plus the form body of a POST.
+fn form_pairs(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
+    let mut pairs = api::parse_form(query.unwrap_or(""));
+    if !body.is_empty() {
+        pairs.extend(api::parse_form(&String::from_utf8_lossy(body)));
+    }
+    pairs
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let body = telemetry_of(&state)?.render_metrics();
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static(recserve_telemetry::exposition::CONTENT_TYPE))], body)
+        .into_response())
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn query(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    let params = QueryParams::from_pairs(&form_pairs(q.as_deref(), &body));
+    Ok(api_json(api::query(&t.store, &params, recserve_telemetry::store::now_ms())))
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn query_range(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    Ok(api_json(api::query_range(&t.store, &RangeParams::from_pairs(&form_pairs(q.as_deref(), &body)))))
+}
+
+/// `GET|POST /api/v1/series`.
+pub async fn series(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    Ok(api_json(api::series(&t.store, &SeriesParams::from_pairs(&form_pairs(q.as_deref(), &body)))))
+}
+
+/// `GET|POST /api/v1/labels`.
+pub async fn labels(State(state): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    Ok(api_json(api::labels(&t.store, &SeriesParams::from_pairs(&form_pairs(q.as_deref(), &body)))))
+}
+
+/// `GET /api/v1/label/{name}/values`.
+pub async fn label_values(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    Ok(api_json(api::label_values(&t.store, &name, &SeriesParams::from_pairs(&form_pairs(q.as_deref(), &[])))))
+}
+
+/// `GET /api/v1/bottleneck?window=60s`: which stage dominates latency, queue and CPU saturation,
+/// error ratio over the window (default 60 s).
+pub async fn bottleneck(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    let pairs = form_pairs(q.as_deref(), &[]);
+    let window_ms = match pairs.iter().rev().find(|(k, _)| k == "window") {
+        None => 60_000,
+        Some((_, v)) => api::parse_duration(v)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid parameter \"window\": '{v}' is not a duration")))?,
+    };
+    let window = Duration::from_millis(u64::try_from(window_ms).unwrap_or(60_000));
+    let report = recserve_telemetry::analysis::bottleneck(&t.store, recserve_telemetry::store::now_ms(), window);
+    Ok(axum::Json(report).into_response())
+}
