@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod grpc;
+mod observe;
 mod recommend;
 mod rest;
