@@ -5,6 +5,7 @@
 
 mod demo;
 mod shop_export;
+mod telemetry;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
