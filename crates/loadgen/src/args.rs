@@ -1,5 +1,11 @@
 //! Command-line arguments of `recserve bench` ([`BenchArgs`]) and the concurrency sweep syntax
 //! ([`ConcurrencyRange`]).
+//!
+//! Two load modes: closed loop (`--concurrency`, the default: each worker sends again as soon as
+//! its answer arrives) and open loop (`--request-rate`: requests leave on a fixed schedule
+//! whatever the answers, and latency counts from the scheduled time, so queueing in the server
+//! shows up instead of slowing the load down — no coordinated omission). Two request kinds: V2
+//! inference (`--model`) and recommendations (`--recommend`, `POST /v1/recommend`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,7 +16,8 @@ use clap::builder::BoolishValueParser;
 
 use crate::LoadgenError;
 
-/// Options of a closed-loop benchmark against an Open Inference Protocol (KServe V2) server.
+/// Options of a benchmark against an Open Inference Protocol (KServe V2) server or recserve's
+/// recommendation API.
 ///
 /// Every flag can also be given as an environment variable `RECSERVE_BENCH_<FLAG>`; a flag on
 /// the command line wins over the variable.
@@ -20,8 +27,15 @@ pub struct BenchArgs {
     #[arg(long, env = "RECSERVE_BENCH_URL", default_value = "http://127.0.0.1:8000", value_name = "URL")]
     pub url: String,
 
-    /// Name of the model to send inference requests to.
-    #[arg(long, env = "RECSERVE_BENCH_MODEL", value_name = "NAME")]
+    /// Name of the model to send inference requests to (required unless --recommend).
+    #[arg(
+        long,
+        env = "RECSERVE_BENCH_MODEL",
+        value_name = "NAME",
+        default_value = "",
+        hide_default_value = true,
+        required_unless_present = "recommend"
+    )]
     pub model: String,
 
     /// Model version; without it the server picks its default version.
@@ -29,7 +43,8 @@ pub struct BenchArgs {
     pub model_version: Option<String>,
 
     /// Number of concurrent workers, each with its own keep-alive connection, each sending its
-    /// next request as soon as the previous answer arrives (closed loop).
+    /// next request as soon as the previous answer arrives (closed loop). Not used with
+    /// --request-rate.
     #[arg(
         long,
         env = "RECSERVE_BENCH_CONCURRENCY",
@@ -60,6 +75,67 @@ pub struct BenchArgs {
         value_parser = clap::value_parser!(u64).range(1..=1_000_000)
     )]
     pub rows: u64,
+
+    /// Open loop: send requests at this constant rate (requests per second), one every 1/N s
+    /// whatever the answers, instead of the closed loop. Latency is measured from each
+    /// request's scheduled send time, so time spent waiting for a free connection (queueing)
+    /// counts (no coordinated omission). Several rates, comma-separated (`250,500,1000`), give
+    /// one report each. A duration run sends exactly rate × duration measured requests (plus
+    /// rate × warm-up before them).
+    #[arg(
+        long,
+        env = "RECSERVE_BENCH_REQUEST_RATE",
+        value_name = "N[,N...]",
+        value_delimiter = ',',
+        value_parser = parse_rate
+    )]
+    pub request_rate: Vec<f64>,
+
+    /// Open loop: most requests in flight at once (one keep-alive connection each). A request
+    /// whose time comes while all are busy waits, and its wait counts in its latency.
+    #[arg(
+        long,
+        env = "RECSERVE_BENCH_MAX_IN_FLIGHT",
+        default_value_t = 64,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=MAX_CONCURRENCY as i64)
+    )]
+    pub max_in_flight: u32,
+
+    /// Send recommendation requests (`POST /v1/recommend`, JSON) instead of V2 inference
+    /// requests; --model, --model-version, --rows, --input-data and --binary do not apply.
+    /// The bodies come from --bodies, or else are drawn from the synthetic demo shop's
+    /// shoppers (`Shop::next_action`: about 55 % home_feed and 45 % search, 5 % unknown users,
+    /// k = --k), the same stream whatever the server, for a given --seed.
+    #[arg(
+        long,
+        env = "RECSERVE_BENCH_RECOMMEND",
+        value_parser = BoolishValueParser::new(),
+        default_value_t = false,
+        num_args = 0,
+        default_missing_value = "true",
+        conflicts_with_all = ["model_version", "input_data", "binary"]
+    )]
+    pub recommend: bool,
+
+    /// With --recommend: a file of request bodies, one JSON object per line (blank lines
+    /// skipped), sent in order and cycled.
+    #[arg(long, env = "RECSERVE_BENCH_BODIES", value_name = "FILE", requires = "recommend")]
+    pub bodies: Option<PathBuf>,
+
+    /// With --recommend and no --bodies: `k` of the generated requests.
+    #[arg(
+        long,
+        env = "RECSERVE_BENCH_K",
+        default_value_t = 20,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub k: u32,
+
+    /// With --recommend and no --bodies: seed of the simulated shoppers' requests.
+    #[arg(long, env = "RECSERVE_BENCH_SEED", default_value_t = 7, value_name = "N")]
+    pub seed: u64,
 
     /// Measured time per concurrency level, in seconds (fractions allowed).
     #[arg(
@@ -140,6 +216,12 @@ impl BenchArgs {
             model_version: None,
             concurrency: 1,
             concurrency_range: None,
+            request_rate: Vec::new(),
+            max_in_flight: 64,
+            recommend: false,
+            bodies: None,
+            k: 20,
+            seed: 7,
             rows: 1,
             duration: 10.0,
             requests: None,
@@ -150,6 +232,11 @@ impl BenchArgs {
             timeout_ms: 10_000,
             quiet: false,
         }
+    }
+
+    /// True for an open-loop run (`--request-rate`).
+    pub fn open_loop(&self) -> bool {
+        !self.request_rate.is_empty()
     }
 
     /// The concurrency levels this run measures, in order.
@@ -163,8 +250,23 @@ impl BenchArgs {
     /// Checks values that clap cannot (the struct may also be built by hand).
     pub(crate) fn validate(&self) -> Result<(), LoadgenError> {
         let bad = |arg, reason: &str| Err(LoadgenError::InvalidArgument { arg, reason: reason.to_owned() });
-        if self.model.is_empty() {
-            return bad("--model", "must not be empty");
+        if self.model.is_empty() && !self.recommend {
+            return bad("--model", "is required (or --recommend for /v1/recommend)");
+        }
+        if self.recommend && (self.input_data.is_some() || self.binary || self.model_version.is_some()) {
+            return bad("--recommend", "cannot be combined with --input-data, --binary or --model-version");
+        }
+        if self.bodies.is_some() && !self.recommend {
+            return bad("--bodies", "needs --recommend");
+        }
+        if self.k == 0 {
+            return bad("--k", "must be at least 1");
+        }
+        if let Some(rate) = self.request_rate.iter().find(|r| !(r.is_finite() && **r > 0.0 && **r <= MAX_RATE)) {
+            return bad("--request-rate", &format!("{rate} is not a rate between 0 and 1000000 requests/s"));
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > MAX_CONCURRENCY {
+            return bad("--max-in-flight", "must be between 1 and 100000");
         }
         if self.concurrency == 0 || self.concurrency > MAX_CONCURRENCY {
             return bad("--concurrency", "must be between 1 and 100000");
@@ -192,6 +294,17 @@ impl BenchArgs {
     pub(crate) fn timeout(&self) -> Option<Duration> {
         (self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms))
     }
+}
+
+/// Highest accepted --request-rate, in requests per second.
+const MAX_RATE: f64 = 1e6;
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of requests per second"))?;
+    if !(v.is_finite() && v > 0.0 && v <= MAX_RATE) {
+        return Err(format!("{s:?} must be greater than 0 and at most 1000000 requests per second"));
+    }
+    Ok(v)
 }
 
 /// Most concurrent workers accepted.

@@ -49,6 +49,28 @@ pub enum LoadgenError {
     #[error("invalid --input-data {}: {reason}", path.display())]
     InvalidInputData { path: PathBuf, reason: String },
 
+    /// `--bodies` could not be read.
+    #[error("cannot read --bodies {}: {source}", path.display())]
+    ReadBodies {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `--bodies` holds no usable request bodies.
+    #[error("invalid --bodies {}: {reason}", path.display())]
+    InvalidBodies { path: PathBuf, reason: String },
+
+    /// The server does not serve `/v1/recommend` (started without `--pipelines`).
+    #[error(
+        "the server at {url} serves no recommendation pipelines (GET /v1/scenarios: HTTP {status}: {message}); start it with --pipelines"
+    )]
+    NoPipelines { url: String, status: u16, message: String },
+
+    /// The synthetic shop behind generated `/v1/recommend` bodies could not be built.
+    #[error("cannot generate recommendation requests: {0}")]
+    Shop(String),
+
     /// The JSON report could not be written.
     #[error("cannot write the JSON report to {}: {source}", path.display())]
     WriteOutput {

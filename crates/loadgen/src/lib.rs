@@ -1,12 +1,17 @@
-//! `recserve-loadgen`: a closed-loop load generator for Open Inference Protocol (KServe V2)
-//! servers, in the manner of Triton's `perf_analyzer`. It backs `recserve bench`.
+//! `recserve-loadgen`: a load generator for Open Inference Protocol (KServe V2) servers and
+//! recserve's recommendation API, in the manner of Triton's `perf_analyzer`. It backs
+//! `recserve bench`.
 //!
-//! For each concurrency level, N workers each hold one HTTP/1.1 keep-alive connection and send
-//! `POST /v2/models/{model}[/versions/{v}]/infer` again as soon as the previous answer arrives.
-//! The request body is built once: generated from the model's metadata (`GET
-//! /v2/models/{model}`) or read from `--input-data`, as JSON or with the binary tensor data
-//! extension. After an unmeasured warm-up, latencies of successful requests go into
-//! per-worker HDR histograms that are merged into one [`Report`] per level.
+//! Closed loop (the default): for each concurrency level, N workers each hold one HTTP/1.1
+//! keep-alive connection and send `POST /v2/models/{model}[/versions/{v}]/infer` again as soon
+//! as the previous answer arrives. Open loop (`--request-rate`): requests leave on a fixed
+//! schedule, rate per second, over up to `--max-in-flight` connections, and latency counts from
+//! each request's scheduled time (no coordinated omission). The V2 request body is built once:
+//! generated from the model's metadata (`GET /v2/models/{model}`) or read from `--input-data`,
+//! as JSON or with the binary tensor data extension. With `--recommend` the requests go to
+//! `POST /v1/recommend` instead, with bodies from `--bodies` (JSON lines) or drawn from the
+//! demo shop's simulated shoppers, cycled. After an unmeasured warm-up, latencies of successful
+//! requests go into per-worker HDR histograms that are merged into one [`Report`] per level.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), recserve_loadgen::LoadgenError> {
@@ -23,6 +28,7 @@ mod endpoint;
 mod error;
 mod load;
 mod payload;
+mod recommend;
 mod report;
 
 use std::path::Path;
@@ -33,13 +39,15 @@ pub use args::{BenchArgs, ConcurrencyRange, Step};
 pub use error::LoadgenError;
 pub use payload::{ModelMetadata, TensorMetadata};
 pub use report::{
-    ErrorCount, LatencySummary, MAX_ERROR_KINDS, Report, format_table, print_table, table_header, write_json,
+    ErrorCount, LatencySummary, MAX_ERROR_KINDS, Report, format_table, print_table, rate_table_header, table_header,
+    write_json,
 };
 
 use endpoint::{Endpoint, Sender, encode_segment, error_message};
-use load::{LevelPlan, RequestTemplate};
+use load::{LevelPlan, RatePlan, RequestTemplate};
 
-/// Runs the benchmark `args` describes and returns one report per concurrency level.
+/// Runs the benchmark `args` describes and returns one report per concurrency level or request
+/// rate.
 ///
 /// Fails before sending load if the server cannot be reached, does not know the model, or the
 /// request cannot be built; errors of individual requests during the run are counted in the
@@ -51,38 +59,86 @@ pub async fn run(args: &BenchArgs) -> Result<Vec<Report>, LoadgenError> {
     let endpoint = Endpoint::resolve(&args.url).await?;
     let mut probe = endpoint.open().await?;
 
-    let model_path = match &args.model_version {
-        Some(v) => format!("/v2/models/{}/versions/{}", encode_segment(&args.model), encode_segment(v)),
-        None => format!("/v2/models/{}", encode_segment(&args.model)),
-    };
-    let payload = match &args.input_data {
-        Some(path) => payload::load_input_data(path, args.binary, args.rows)?,
-        None => {
-            let meta = fetch_metadata(&endpoint, &mut probe, &model_path, &args.model).await?;
-            let request = payload::generate_request(&meta, args.rows)?;
-            payload::from_request(&request, None, args.binary, args.rows)
-                .map_err(|reason| LoadgenError::InvalidMetadata { model: args.model.clone(), reason })?
-        }
-    };
-    drop(probe);
+    let (label, rows, template) = if args.recommend {
+        check_pipelines(&endpoint, &mut probe).await?;
+        drop(probe);
+        let bodies = match &args.bodies {
+            Some(path) => recommend::read_bodies(path)?,
+            None => {
+                let (seed, k) = (args.seed, args.k);
+                tokio::task::spawn_blocking(move || recommend::shop_bodies(seed, recommend::GENERATED_BODIES, k))
+                    .await
+                    .map_err(|e| LoadgenError::Shop(e.to_string()))??
+            }
+        };
+        let path = endpoint.path("/v1/recommend");
+        tracing::debug!(path = %path, bodies = bodies.len(), "recommendation requests built");
+        ("/v1/recommend".to_owned(), 1, Arc::new(RequestTemplate::json_bodies(&endpoint, &path, bodies)?))
+    } else {
+        let model_path = match &args.model_version {
+            Some(v) => format!("/v2/models/{}/versions/{}", encode_segment(&args.model), encode_segment(v)),
+            None => format!("/v2/models/{}", encode_segment(&args.model)),
+        };
+        let payload = match &args.input_data {
+            Some(path) => payload::load_input_data(path, args.binary, args.rows)?,
+            None => {
+                let meta = fetch_metadata(&endpoint, &mut probe, &model_path, &args.model).await?;
+                let request = payload::generate_request(&meta, args.rows)?;
+                payload::from_request(&request, None, args.binary, args.rows)
+                    .map_err(|reason| LoadgenError::InvalidMetadata { model: args.model.clone(), reason })?
+            }
+        };
+        drop(probe);
 
-    let infer_path = endpoint.path(&format!("{model_path}/infer"));
-    let template = Arc::new(RequestTemplate::new(&endpoint, &infer_path, &payload)?);
-    tracing::debug!(
-        path = %infer_path,
-        body_bytes = payload.body.len(),
-        rows = payload.rows,
-        binary = args.binary,
-        "request built"
-    );
+        let infer_path = endpoint.path(&format!("{model_path}/infer"));
+        let template = Arc::new(RequestTemplate::new(&endpoint, &infer_path, &payload)?);
+        tracing::debug!(
+            path = %infer_path,
+            body_bytes = payload.body.len(),
+            rows = payload.rows,
+            binary = args.binary,
+            "request built"
+        );
+        (args.model.clone(), payload.rows, template)
+    };
+
+    if args.open_loop() {
+        let mut reports = Vec::with_capacity(args.request_rate.len());
+        for &rate in &args.request_rate {
+            let plan = RatePlan {
+                model: label.clone(),
+                recommend: args.recommend,
+                binary: args.binary,
+                rows,
+                rate,
+                max_in_flight: args.max_in_flight,
+                warmup: Duration::from_secs_f64(args.warmup),
+                requests: args.requests,
+                duration: Duration::from_secs_f64(args.duration),
+                timeout: args.timeout(),
+                progress: !args.quiet,
+            };
+            let report = load::run_rate(&endpoint, Arc::clone(&template), &plan).await?;
+            tracing::debug!(
+                rate,
+                throughput_rps = report.throughput_rps,
+                p99_ms = report.latency_ms.p99,
+                errors = report.errors,
+                "rate done"
+            );
+            reports.push(report);
+        }
+        return Ok(reports);
+    }
 
     let levels = args.concurrency_levels();
     let mut reports = Vec::with_capacity(levels.len());
     for concurrency in levels {
         let plan = LevelPlan {
-            model: args.model.clone(),
+            model: label.clone(),
+            recommend: args.recommend,
             binary: args.binary,
-            rows: payload.rows,
+            rows,
             concurrency,
             warmup: Duration::from_secs_f64(args.warmup),
             requests: args.requests,
@@ -126,6 +182,20 @@ pub async fn run_and_report(args: &BenchArgs) -> Result<Vec<Report>, LoadgenErro
 /// The whole of `recserve bench`: [`run_and_report`] without the reports.
 pub async fn main(args: &BenchArgs) -> Result<(), LoadgenError> {
     run_and_report(args).await.map(drop)
+}
+
+/// `GET /v1/scenarios`: fails clearly when the server serves no recommendation pipelines.
+async fn check_pipelines(endpoint: &Endpoint, sender: &mut Sender) -> Result<(), LoadgenError> {
+    let path = endpoint.path("/v1/scenarios");
+    let (status, body) = endpoint.get(sender, &path).await?;
+    if status == hyper::StatusCode::OK {
+        return Ok(());
+    }
+    Err(LoadgenError::NoPipelines {
+        url: endpoint.url.clone(),
+        status: status.as_u16(),
+        message: error_message(status, &body),
+    })
 }
 
 /// `GET {model_path}`: the model's V2 metadata.
