@@ -2,6 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    println!("cargo:rerun-if-changed=../../dashboard");
     let fds = protox::compile(["grpc_service.proto"], ["proto"])?;
     tonic_prost_build::configure()
         .build_client(true)

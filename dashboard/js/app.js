@@ -1,0 +1,393 @@
+// recserve's dashboard: pages of charts drawn from the query API with the PromQL of
+// queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
+// the scenarios, and a form that calls /v1/recommend. Hash routing, a time range, auto-refresh.
+
+import * as api from './api.js';
+import { ChartPanel, PALETTE, legendName } from './charts.js';
+import { bytes, percent, reqps, seconds, short } from './format.js';
+
+const REFRESH_MS = 5000;
+const RANGES = { 900: 5, 3600: 15, 21600: 60 }; // range seconds → step seconds
+const PAGES = ['overview', 'stages', 'models', 'pipelines', 'try', 'alerts', 'logs', 'deployments'];
+
+const state = {
+  page: 'overview',
+  range: Number(localStorage.getItem('recserve.range')) || 900,
+  auto: true,
+  sections: new Map(), // section id → {section, panels: [ChartPanel]}
+  timer: null,
+  busy: false,
+  scenarios: null,
+};
+if (!RANGES[state.range]) state.range = 900;
+
+const $ = (sel) => document.querySelector(sel);
+
+/** PromQL of queries.json with the template variables of the embedded dashboard substituted. */
+export function substitute(expr) {
+  return expr.replaceAll('$instance', '.*');
+}
+
+function setStatus(text) {
+  $('#status').textContent = text;
+}
+
+function showError(err) {
+  const banner = $('#banner');
+  if (err) {
+    banner.hidden = false;
+    banner.textContent = String(err.message || err);
+  } else {
+    banner.hidden = true;
+    banner.textContent = '';
+  }
+}
+
+function td(text, cls) {
+  const e = document.createElement('td');
+  e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function key(metric, names) {
+  return names.map((n) => metric[n] ?? '').join('\u0000');
+}
+
+// ---- charts -------------------------------------------------------------------------------
+
+function buildSections(spec) {
+  for (const section of spec.sections) {
+    const grid = document.querySelector(`.grid[data-section="${section.id}"]`);
+    if (!grid) continue;
+    const panels = section.panels.map((p) => new ChartPanel(p));
+    panels.forEach((p) => grid.append(p.card));
+    state.sections.set(section.id, { section, panels });
+  }
+}
+
+async function drawPanel(panel, start, end, step) {
+  const xs = [];
+  for (let t = start; t <= end; t += step) xs.push(t);
+  const index = new Map(xs.map((t, i) => [t, i]));
+  const results = await Promise.all(
+    panel.panel.targets.map((t) => api.queryRange(substitute(t.expr), start, end, step)),
+  );
+  const series = [];
+  results.forEach((result, ti) => {
+    const target = panel.panel.targets[ti];
+    for (const r of result) {
+      const values = new Array(xs.length).fill(null);
+      for (const [t, v] of r.values) {
+        const i = index.get(Math.round(Number(t)));
+        const n = Number(v);
+        if (i !== undefined && Number.isFinite(n)) values[i] = n;
+      }
+      series.push({ name: legendName(target.legend, r.metric), values });
+    }
+  });
+  series.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+  panel.update(xs, series);
+}
+
+async function drawSections(ids) {
+  const step = RANGES[state.range];
+  const end = Math.floor(Date.now() / 1000 / step) * step;
+  const start = end - state.range;
+  const jobs = [];
+  for (const id of ids) {
+    const s = state.sections.get(id);
+    if (!s) continue;
+    for (const p of s.panels) {
+      jobs.push(
+        drawPanel(p, start, end, step).catch((err) => {
+          p.fail(String(err.message || err));
+          throw err;
+        }),
+      );
+    }
+  }
+  const outcomes = await Promise.allSettled(jobs);
+  const failed = outcomes.find((o) => o.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** Instant values of a panel's first target, keyed by the label names `by`. */
+async function instant(sectionId, panelId, by) {
+  const s = state.sections.get(sectionId);
+  const panel = s && s.section.panels.find((p) => p.id === panelId);
+  if (!panel) return new Map();
+  const result = await api.query(substitute(panel.targets[0].expr));
+  return new Map(result.map((r) => [key(r.metric, by), Number(r.value[1])]));
+}
+
+// ---- bottleneck ---------------------------------------------------------------------------
+
+async function drawBottleneck() {
+  const report = await api.bottleneck();
+  $('#bottleneck-summary').textContent = report.summary;
+  $('#bottleneck-window').textContent = `last ${Math.round(report.window_seconds)} s`;
+  const bar = $('#bottleneck-bar');
+  bar.textContent = '';
+  const body = $('#bottleneck-stages tbody');
+  body.textContent = '';
+  (report.stages || []).forEach((s, i) => {
+    const color = PALETTE[i % PALETTE.length];
+    const seg = document.createElement('div');
+    seg.style.width = `${Math.max(0, s.share * 100)}%`;
+    seg.style.background = color;
+    seg.title = `${s.stage} ${percent(s.share)}`;
+    bar.append(seg);
+    const tr = document.createElement('tr');
+    const name = td(s.stage);
+    const sw = document.createElement('span');
+    sw.className = 'swatch';
+    sw.style.background = color;
+    name.prepend(sw);
+    tr.append(name, td(percent(s.share), 'num'), td(seconds(s.mean_seconds), 'num'), td(seconds(s.p99_seconds), 'num'));
+    body.append(tr);
+  });
+  const list = $('#bottleneck-findings');
+  list.textContent = '';
+  for (const f of report.findings || []) {
+    if (f.kind === 'stage_latency') continue; // the table above says it
+    const li = document.createElement('li');
+    li.textContent = f.sentence;
+    list.append(li);
+  }
+}
+
+// ---- models -------------------------------------------------------------------------------
+
+async function drawModels() {
+  const by = ['model', 'version'];
+  const [index, rows, batch, queue, memory] = await Promise.all([
+    api.repositoryIndex(),
+    instant('models', 'model_rows', by),
+    instant('models', 'model_batch', by),
+    instant('models', 'model_queue', by),
+    instant('models', 'model_memory', by),
+  ]);
+  const body = $('#models-table tbody');
+  body.textContent = '';
+  if (!index.length) {
+    const tr = document.createElement('tr');
+    tr.append(td('No models in the repository.', 'muted'));
+    tr.firstChild.colSpan = 8;
+    body.append(tr);
+  }
+  index.sort((a, b) => a.name.localeCompare(b.name) || String(a.version).localeCompare(String(b.version)));
+  for (const m of index) {
+    const k = key({ model: m.name, version: m.version ?? '' }, by);
+    const tr = document.createElement('tr');
+    tr.dataset.model = m.name;
+    tr.dataset.state = m.state ?? '';
+    const st = td('');
+    const badge = document.createElement('span');
+    badge.className = `state ${m.state ?? ''}`;
+    badge.textContent = m.state ?? '–';
+    st.append(badge);
+    tr.append(
+      td(m.name),
+      td(m.version ?? '–'),
+      st,
+      td(m.reason || '', 'muted'),
+      td(short(rows.get(k)), 'num'),
+      td(short(batch.get(k)), 'num'),
+      td(short(queue.get(k)), 'num'),
+      td(bytes(memory.get(k)), 'num'),
+    );
+    body.append(tr);
+  }
+}
+
+// ---- pipelines ----------------------------------------------------------------------------
+
+async function loadScenarios() {
+  if (!state.scenarios) {
+    try {
+      state.scenarios = await api.scenarios();
+    } catch (err) {
+      state.scenarios = [];
+      if (!String(err.message).includes(': 404')) throw err; // no pipelines configured: fine
+    }
+  }
+  return state.scenarios;
+}
+
+async function drawPipelines() {
+  const by = ['pipeline'];
+  const [names, rate, p99, errors] = await Promise.all([
+    loadScenarios(),
+    instant('pipelines', 'pipeline_rate', by),
+    instant('pipelines', 'pipeline_p99', by),
+    instant('pipelines', 'pipeline_errors', by),
+  ]);
+  const body = $('#pipelines-table tbody');
+  body.textContent = '';
+  if (!names.length) {
+    const tr = document.createElement('tr');
+    tr.append(td('No pipelines configured (start recserve with --pipelines FILE).', 'muted'));
+    tr.firstChild.colSpan = 4;
+    body.append(tr);
+  }
+  for (const name of names) {
+    const tr = document.createElement('tr');
+    tr.dataset.pipeline = name;
+    tr.append(td(name), td(reqps(rate.get(name)), 'num'), td(seconds(p99.get(name)), 'num'), td(percent(errors.get(name)), 'num'));
+    body.append(tr);
+  }
+}
+
+// ---- try it -------------------------------------------------------------------------------
+
+async function setUpTry() {
+  const select = $('#try-scenario');
+  const names = await loadScenarios();
+  select.textContent = '';
+  for (const n of names) {
+    const o = document.createElement('option');
+    o.value = o.textContent = n;
+    select.append(o);
+  }
+  if (names.includes('search')) select.value = 'search';
+  const form = $('#try-form');
+  const preview = () => {
+    $('#try-request').textContent = JSON.stringify(tryRequest(form), null, 1);
+  };
+  form.addEventListener('input', preview);
+  preview();
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const request = tryRequest(form);
+    const button = $('#try-send');
+    const error = $('#try-error');
+    button.disabled = true;
+    error.className = 'muted';
+    error.textContent = '';
+    const started = performance.now();
+    try {
+      const reply = await api.recommend(request);
+      const ms = performance.now() - started;
+      showItems(reply, ms);
+    } catch (err) {
+      $('#try-items tbody').textContent = '';
+      $('#try-meta').textContent = '';
+      error.className = 'error';
+      error.textContent = String(err.message || err);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function tryRequest(form) {
+  const f = new FormData(form);
+  const scenario = f.get('scenario') || '';
+  const request = { scenario, user_id: String(f.get('user_id') || '').trim() };
+  const q = String(f.get('query') || '').trim();
+  if (q && scenario === 'search') request.query = q;
+  const k = Number(f.get('k'));
+  if (k) request.k = k;
+  const maxPrice = String(f.get('max_price') || '').trim();
+  if (maxPrice) request.filters = { max_price: Number(maxPrice) };
+  return request;
+}
+
+function showItems(reply, ms) {
+  const body = $('#try-items tbody');
+  body.textContent = '';
+  (reply.items || []).forEach((it, i) => {
+    const tr = document.createElement('tr');
+    tr.className = 'item';
+    tr.append(
+      td(String(i + 1), 'muted'),
+      td(it.item_id),
+      td(it.title ?? ''),
+      td(it.category ?? ''),
+      td(it.brand ?? ''),
+      td(it.price == null ? '' : Number(it.price).toFixed(2), 'num'),
+      td(it.score == null ? '' : Number(it.score).toFixed(4), 'num'),
+    );
+    body.append(tr);
+  });
+  const versions = Object.entries(reply.model_versions || {})
+    .map(([m, v]) => `${m} v${v}`)
+    .join(', ');
+  $('#try-meta').textContent =
+    `${(reply.items || []).length} items in ${ms.toFixed(0)} ms · ${versions}` + (reply.cold_start ? ' · cold start' : '');
+}
+
+// ---- navigation and refresh ---------------------------------------------------------------
+
+async function refresh() {
+  if (state.busy) return;
+  state.busy = true;
+  const page = state.page;
+  const el = document.getElementById(`page-${page}`);
+  const sections = (el.dataset.sections || '').split(' ').filter(Boolean);
+  const jobs = [];
+  if (sections.length) jobs.push(drawSections(sections));
+  if (page === 'stages') jobs.push(drawBottleneck());
+  if (page === 'models') jobs.push(drawModels());
+  if (page === 'pipelines') jobs.push(drawPipelines());
+  try {
+    const outcomes = await Promise.allSettled(jobs);
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed) {
+      showError(failed.reason);
+      console.error('dashboard refresh failed:', failed.reason);
+    } else {
+      showError(null);
+    }
+    setStatus(`updated ${new Date().toLocaleTimeString()}`);
+    document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+  } finally {
+    state.busy = false;
+  }
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = state.auto ? setInterval(refresh, REFRESH_MS) : null;
+}
+
+function route() {
+  const page = (location.hash || '#overview').slice(1);
+  state.page = PAGES.includes(page) ? page : 'overview';
+  for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === state.page);
+  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === state.page);
+  refresh();
+}
+
+function setRange(range) {
+  state.range = range;
+  localStorage.setItem('recserve.range', String(range));
+  for (const b of document.querySelectorAll('#range button')) b.classList.toggle('active', Number(b.dataset.range) === range);
+}
+
+async function main() {
+  setRange(state.range);
+  for (const b of document.querySelectorAll('#range button')) {
+    b.addEventListener('click', () => {
+      setRange(Number(b.dataset.range));
+      refresh();
+    });
+  }
+  $('#autorefresh').addEventListener('change', (ev) => {
+    state.auto = ev.target.checked;
+    schedule();
+    if (state.auto) refresh();
+  });
+  const spec = await api.queries();
+  buildSections(spec);
+  await setUpTry().catch((err) => showError(err));
+  window.addEventListener('hashchange', route);
+  route();
+  schedule();
+}
+
+main().catch((err) => {
+  showError(err);
+  console.error(err);
+});

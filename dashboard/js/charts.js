@@ -1,0 +1,140 @@
+// One chart panel: a card with a title, a uPlot time-series chart and a legend with each series'
+// latest value. uPlot is the vendored global (dashboard/vendor/uplot).
+
+import { formatter } from './format.js';
+
+export const PALETTE = ['#3d7eff', '#f28e2b', '#2ca58d', '#d64545', '#8e6bd6', '#c9a227', '#17a2b8', '#e377c2'];
+
+/** Expands a Grafana legend format ("{{model}} v{{version}}") with a series' labels. */
+export function legendName(format, metric) {
+  const name = (format || '').replace(/\{\{\s*(\w+)\s*\}\}/g, (_, k) => metric[k] ?? '');
+  if (name.trim()) return name;
+  const labels = Object.entries(metric).filter(([k]) => k !== '__name__');
+  return labels.length ? labels.map(([k, v]) => `${k}="${v}"`).join(', ') : 'value';
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+export class ChartPanel {
+  constructor(panel) {
+    this.panel = panel;
+    this.fmt = formatter(panel.unit);
+    this.plot = null;
+    this.seriesKey = '';
+    this.card = el('div', { class: 'card panel', 'data-panel': panel.id, 'data-points': '0', 'data-series': '0' });
+    this.latest = el('span', { class: 'muted' });
+    this.body = el('div', { class: 'chart-empty', text: 'Loading…' });
+    this.legend = el('div', { class: 'legend' });
+    this.card.append(el('div', { class: 'card-head' }, el('h3', { text: panel.title }), this.latest), this.body, this.legend);
+    this.card.title = panel.targets.map((t) => t.expr).join('\n');
+  }
+
+  /** Draws `series` ([{name, values}] over the timestamps `xs`, seconds). */
+  update(xs, series) {
+    const points = series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
+    this.card.dataset.points = String(points);
+    this.card.dataset.series = String(series.length);
+    this.renderLegend(series);
+    if (points === 0) {
+      this.destroy();
+      this.body.className = 'chart-empty';
+      this.body.textContent = 'No data in this range yet';
+      return;
+    }
+    const key = series.map((s) => s.name).join('\u0000');
+    const data = [xs, ...series.map((s) => s.values)];
+    if (this.plot && key === this.seriesKey) {
+      this.plot.setData(data);
+      return;
+    }
+    this.destroy();
+    this.seriesKey = key;
+    this.body.className = 'chart';
+    this.body.textContent = '';
+    const fmt = this.fmt;
+    const stacked = !!this.panel.stack;
+    const opts = {
+      width: Math.max(200, this.body.clientWidth || 400),
+      height: 190,
+      legend: { show: false },
+      cursor: { points: { size: 6 } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      axes: [
+        { stroke: '#6b7385', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' } },
+        {
+          stroke: '#6b7385',
+          size: 64,
+          grid: { stroke: '#eef0f3' },
+          ticks: { stroke: '#e2e5ea' },
+          values: (u, splits) => splits.map(fmt),
+        },
+      ],
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.name,
+          stroke: PALETTE[i % PALETTE.length],
+          width: 1.5,
+          fill: stacked ? PALETTE[i % PALETTE.length] + '55' : undefined,
+          spanGaps: false,
+          points: { show: false },
+          value: (u, v) => fmt(v),
+        })),
+      ],
+    };
+    if (stacked) {
+      // Stack by cumulative sums (bands are not needed for an at-a-glance share view).
+      for (let i = 2; i < data.length; i++) {
+        data[i] = data[i].map((v, j) => (v == null ? null : v + (data[i - 1][j] ?? 0)));
+      }
+    }
+    this.plot = new uPlot(opts, data, this.body);
+    this.card.dataset.rendered = 'true';
+    if (!this.observer) {
+      this.observer = new ResizeObserver(() => {
+        if (this.plot && this.body.clientWidth > 0) this.plot.setSize({ width: this.body.clientWidth, height: 190 });
+      });
+      this.observer.observe(this.body);
+    }
+  }
+
+  renderLegend(series) {
+    this.legend.textContent = '';
+    series.forEach((s, i) => {
+      const last = [...s.values].reverse().find((v) => v != null);
+      this.legend.append(
+        el('span', {}, el('i', { style: `background:${PALETTE[i % PALETTE.length]}` }), s.name, el('b', { text: this.fmt(last) })),
+      );
+    });
+    if (series.length === 1) {
+      const last = [...series[0].values].reverse().find((v) => v != null);
+      this.latest.textContent = last == null ? '' : `now ${this.fmt(last)}`;
+    } else {
+      this.latest.textContent = '';
+    }
+  }
+
+  fail(message) {
+    this.destroy();
+    this.card.dataset.points = '0';
+    this.body.className = 'chart-empty';
+    this.body.textContent = message;
+  }
+
+  destroy() {
+    if (this.plot) {
+      this.plot.destroy();
+      this.plot = null;
+      this.seriesKey = '';
+    }
+  }
+}
