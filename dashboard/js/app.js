@@ -131,7 +131,8 @@ async function drawBottleneck() {
   bar.textContent = '';
   const body = $('#bottleneck-stages tbody');
   body.textContent = '';
-  (report.stages || []).forEach((s, i) => {
+  // Stages no request went through in the window have no mean: leave them out.
+  (report.stages || []).filter((s) => s.mean_seconds != null).forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const seg = document.createElement('div');
     seg.style.width = `${Math.max(0, s.share * 100)}%`;

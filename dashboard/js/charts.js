@@ -39,7 +39,10 @@ export class ChartPanel {
   }
 
   /** Draws `series` ([{name, values}] over the timestamps `xs`, seconds). */
-  update(xs, series) {
+  update(xs, all) {
+    // Series without a single value in the range (e.g. a stage no request went through) add
+    // nothing but a dash in the legend.
+    const series = all.filter((s) => s.values.some((v) => v != null));
     const points = series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
     this.card.dataset.points = String(points);
     this.card.dataset.series = String(series.length);
@@ -72,7 +75,7 @@ export class ChartPanel {
         { stroke: '#6b7385', grid: { stroke: '#eef0f3' }, ticks: { stroke: '#e2e5ea' } },
         {
           stroke: '#6b7385',
-          size: 64,
+          size: (u, values) => (values ? Math.max(...values.map((v) => v.length)) * 8 + 26 : 56),
           grid: { stroke: '#eef0f3' },
           ticks: { stroke: '#e2e5ea' },
           values: (u, splits) => splits.map(fmt),
@@ -86,7 +89,7 @@ export class ChartPanel {
           width: 1.5,
           fill: stacked ? PALETTE[i % PALETTE.length] + '55' : undefined,
           spanGaps: false,
-          points: { show: false },
+          points: { size: 4 },
           value: (u, v) => fmt(v),
         })),
       ],

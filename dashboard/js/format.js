@@ -9,6 +9,7 @@ const SI = [
 function trim(v, digits) {
   if (!Number.isFinite(v)) return '–';
   const abs = Math.abs(v);
+  if (Number.isInteger(v)) return String(v);
   const d = abs >= 100 ? 0 : abs >= 10 ? 1 : digits;
   return v.toFixed(d);
 }
