@@ -41,3 +41,26 @@ fn bm25_hand_checked() {
     assert_eq!(hits[0].0, 1);
     assert!(ix.search("umbrella", 10, &|_| true).is_empty());
 }
+
+#[test]
+fn bm25_search_matches_the_dense_scores_and_leaves_no_state_behind() {
+    let words = ["red", "blue", "shoe", "hat", "lamp", "wool", "black", "classic"];
+    let docs: Vec<String> = (0..500usize)
+        .map(|i| (0..1 + i % 4).map(|j| words[(i * 7 + j * 3 + i / 5) % words.len()]).collect::<Vec<_>>().join(" "))
+        .collect();
+    let ix = Bm25Index::build(docs.iter().map(String::as_str));
+    let keep = |d: usize| !d.is_multiple_of(3);
+    for round in 0..2 {
+        for query in ["red shoe", "lamp", "black wool hat hat", "umbrella", "classic blue"] {
+            let scores = ix.scores(query);
+            let mut want: Vec<(u32, f32)> =
+                scores.iter().enumerate().filter(|(d, s)| **s > 0.0 && keep(*d)).map(|(d, s)| (d as u32, *s)).collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(40);
+            assert_eq!(ix.search(query, 40, &keep), want, "round {round}, query {query:?}");
+        }
+    }
+    // A smaller index on the same thread after a bigger one.
+    let small = Bm25Index::build(["red shoe", "blue hat"].into_iter());
+    assert_eq!(small.search("red", 5, &|_| true).iter().map(|h| h.0).collect::<Vec<_>>(), [0]);
+}
