@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod dashboard;
 mod grpc;
 mod observe;
 mod recommend;
