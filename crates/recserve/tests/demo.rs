@@ -13,17 +13,31 @@ fn ranker_successes(addr: &str) -> u64 {
     stats["model_stats"][0]["inference_stats"]["success"]["count"].as_u64().unwrap()
 }
 
+/// Kills the demo if the test fails before it stops it, so no server outlives a failed test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 #[test]
 fn demo_serves_the_bundled_shop_with_simulated_shoppers() {
     let cwd = tempfile::tempdir().unwrap();
-    let mut child = recserve()
-        .current_dir(cwd.path())
-        .args(["demo", "--http-port", "0", "--grpc-port", "0", "--data-dir", "state", "--traffic-rate", "40"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(
+        recserve()
+            .current_dir(cwd.path())
+            .args(["demo", "--http-port", "0", "--grpc-port", "0", "--data-dir", "state", "--traffic-rate", "40"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -70,10 +84,10 @@ fn demo_serves_the_bundled_shop_with_simulated_shoppers() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             assert!(status.success(), "demo exited with {status}");
             break;
         }
