@@ -228,3 +228,37 @@ async fn scenarios_are_listed() {
     let names: Vec<&str> = body["scenarios"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(names.contains(&"home_feed") && names.contains(&"search"), "{body}");
 }
+
+#[tokio::test]
+async fn tables_reload_and_a_bad_table_keeps_the_old_one() {
+    let copy = tempfile::tempdir().unwrap();
+    recserve_testkit::copy_dir(&recserve_testkit::shop_dir(), copy.path());
+    let state = recserve_testkit::shop_state_at(copy.path()).await;
+    let app = rest::router(state);
+    let (status, sizes) = post(&app, "/v1/tables/reload", "").await;
+    assert_eq!(status, StatusCode::OK, "{sizes}");
+    let users = sizes["users"].as_u64().unwrap();
+    assert!(users >= 10_000 && sizes["items"].as_u64().unwrap() >= 5_000, "{sizes}");
+
+    // A new shopper appended to the user table is known after the reload.
+    let table = copy.path().join("data/user_features.csv");
+    let text = std::fs::read_to_string(&table).unwrap();
+    let row = text.lines().nth(1).unwrap();
+    let (_, rest) = row.split_once(',').unwrap();
+    std::fs::write(&table, format!("{}\nNEWUSER1,{rest}\n", text.trim_end())).unwrap();
+    let body = json!({"scenario": "home_feed", "user_id": "NEWUSER1"});
+    assert_eq!(recommend(&app, body.clone()).await.1["cold_start"], true);
+    let (status, sizes) = post(&app, "/v1/tables/reload", "").await;
+    assert_eq!(status, StatusCode::OK, "{sizes}");
+    assert_eq!(sizes["users"].as_u64().unwrap(), users + 1);
+    assert_eq!(recommend(&app, body.clone()).await.1["cold_start"], false);
+
+    // A broken table is refused with the reason; the one in use stays.
+    std::fs::write(&table, "no,such,columns\n1,2,3\n").unwrap();
+    let (status, reply) = post(&app, "/v1/tables/reload", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("previous ones stay"), "{reply}");
+    let (status, reply) = recommend(&app, body).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["cold_start"], false, "the old table must still serve");
+}

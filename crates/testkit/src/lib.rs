@@ -91,8 +91,14 @@ pub fn shop_dir() -> PathBuf {
 /// Server state serving the e-commerce example: its model repository and its pipelines
 /// (`/v1/recommend`, `/v1/feedback`).
 pub async fn shop_state() -> AppState {
-    let registry = loaded_registry(&shop_dir().join("models")).await;
-    let config = shop_dir().join("pipelines.toml");
+    shop_state_at(&shop_dir()).await
+}
+
+/// As [`shop_state`], over a copy of the e-commerce example in `dir` (for tests that change
+/// its tables).
+pub async fn shop_state_at(dir: &Path) -> AppState {
+    let registry = loaded_registry(&dir.join("models")).await;
+    let config = dir.join("pipelines.toml");
     let pipelines = tokio::task::spawn_blocking(move || recserve_pipeline::Pipelines::load(&config))
         .await
         .expect("pipeline loader")

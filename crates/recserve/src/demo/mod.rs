@@ -33,6 +33,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let running = serve::start(settings).await?;
     let base = format!("http://{}", running.http_addr);
     eprintln!("recserve demo: the shop is open");
+    eprintln!("  dashboard        {base}/");
     eprintln!(
         "  recommendations  POST {base}/v1/recommend   {{\"scenario\": \"home_feed\", \"user_id\": \"U0000042\", \"k\": 10}}"
     );

@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/recommend", post(recommend))
         .route("/v1/feedback", post(feedback))
         .route("/v1/scenarios", get(scenarios))
+        .route("/v1/tables/reload", post(reload_tables))
         .route("/metrics", get(observe::metrics))
         .route("/api/v1/query", get(observe::query).post(observe::query))
         .route("/api/v1/query_range", get(observe::query_range).post(observe::query_range))
@@ -114,6 +115,19 @@ async fn feedback(
 
 async fn scenarios(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(json!({ "scenarios": shop_api(&state)?.pipelines().scenarios() })).into_response())
+}
+
+/// Re-reads the pipelines' user and item tables (and the item embeddings when they changed);
+/// on any error the tables in use stay.
+async fn reload_tables(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let shop = shop_api(&state)?.clone();
+    let pipelines = shop.pipelines().clone();
+    tokio::task::spawn_blocking(move || pipelines.reload_tables())
+        .await
+        .map_err(|e| ApiError::Internal(format!("table reload panicked: {e}")))?
+        .map_err(|e| ApiError::BadRequest(format!("tables not reloaded, the previous ones stay in use: {e}")))?;
+    let (users, items) = shop.pipelines().table_sizes();
+    Ok(Json(json!({ "users": users, "items": items })).into_response())
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
