@@ -58,6 +58,51 @@ impl instant_distance::Point for IpPoint {
     }
 }
 
+/// [`IpPoint`] for 32-dim embeddings (the demo's), stored inline: the graph's points then sit
+/// in one contiguous array (no pointer to chase per distance) and the dot product has a fixed
+/// length the compiler unrolls. Distances are most of the search's time (profile in
+/// BENCHMARKS.md, "Recommendation pipeline").
+#[derive(Clone)]
+struct IpPoint32 {
+    v: [f32; 32],
+    max_norm2: f32,
+}
+
+impl instant_distance::Point for IpPoint32 {
+    fn distance(&self, other: &Self) -> f32 {
+        (self.max_norm2 - dot32(&self.v, &other.v)).max(0.0)
+    }
+}
+
+/// Dot product of two 32-value arrays, eight independent accumulators.
+#[inline]
+fn dot32(a: &[f32; 32], b: &[f32; 32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7])
+}
+
+/// The HNSW graph, with inline points for the common dimension.
+enum Graph {
+    Dim32(HnswMap<IpPoint32, u32>),
+    Any(HnswMap<IpPoint, u32>),
+}
+
+/// Feeds the rows of `map`'s search for `q`, nearest first, to `f` until it returns false.
+fn walk<P: instant_distance::Point>(map: &HnswMap<P, u32>, q: &P, mut f: impl FnMut(usize) -> bool) {
+    SEARCH.with_borrow_mut(|search| {
+        for item in map.search(q, search) {
+            if !f(*item.value as usize) {
+                break;
+            }
+        }
+    });
+}
+
 thread_local! {
     static SEARCH: RefCell<Search> = RefCell::new(Search::default());
 }
@@ -67,7 +112,7 @@ thread_local! {
 pub struct ItemIndex {
     dim: usize,
     vectors: Vec<f32>,
-    map: Option<HnswMap<IpPoint, u32>>,
+    map: Option<Graph>,
     max_norm2: f32,
     params: AnnParams,
 }
@@ -99,11 +144,18 @@ impl ItemIndex {
         // Headroom so rounding in the dot product cannot push a distance below zero.
         let max_norm2 = max_norm2 * 1.001 + f32::MIN_POSITIVE;
         let map = (n > 0).then(|| {
-            let points: Vec<IpPoint> = vectors.chunks_exact(dim).map(|v| IpPoint { v: v.into(), max_norm2 }).collect();
-            Builder::default()
-                .ef_construction(params.ef_construction.max(1))
-                .ef_search(params.ef_search.max(1))
-                .build(points, (0..n as u32).collect())
+            let builder =
+                Builder::default().ef_construction(params.ef_construction.max(1)).ef_search(params.ef_search.max(1));
+            let rows = (0..n as u32).collect();
+            let inline: Option<Vec<IpPoint32>> =
+                vectors.chunks_exact(dim).map(|v| Some(IpPoint32 { v: v.try_into().ok()?, max_norm2 })).collect();
+            match inline {
+                Some(points) => Graph::Dim32(builder.build(points, rows)),
+                None => {
+                    let points = vectors.chunks_exact(dim).map(|v| IpPoint { v: v.into(), max_norm2 }).collect();
+                    Graph::Any(builder.build(points, rows))
+                }
+            }
         });
         Ok(ItemIndex { dim, vectors, map, max_norm2, params })
     }
@@ -145,19 +197,21 @@ impl ItemIndex {
         }
         let norm = dot(query, query).sqrt();
         let scale = if norm > 0.0 { self.max_norm2.sqrt() / norm } else { 1.0 };
-        let q = IpPoint { v: query.iter().map(|x| x * scale).collect(), max_norm2: self.max_norm2 };
+        let scaled: Vec<f32> = query.iter().map(|x| x * scale).collect();
         let mut out: Vec<(u32, f32)> = Vec::with_capacity(k);
-        SEARCH.with_borrow_mut(|search| {
-            for item in map.search(&q, search) {
-                let row = *item.value as usize;
-                if keep.is_none_or(|f| f(row)) {
-                    out.push((row as u32, self.score(query, row)));
-                    if out.len() == k {
-                        break;
-                    }
-                }
+        let take = |row: usize| {
+            if keep.is_none_or(|f| f(row)) {
+                out.push((row as u32, self.score(query, row)));
             }
-        });
+            out.len() < k
+        };
+        match map {
+            Graph::Dim32(map) => {
+                let Ok(v) = <[f32; 32]>::try_from(scaled.as_slice()) else { return Vec::new() };
+                walk(map, &IpPoint32 { v, max_norm2: self.max_norm2 }, take);
+            }
+            Graph::Any(map) => walk(map, &IpPoint { v: scaled.into(), max_norm2: self.max_norm2 }, take),
+        }
         if out.len() < k && keep.is_some() && self.len() > self.params.ef_search {
             // A selective filter left too few of the ef nearest: scan the accepted rows exactly.
             return self.exact(query, k, keep);
