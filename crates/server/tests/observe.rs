@@ -1,7 +1,8 @@
 //! Telemetry through the transports: one observation per V2 request (REST JSON, REST binary,
 //! gRPC) with exact counters, labels, stage and histogram counts in `/metrics`; batch and queue
 //! figures from the batcher; the Prometheus HTTP API on live data; `promtool check metrics` on
-//! the live exposition; and `/v1/recommend` observed once with the pipeline's stages.
+//! the live exposition and `promtool check config` on `deploy/prometheus/prometheus.yml`; and
+//! `/v1/recommend` observed once with the pipeline's stages.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -312,6 +313,32 @@ async fn promtool_accepts_the_live_metrics() {
     let out = child.wait_with_output().unwrap();
     let complaints = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && complaints.trim().is_empty(), "promtool check metrics complains:\n{complaints}");
+}
+
+/// `deploy/prometheus/prometheus.yml` is a valid Prometheus configuration (`promtool check
+/// config`, which also fails on a `rule_files` entry naming a missing file) scraping `/metrics`
+/// as job `recserve` every 5 s.
+#[test]
+fn promtool_accepts_the_deploy_scrape_config() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/prometheus.yml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for needle in ["job_name: recserve", "metrics_path: /metrics", "scrape_interval: 5s"] {
+        assert!(text.contains(needle), "{} lacks `{needle}`", config.display());
+    }
+    let out = match std::process::Command::new("promtool").arg("check").arg("config").arg(&config).output() {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var("RECSERVE_REQUIRE_PROMTOOL").as_deref() != Ok("1"),
+                "promtool is required (RECSERVE_REQUIRE_PROMTOOL=1) but cannot run: {e}"
+            );
+            eprintln!("SKIPPED: promtool not found (apt-get install prometheus)");
+            return;
+        }
+    };
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check config rejects {}:\n{said}", config.display());
+    assert!(said.contains("SUCCESS"), "{said}");
 }
 
 #[tokio::test]
