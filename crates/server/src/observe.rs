@@ -1,6 +1,7 @@
 //! Telemetry of the transports: the one observation each client request produces, the batch and
 //! queue hooks of every loaded version, the per-model memory refresh, and the observability
-//! endpoints (`/metrics`, the Prometheus HTTP API under `/api/v1`, `/api/v1/bottleneck`).
+//! endpoints (`/metrics`, the Prometheus HTTP API under `/api/v1`, `/api/v1/bottleneck`,
+//! `/api/v1/percentiles`).
 //!
 //! One observation per client request, taken by the transport that received it:
 //! - V2 inference (REST JSON, REST binary, gRPC): labels `model`, `version` = the version that
@@ -288,7 +289,14 @@ pub async fn label_values(
 /// error ratio over the window (default 60 s).
 pub async fn bottleneck(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let t = telemetry_of(&state)?;
-    let pairs = form_pairs(q.as_deref(), &[]);
+    let window = window_param(q.as_deref())?;
+    let report = recserve_telemetry::analysis::bottleneck(&t.store, recserve_telemetry::store::now_ms(), window);
+    Ok(axum::Json(report).into_response())
+}
+
+/// The `window` query parameter (a positive Prometheus duration; default 60 s).
+fn window_param(q: Option<&str>) -> Result<Duration, ApiError> {
+    let pairs = form_pairs(q, &[]);
     let window_ms = match pairs.iter().rev().find(|(k, _)| k == "window") {
         None => 60_000,
         Some((_, v)) => api::parse_duration(v)
@@ -296,7 +304,15 @@ pub async fn bottleneck(State(state): State<AppState>, RawQuery(q): RawQuery) ->
             .filter(|ms| *ms > 0)
             .ok_or_else(|| ApiError::BadRequest(format!("invalid parameter \"window\": '{v}' is not a duration")))?,
     };
-    let window = Duration::from_millis(u64::try_from(window_ms).unwrap_or(60_000));
-    let report = recserve_telemetry::analysis::bottleneck(&t.store, recserve_telemetry::store::now_ms(), window);
-    Ok(axum::Json(report).into_response())
+    Ok(Duration::from_millis(u64::try_from(window_ms).unwrap_or(60_000)))
+}
+
+/// `GET /api/v1/percentiles?window=60s`: per model/version/pipeline, the exact p50, p95, p99 and
+/// max latency (seconds) from the mergeable hdrhistogram window beside Prometheus'
+/// `histogram_quantile` estimate from the latency buckets over the window (default 60 s).
+pub async fn percentiles(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let t = telemetry_of(&state)?;
+    let window = window_param(q.as_deref())?;
+    let now = recserve_telemetry::store::now_ms();
+    Ok(axum::Json(recserve_telemetry::percentiles::percentiles(&t.serving, &t.store, now, window)).into_response())
 }

@@ -315,6 +315,46 @@ async fn promtool_accepts_the_live_metrics() {
     assert!(out.status.success() && complaints.trim().is_empty(), "promtool check metrics complains:\n{complaints}");
 }
 
+/// `/api/v1/percentiles`: the exact p50/max of known latencies (recorded through the server's
+/// telemetry), the estimate beside them, a stable shape, and 400 on a bad window.
+#[tokio::test]
+async fn percentiles_endpoint_reports_exact_latencies_beside_the_bucket_estimate() {
+    let repo = repository_with(&["mlp"]);
+    let state = AppState::new(loaded_registry(repo.path()).await);
+    let telemetry = state.telemetry.clone().unwrap();
+    let target = telemetry.serving.target("ranker", "3", "home").unwrap();
+    let t0 = now_ms();
+    telemetry.store.scrape(&telemetry.registry, t0 - 10_000);
+    for ms in [4u64, 8, 12, 16, 20] {
+        target.start().finish_with_duration(recserve_telemetry::Outcome::Ok, std::time::Duration::from_millis(ms));
+    }
+    telemetry.store.scrape(&telemetry.registry, t0 - 5_000);
+    let app = rest::router(state.clone());
+    let (status, v) = get_json(&app, "/api/v1/percentiles?window=60s").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["window_seconds"], 60.0);
+    let row = v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["model"] == "ranker" && t["version"] == "3" && t["pipeline"] == "home")
+        .unwrap_or_else(|| panic!("no ranker row: {v}"));
+    assert_eq!(row["count"], 5);
+    let near = |x: &Value, want: f64| (x.as_f64().unwrap() - want).abs() <= want * 1e-3;
+    assert!(near(&row["exact"]["p50"], 0.012), "{row}");
+    assert!(near(&row["exact"]["max"], 0.020), "{row}");
+    for q in ["p50", "p95", "p99", "max"] {
+        assert!(row["exact"][q].is_f64(), "{row}");
+        assert!(row["bucket_estimate"][q].is_f64(), "{row}");
+    }
+    let (status, _) = get_json(&app, "/api/v1/percentiles").await;
+    assert_eq!(status, StatusCode::OK);
+    for bad in ["soon", "0s", "-5s"] {
+        let (status, _) = get_json(&app, &format!("/api/v1/percentiles?window={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "window={bad}");
+    }
+}
+
 /// `deploy/prometheus/prometheus.yml` is a valid Prometheus configuration (`promtool check
 /// config`, which also fails on a `rule_files` entry naming a missing file) scraping `/metrics`
 /// as job `recserve` every 5 s.

@@ -35,6 +35,7 @@ pub mod error;
 pub mod exposition;
 pub mod labels;
 pub mod metrics;
+pub mod percentiles;
 pub mod process;
 pub mod promql;
 pub mod sampler;
@@ -49,7 +50,7 @@ pub use error::{MetricsError, QueryError, StoreError, TelemetryError};
 pub use labels::{LabelSet, Outcome, Stage};
 pub use metrics::Registry;
 pub use sampler::BackgroundHandle;
-pub use serving::{ModelTarget, NO_PIPELINE, RequestObservation, ServingMetrics, ServingMetricsConfig};
+pub use serving::{ModelTarget, NO_PIPELINE, RequestObservation, ServingMetrics, ServingMetricsConfig, WindowSummary};
 pub use store::{SeriesStore, StoreConfig};
 
 /// Settings of [`Telemetry`].

@@ -162,6 +162,15 @@ impl ServingMetrics {
         Ok(targets.entry(key).or_insert(target).clone())
     }
 
+    /// Every target resolved so far, sorted by (model, version, pipeline).
+    pub fn targets(&self) -> Vec<Arc<ModelTarget>> {
+        let targets = self.targets.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<Arc<ModelTarget>> = targets.values().cloned().collect();
+        all.sort_by(|a, b| a.labels().cmp(&b.labels()));
+        all.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        all
+    }
+
     /// Number of distinct model names registered (for tests and the dashboard).
     pub fn registered_models(&self) -> usize {
         self.models.len()
@@ -220,6 +229,17 @@ impl ModelTarget {
     /// Exact end-to-end latency quantile (0–1) over the recent window, when a window is kept.
     pub fn window_quantile(&self, q: f64) -> Option<Duration> {
         self.window.as_ref()?.quantile(q)
+    }
+
+    /// Exact end-to-end latency summary (count, p50, p95, p99, max) over the recent window, when
+    /// a window is kept (`count` 0 and no quantiles when nothing was recorded in it).
+    pub fn window_summary(&self) -> Option<WindowSummary> {
+        self.window.as_ref().map(LatencyWindow::summary)
+    }
+
+    /// Length of the exact-percentile window (the summary covers one to two of these).
+    pub fn window_period(&self) -> Option<Duration> {
+        self.window.as_ref().map(|w| w.period)
     }
 
     /// The label values actually used (after the caps).
@@ -292,6 +312,21 @@ impl Drop for RequestObservation {
     }
 }
 
+/// Exact latencies of one [`LatencyWindow`] (all `None` when the window is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowSummary {
+    /// Requests recorded in the window.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<Duration>,
+    /// 95th percentile.
+    pub p95: Option<Duration>,
+    /// 99th percentile.
+    pub p99: Option<Duration>,
+    /// Largest latency.
+    pub max: Option<Duration>,
+}
+
 /// Exact latency percentiles over the last one to two window lengths (two rotating hdrhistograms,
 /// microsecond resolution, 3 significant digits). Recording takes a short uncontended lock.
 #[derive(Debug)]
@@ -333,6 +368,31 @@ impl LatencyWindow {
         if let Some(h) = st.current.as_mut() {
             let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
             h.saturating_record(us);
+        }
+    }
+
+    fn merged(&self) -> Option<Hdr<u64>> {
+        let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.rotate(&mut st);
+        let mut merged = st.current.clone()?;
+        if let Some(p) = &st.previous {
+            merged.add(p).ok()?;
+        }
+        Some(merged)
+    }
+
+    /// Count, p50, p95, p99 and max over the current and previous window (one merge).
+    pub fn summary(&self) -> WindowSummary {
+        let Some(h) = self.merged().filter(|h| !h.is_empty()) else {
+            return WindowSummary::default();
+        };
+        let at = |q: f64| Some(Duration::from_micros(h.value_at_quantile(q)));
+        WindowSummary {
+            count: h.len(),
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: Some(Duration::from_micros(h.max())),
         }
     }
 

@@ -4,6 +4,7 @@
 mod analysis;
 mod api;
 mod exposition;
+mod percentiles;
 mod promql;
 mod serving;
 mod store;

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/labels", get(observe::labels).post(observe::labels))
         .route("/api/v1/label/{name}/values", get(observe::label_values))
         .route("/api/v1/bottleneck", get(observe::bottleneck))
+        .route("/api/v1/percentiles", get(observe::percentiles))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
