@@ -44,6 +44,11 @@ export async function bottleneck() {
   return json(await fetch('/api/v1/bottleneck'));
 }
 
+/** `/api/v1/percentiles`: exact p50/p95/p99/max per target beside the bucket estimate. */
+export async function percentiles(window = '60s') {
+  return json(await fetch(`/api/v1/percentiles?window=${encodeURIComponent(window)}`));
+}
+
 export async function repositoryIndex() {
   return json(await fetch('/v2/repository/index', { method: 'POST', body: '{}' }));
 }

@@ -121,6 +121,25 @@ async function instant(sectionId, panelId, by) {
   return new Map(result.map((r) => [key(r.metric, by), Number(r.value[1])]));
 }
 
+// ---- exact percentiles vs bucket estimate --------------------------------------------------
+
+async function drawPercentiles() {
+  const report = await api.percentiles('60s');
+  const exactWin = report.exact_window_seconds == null ? 'n/a' : `${Math.round(report.exact_window_seconds)}–${Math.round(2 * report.exact_window_seconds)} s`;
+  $('#percentiles-window').textContent = `estimate: last ${Math.round(report.window_seconds)} s; exact: last ${exactWin}`;
+  const body = $('#percentiles-table tbody');
+  body.textContent = '';
+  for (const t of (report.targets || []).filter((t) => t.count > 0)) {
+    const tr = document.createElement('tr');
+    tr.append(td(t.model), td(t.version), td(t.pipeline), td(String(t.count), 'num'));
+    for (const q of ['p50', 'p95', 'p99', 'max']) {
+      const e = t.bucket_estimate[q];
+      tr.append(td(seconds(t.exact[q]), 'num'), td(e == null ? '–' : seconds(e), 'num'));
+    }
+    body.append(tr);
+  }
+}
+
 // ---- bottleneck ---------------------------------------------------------------------------
 
 async function drawBottleneck() {
@@ -329,6 +348,7 @@ async function refresh() {
   const sections = (el.dataset.sections || '').split(' ').filter(Boolean);
   const jobs = [];
   if (sections.length) jobs.push(drawSections(sections));
+  if (page === 'overview') jobs.push(drawPercentiles());
   if (page === 'stages') jobs.push(drawBottleneck());
   if (page === 'models') jobs.push(drawModels());
   if (page === 'pipelines') jobs.push(drawPipelines());

@@ -185,6 +185,19 @@ async function main() {
       // Three latency series: p50, p95, p99.
       const series = await page.$eval('.panel[data-panel="latency"]', (c) => Number(c.dataset.series));
       assert.equal(series, 3, 'latency panel draws p50, p95 and p99');
+      // Exact percentiles (hdrhistogram) beside the bucket estimate: rows with numbers.
+      await page.waitForFunction(() => document.querySelectorAll('#percentiles-table tbody tr').length >= 1, null, {
+        timeout: 15_000,
+      });
+      const rows = await page.$$eval('#percentiles-table tbody tr', (trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((c) => c.textContent)),
+      );
+      for (const r of rows) {
+        assert.equal(r.length, 12, `percentile row: ${r}`);
+        assert.match(r[3], /^\d+$/, `request count: ${r}`);
+        for (const i of [4, 6, 8, 10]) assert.match(r[i], /^\d+(\.\d+)? (µs|ms|s)$/, `exact percentile: ${r}`);
+      }
+      log('percentiles:', JSON.stringify(rows));
       await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
     });
 
