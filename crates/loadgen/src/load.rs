@@ -162,6 +162,31 @@ impl WorkerStats {
         })
     }
 
+    /// Counts one finished request in the shared progress counters and, when it is measured
+    /// (`Some((end, latency))`), records its latency or its error.
+    fn finish(
+        &mut self,
+        completed: &AtomicU64,
+        failed: &AtomicU64,
+        outcome: Outcome,
+        measured: Option<(Instant, Duration)>,
+    ) {
+        completed.fetch_add(1, Ordering::Relaxed);
+        if !matches!(outcome, Outcome::Ok) {
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some((end, latency)) = measured else { return };
+        self.last_end = Some(end);
+        match outcome {
+            Outcome::Ok => {
+                self.ok += 1;
+                record_latency(&mut self.latency_us, latency);
+            }
+            Outcome::Status(status, message) => self.record_error(Some(status.as_u16()), message),
+            Outcome::Transport(message) => self.record_error(None, message),
+        }
+    }
+
     fn record_error(&mut self, status: Option<u16>, message: String) {
         self.errors += 1;
         let key = if self.error_kinds.len() < MAX_ERROR_KINDS_PER_WORKER
@@ -316,21 +341,7 @@ async fn worker(shared: Arc<Shared>, mut stats: WorkerStats, first: u64) -> Work
         let outcome = attempt(&mut conn, &shared.endpoint, &shared.template, shared.timeout, body).await;
         let end = Instant::now();
 
-        shared.completed.fetch_add(1, Ordering::Relaxed);
-        if !matches!(outcome, Outcome::Ok) {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        if measured {
-            stats.last_end = Some(end);
-            match outcome {
-                Outcome::Ok => {
-                    stats.ok += 1;
-                    record_latency(&mut stats.latency_us, end.duration_since(start));
-                }
-                Outcome::Status(status, message) => stats.record_error(Some(status.as_u16()), message),
-                Outcome::Transport(message) => stats.record_error(None, message),
-            }
-        }
+        stats.finish(&shared.completed, &shared.failed, outcome, measured.then(|| (end, end.duration_since(start))));
     }
     stats
 }
@@ -499,22 +510,15 @@ async fn open_worker(shared: Arc<OpenShared>, mut stats: WorkerStats, ready: Arc
         let outcome = attempt(&mut conn, &shared.endpoint, &shared.template, shared.timeout, i).await;
         let end = Instant::now();
 
-        shared.completed.fetch_add(1, Ordering::Relaxed);
-        if !matches!(outcome, Outcome::Ok) {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-        }
         if measured {
-            stats.last_end = Some(end);
             record_latency(&mut stats.lag_us, sent.saturating_duration_since(scheduled));
-            match outcome {
-                Outcome::Ok => {
-                    stats.ok += 1;
-                    record_latency(&mut stats.latency_us, end.saturating_duration_since(scheduled));
-                }
-                Outcome::Status(status, message) => stats.record_error(Some(status.as_u16()), message),
-                Outcome::Transport(message) => stats.record_error(None, message),
-            }
         }
+        stats.finish(
+            &shared.completed,
+            &shared.failed,
+            outcome,
+            measured.then(|| (end, end.saturating_duration_since(scheduled))),
+        );
     }
     stats
 }

@@ -5,7 +5,7 @@
 //! `/api/v1/bottleneck?window=60s` returns the bottleneck analysis as JSON.
 //!
 //! A real Prometheus scraping `/metrics` and this store answer the same queries, so a script can
-//! compare them (`tests/telemetry/compare_prometheus.sh`).
+//! compare them by hand (CI compares against the real server: `tests/telemetry/compare_recserve.sh`).
 //!
 //! ```sh
 //! EXPOSE_ADDR=127.0.0.1:9185 cargo run -p recserve-telemetry --example expose
