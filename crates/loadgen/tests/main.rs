@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod open_loop;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

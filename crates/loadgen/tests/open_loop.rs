@@ -3,10 +3,9 @@
 //! serves `/v1/scenarios` and `/v1/recommend` and records the bodies it received. Request counts
 //! are exact (the schedule sends rate × duration requests); no timing assertions.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::{Arc, Mutex};
 
+use super::{Cli, parse};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,18 +15,6 @@ use axum::routing::{get, post};
 use clap::{CommandFactory, Parser};
 use recserve_loadgen::{BenchArgs, LoadgenError};
 use serde_json::{Value, json};
-
-#[derive(Debug, Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchArgs,
-}
-
-fn parse(args: &[&str]) -> BenchArgs {
-    let mut argv = vec!["bench"];
-    argv.extend_from_slice(args);
-    Cli::try_parse_from(argv).expect("arguments parse").bench
-}
 
 fn rejected(args: &[&str]) -> bool {
     let mut argv = vec!["bench"];
