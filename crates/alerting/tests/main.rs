@@ -1,0 +1,2 @@
+//! Tests of recserve-alerting.
+#![allow(clippy::unwrap_used)]
