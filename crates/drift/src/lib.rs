@@ -3,7 +3,7 @@
 //! stability index (PSI) and the Jensen–Shannon distance, with a verdict only above a minimum
 //! sample size.
 //!
-//! - [`reference`]: [`ReferenceStats`], the `reference_stats.json` format shipped with a model
+//! - [`reference`](mod@reference): [`ReferenceStats`], the `reference_stats.json` format shipped with a model
 //!   (numeric features in fixed bins, categorical ones by category, the score), with validation.
 //! - [`capture`]: [`ReferenceCapture`], freezing the first N requests into reference statistics
 //!   for a model shipped without them.
@@ -13,7 +13,9 @@
 //!
 //! # Defaults
 //!
-//! Window 10 minutes in 10 one-minute sub-buckets; minimum sample size 100; verdicts
+//! Window 10 minutes in 10 one-minute sub-buckets; minimum sample size 100 and at least 50 per
+//! non-empty reference bucket (500 for a 10-bin feature: below that, sampling noise alone crosses
+//! the thresholds, see [`DriftConfig::min_samples_per_bucket`]); verdicts
 //! `Significant` at PSI ≥ 0.2, `Moderate` at PSI ≥ 0.1 or JS ≥ 0.1, otherwise `Ok` (REFERENCE
 //! "Drift defaults"); capture of the first 1000 requests when there is no reference file.
 //!

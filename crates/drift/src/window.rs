@@ -21,6 +21,13 @@ pub(crate) struct Totals {
     pub invalid: u64,
 }
 
+impl Totals {
+    /// Zero counts over `buckets` buckets.
+    pub(crate) fn new(buckets: usize) -> Self {
+        Self { counts: vec![0; buckets], missing: 0, invalid: 0 }
+    }
+}
+
 #[derive(Debug)]
 struct SubBucket {
     /// Which slice of time (`t_ms / slice_ms`) the counts belong to; `None` before first use.
@@ -84,12 +91,11 @@ impl Window {
         }
     }
 
-    /// Sum of the slices inside the window ending at slice `epoch`.
-    pub(crate) fn totals(&self, epoch: u64) -> Totals {
+    /// Adds the slices inside the window ending at slice `epoch` to `totals` (which has as many
+    /// buckets as this window).
+    pub(crate) fn add_to(&self, epoch: u64, totals: &mut Totals) {
         let len = self.ring.len() as u64;
         let first = epoch.saturating_sub(len - 1);
-        let buckets = self.ring.first().map_or(0, |s| s.counts.len());
-        let mut totals = Totals { counts: vec![0; buckets], missing: 0, invalid: 0 };
         for sub in &self.ring {
             if sub.epoch.is_some_and(|e| e >= first && e <= epoch) {
                 for (t, c) in totals.counts.iter_mut().zip(&sub.counts) {
@@ -99,6 +105,5 @@ impl Window {
                 totals.invalid += sub.invalid;
             }
         }
-        totals
     }
 }

@@ -22,8 +22,10 @@ fn monitor(config: DriftConfig) -> DriftMonitor {
     DriftMonitor::new(reference, config).expect("config")
 }
 
+/// A plain minimum of 100 observations (no per-bucket rule), so small hand-made histograms get
+/// a verdict.
 fn small_sample_config() -> DriftConfig {
-    DriftConfig { min_samples: 100, ..DriftConfig::default() }
+    DriftConfig { min_samples: 100, min_samples_per_bucket: 0, ..DriftConfig::default() }
 }
 
 /// Records `n` values of `x` spread like the reference: 1 in 4 below 0, 2 in 4 in [0, 1),
@@ -39,6 +41,7 @@ fn record_matching(monitor: &DriftMonitor, t_ms: u64, n: usize) {
 fn defaults() {
     let config = DriftConfig::default();
     assert_eq!((config.window_ms, config.sub_buckets), (600_000, 10));
+    assert_eq!((config.min_samples, config.min_samples_per_bucket), (100, 50));
     assert_eq!(config.capture_requests, 1000);
     assert_eq!(config.thresholds, Thresholds { psi_moderate: 0.1, psi_significant: 0.2, js_moderate: 0.1 });
 }
@@ -131,7 +134,7 @@ fn numeric_missing_nan_and_wrong_kind_stay_outside_the_histogram() {
 
 #[test]
 fn minimum_sample_size() {
-    let config = DriftConfig { min_samples: 40, ..DriftConfig::default() };
+    let config = DriftConfig { min_samples: 40, min_samples_per_bucket: 0, ..DriftConfig::default() };
     let m = monitor(config);
     // Every value in the first bin: massive drift, but no verdict on 39 observations.
     for _ in 0..39 {
@@ -141,7 +144,7 @@ fn minimum_sample_size() {
     assert_eq!((x.n, x.psi, x.js, x.verdict), (39, None, None, Verdict::InsufficientData));
     m.record_at(0, &[("x", FeatureValue::Numeric(-3.0))], &[]);
     let x = feature(&m.snapshot_at(0), "x").clone();
-    assert_eq!(x.n, 40);
+    assert_eq!((x.n, x.min_samples), (40, 40));
     assert_eq!(x.verdict, Verdict::Significant);
     assert!(x.psi.is_some() && x.js.is_some());
 }
@@ -253,4 +256,35 @@ fn records_from_several_threads() {
     assert_eq!(snap.score.as_ref().map(|s| s.n), Some(40_000));
     assert!(feature(&snap, "x").psi.expect("psi") < 1e-12);
     assert!(feature(&snap, "c").psi.expect("psi") < 1e-12);
+}
+
+#[test]
+fn minimum_sample_size_scales_with_the_reference_buckets() {
+    // Default rule: max(100, 50 × non-empty reference buckets).
+    let reference = ReferenceStats::from_json(
+        r#"{"version": 1, "features": {
+            "x": {"kind": "numeric", "bins": [null, 1, 2, 3, 4, null], "counts": [10, 10, 0, 10, 10]},
+            "c": {"kind": "categorical", "counts": {"a": 1}, "missing": 0},
+            "m": {"kind": "categorical", "counts": {"a": 5, "b": 5}, "missing": 1}}}"#,
+    )
+    .expect("reference");
+    let m = DriftMonitor::new(reference, DriftConfig::default()).expect("monitor");
+    let mut values = Vec::new();
+    for i in 0..199 {
+        values.clear();
+        values.push(("x", FeatureValue::Numeric([0.5, 1.5, 3.5, 4.5][i % 4])));
+        values.push(("c", FeatureValue::Categorical("a")));
+        m.record_at(0, &values, &[]);
+    }
+    let snap = m.snapshot_at(0);
+    // x: 4 non-empty bins → 200; c: one category → the floor of 100; m: a, b and missing → 150.
+    let x = feature(&snap, "x");
+    assert_eq!((x.n, x.min_samples, x.verdict), (199, 200, Verdict::InsufficientData));
+    assert_eq!(x.psi, None);
+    let c = feature(&snap, "c");
+    assert_eq!((c.n, c.min_samples, c.verdict), (199, 100, Verdict::Ok));
+    assert_eq!(feature(&snap, "m").min_samples, 150);
+    m.record_at(0, &[("x", FeatureValue::Numeric(0.5))], &[]);
+    let x = feature(&m.snapshot_at(0), "x").clone();
+    assert_eq!((x.n, x.verdict), (200, Verdict::Ok));
 }
