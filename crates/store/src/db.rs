@@ -1,0 +1,243 @@
+//! [`Store`]: the connection pool of either backend, schema migrations, size on disk, and the
+//! `with_pool!` macro the other modules use to run the same SQL on both backends (the SQL is
+//! shared; the macro type-checks the code once per backend).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::ConnectOptions;
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::{Backend, Retention, StoreConfig, Target};
+use crate::error::StoreError;
+
+/// Migrations of the SQLite dialect.
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+/// Migrations of the MySQL/MariaDB dialect (same versions as [`SQLITE_MIGRATIONS`]).
+pub static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// How long opening waits for a MySQL server to answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an SQLite statement waits for a lock held by another connection.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Migrations of SQLite databases in this process run one at a time (two pools opening the same
+/// file at once, e.g. the store and the series persistence, would otherwise both apply them).
+/// A tokio mutex works from any runtime.
+static SQLITE_MIGRATE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The pool of one backend.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+}
+
+/// Runs `$body` with `$p` bound to the backend's pool (`&SqlitePool` or `&MySqlPool`).
+macro_rules! with_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite($p) => $body,
+            $crate::db::Pool::MySql($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Pool sizes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolSize {
+    pub sqlite: u32,
+    pub mysql: u32,
+}
+
+impl PoolSize {
+    pub(crate) const MAIN: PoolSize = PoolSize { sqlite: 4, mysql: 8 };
+    pub(crate) const SMALL: PoolSize = PoolSize { sqlite: 1, mysql: 2 };
+}
+
+struct Inner {
+    pool: Pool,
+    target: Target,
+    describe: String,
+    retention: Retention,
+}
+
+/// The store: a cheap-to-clone handle on the pool.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("db", &self.inner.describe).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects (creating the SQLite file and its directory when needed) and runs the migrations.
+    #[tracing::instrument(skip_all, fields(url = config.url.as_deref().map(crate::config::redact_url)))]
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        Self::open_sized(config, PoolSize::MAIN).await
+    }
+
+    pub(crate) async fn open_sized(config: &StoreConfig, size: PoolSize) -> Result<Store, StoreError> {
+        let target = Target::resolve(config)?;
+        let describe = target.describe();
+        let pool = match &target {
+            Target::Sqlite { path, options } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+                }
+                let options = options
+                    .clone()
+                    .create_if_missing(true)
+                    // auto_vacuum is applied before journal_mode and before any table exists.
+                    .auto_vacuum(SqliteAutoVacuum::Incremental)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // In WAL mode NORMAL loses nothing committed when the process dies; only an
+                    // OS crash or power loss can cost the last transactions.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .statement_cache_capacity(256)
+                    .pragma("temp_store", "MEMORY")
+                    .pragma("cache_size", "-16384");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(size.sqlite)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::Connect { target: describe.clone(), source })?;
+                let _guard = SQLITE_MIGRATE_LOCK.lock().await;
+                SQLITE_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|source| StoreError::Migrate { target: describe.clone(), source })?;
+                Pool::Sqlite(pool)
+            }
+            Target::MySql { options, .. } => {
+                let options = options.clone().charset("utf8mb4").statement_cache_capacity(256);
+                // One direct connection first: fails fast with the server's own error (refused,
+                // access denied, unknown database) instead of the pool's retry loop.
+                let probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+                    .await
+                    .map_err(|_| StoreError::ConnectTimeout {
+                        target: describe.clone(),
+                        seconds: CONNECT_TIMEOUT.as_secs(),
+                    })?
+                    .map_err(|source| StoreError::Connect { target: describe.clone(), source })?;
+                let _ = sqlx::Connection::close(probe).await;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(size.mysql)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::Connect { target: describe.clone(), source })?;
+                MYSQL_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(|source| StoreError::Migrate { target: describe.clone(), source })?;
+                Pool::MySql(pool)
+            }
+        };
+        tracing::info!(store = %describe, "store open");
+        Ok(Store { inner: Arc::new(Inner { pool, target, describe, retention: config.retention.clone() }) })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.inner.target.backend()
+    }
+
+    /// "sqlite /path/recserve.db" or "mysql host:port/db" (never a password).
+    pub fn describe(&self) -> String {
+        self.inner.describe.clone()
+    }
+
+    /// The SQLite file, `None` for MySQL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.inner.target.sqlite_path().map(Path::to_path_buf)
+    }
+
+    /// The configured retention.
+    pub fn retention(&self) -> &Retention {
+        &self.inner.retention
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// A query error naming this store.
+    pub(crate) fn err(&self, what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError::Query { target: self.inner.describe.clone(), what, source }
+    }
+
+    /// Bytes the store takes: SQLite, the database file plus its WAL; MySQL, data and indexes
+    /// of the database's tables (InnoDB's statistics, refreshed by [`Store::analyze`]).
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        match self.pool() {
+            Pool::Sqlite(_) => {
+                let path = self.inner.target.sqlite_path().map(Path::to_path_buf).unwrap_or_default();
+                let mut total = 0;
+                for p in [path.clone(), sidecar(&path, "-wal")] {
+                    match tokio::fs::metadata(&p).await {
+                        Ok(m) => total += m.len(),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(source) => return Err(StoreError::Io { path: p, source }),
+                    }
+                }
+                Ok(total)
+            }
+            Pool::MySql(p) => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS SIGNED) \
+                     FROM information_schema.tables WHERE table_schema = DATABASE()",
+                )
+                .fetch_one(p)
+                .await
+                .map_err(self.err("reading the table sizes"))?;
+                Ok(n.max(0) as u64)
+            }
+        }
+    }
+
+    /// MySQL: refreshes the table statistics [`Store::size_bytes`] reads. SQLite: nothing.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if let Pool::MySql(p) = self.pool() {
+            sqlx::query("ANALYZE TABLE request_log, service_log, series, series_samples")
+                .execute(p)
+                .await
+                .map_err(self.err("ANALYZE TABLE"))?;
+        }
+        Ok(())
+    }
+
+    /// Numbers of (request, service) log records stored.
+    pub async fn count_logs(&self) -> Result<(u64, u64), StoreError> {
+        let (r, s): (i64, i64) = with_pool!(self.pool(), p => sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM request_log), (SELECT COUNT(*) FROM service_log)"
+        ).fetch_one(p).await)
+        .map_err(self.err("counting log records"))?;
+        Ok((r.max(0) as u64, s.max(0) as u64))
+    }
+
+    /// Closes the pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        with_pool!(self.pool(), p => p.close().await);
+    }
+}
+
+/// `<path><suffix>`, e.g. the `-wal` file next to an SQLite database.
+pub(crate) fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}

@@ -1,0 +1,208 @@
+//! Log retention: records older than [`Retention::max_age`](crate::Retention) are deleted, then
+//! the oldest records of both logs (in proportion to their row counts) until the store's used
+//! space is under `max_bytes`; the freed space is given back to the file system (SQLite:
+//! `incremental_vacuum` and a truncating WAL checkpoint; MySQL: `OPTIMIZE TABLE`).
+//! Deletes run in chunks so no transaction grows large.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use crate::db::{Pool, Store, with_pool};
+use crate::error::StoreError;
+
+/// What one retention pass did.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Request log records deleted.
+    pub deleted_requests: u64,
+    /// Service log records deleted.
+    pub deleted_service: u64,
+    /// [`Store::size_bytes`] before.
+    pub bytes_before: u64,
+    /// [`Store::size_bytes`] after.
+    pub bytes_after: u64,
+}
+
+/// Rows per DELETE statement.
+const DELETE_CHUNK: i64 = 5000;
+/// Size passes at most (each deletes a share computed from the measured excess).
+const MAX_SIZE_PASSES: usize = 8;
+/// A size pass aims this far under `max_bytes`, so the next writes do not cross it at once.
+const SIZE_TARGET: f64 = 0.9;
+
+#[derive(Clone, Copy)]
+enum Log {
+    Requests,
+    Service,
+}
+
+impl Log {
+    fn table(self) -> &'static str {
+        match self {
+            Log::Requests => "request_log",
+            Log::Service => "service_log",
+        }
+    }
+}
+
+impl Store {
+    /// Applies the configured retention now.
+    #[tracing::instrument(skip_all, fields(store = %self.describe()))]
+    pub async fn enforce_retention(&self) -> Result<RetentionReport, StoreError> {
+        let retention = self.retention().clone();
+        self.analyze().await?;
+        let bytes_before = self.size_bytes().await?;
+        let mut report = RetentionReport { bytes_before, bytes_after: bytes_before, ..Default::default() };
+        if let Some(max_age) = retention.max_age {
+            let cutoff = now_ms() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+            report.deleted_requests += self.delete_older(Log::Requests, cutoff).await?;
+            report.deleted_service += self.delete_older(Log::Service, cutoff).await?;
+        }
+        if let Some(max_bytes) = retention.max_bytes {
+            for _ in 0..MAX_SIZE_PASSES {
+                let used = self.used_bytes(report.deleted_requests + report.deleted_service > 0).await?;
+                if used <= max_bytes {
+                    break;
+                }
+                let requests = self.count(Log::Requests).await?;
+                let service = self.count(Log::Service).await?;
+                if requests + service == 0 {
+                    tracing::warn!(used, max_bytes, "the store is over its size limit with no log records left to delete");
+                    break;
+                }
+                let share = ((used as f64 - max_bytes as f64 * SIZE_TARGET) / used as f64).clamp(0.01, 1.0);
+                let take = |n: u64| ((n as f64 * share).ceil() as u64).min(n);
+                report.deleted_requests += self.delete_oldest(Log::Requests, take(requests)).await?;
+                report.deleted_service += self.delete_oldest(Log::Service, take(service)).await?;
+            }
+        }
+        if report.deleted_requests + report.deleted_service > 0 {
+            self.give_space_back().await?;
+        }
+        self.analyze().await?;
+        report.bytes_after = self.size_bytes().await?;
+        if report.deleted_requests + report.deleted_service > 0 {
+            tracing::info!(
+                deleted_requests = report.deleted_requests,
+                deleted_service = report.deleted_service,
+                bytes_before = report.bytes_before,
+                bytes_after = report.bytes_after,
+                "log retention"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Runs [`Store::enforce_retention`] every `every` on the current runtime; errors are logged.
+    pub fn start_retention(&self, every: Duration) -> JoinHandle<()> {
+        let store = self.clone();
+        let every = every.max(Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(err) = store.enforce_retention().await {
+                    tracing::warn!(%err, "log retention failed");
+                }
+            }
+        })
+    }
+
+    /// Bytes in use: SQLite, pages minus free pages; MySQL, data and indexes (after
+    /// `OPTIMIZE TABLE` when rows were deleted, since InnoDB keeps freed pages until then).
+    async fn used_bytes(&self, deleted: bool) -> Result<u64, StoreError> {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(p).await.map_err(self.err("PRAGMA page_count"))?;
+                let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(p).await.map_err(self.err("PRAGMA freelist_count"))?;
+                let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(p).await.map_err(self.err("PRAGMA page_size"))?;
+                Ok(((pages - free).max(0) * size) as u64)
+            }
+            Pool::MySql(_) => {
+                if deleted {
+                    self.give_space_back().await?;
+                }
+                self.analyze().await?;
+                self.size_bytes().await
+            }
+        }
+    }
+
+    async fn count(&self, log: Log) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", log.table());
+        let n: i64 = with_pool!(self.pool(), p => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(p).await)
+            .map_err(self.err("counting log records"))?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn delete_older(&self, log: Log, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let table = log.table();
+        let sql = match self.pool() {
+            Pool::Sqlite(_) => format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE time_ms < ? ORDER BY time_ms LIMIT {DELETE_CHUNK})"
+            ),
+            Pool::MySql(_) => format!("DELETE FROM {table} WHERE time_ms < ? ORDER BY time_ms LIMIT {DELETE_CHUNK}"),
+        };
+        let mut total = 0;
+        loop {
+            let n = with_pool!(self.pool(), p => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(cutoff_ms).execute(p).await.map(|r| r.rows_affected()))
+                .map_err(self.err("deleting old log records"))?;
+            total += n;
+            if n < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn delete_oldest(&self, log: Log, count: u64) -> Result<u64, StoreError> {
+        let table = log.table();
+        let mut left = count;
+        let mut total = 0;
+        while left > 0 {
+            let chunk = left.min(DELETE_CHUNK as u64);
+            let sql = match self.pool() {
+                Pool::Sqlite(_) => format!(
+                    "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY time_ms, id LIMIT {chunk})"
+                ),
+                Pool::MySql(_) => format!("DELETE FROM {table} ORDER BY time_ms, id LIMIT {chunk}"),
+            };
+            let n = with_pool!(self.pool(), p => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(p).await.map(|r| r.rows_affected()))
+                .map_err(self.err("deleting the oldest log records"))?;
+            total += n;
+            if n < chunk {
+                break;
+            }
+            left -= chunk;
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
+    }
+
+    /// Returns freed space to the file system.
+    async fn give_space_back(&self) -> Result<(), StoreError> {
+        match self.pool() {
+            Pool::Sqlite(p) => {
+                sqlx::query("PRAGMA incremental_vacuum").execute(p).await.map_err(self.err("PRAGMA incremental_vacuum"))?;
+                // Readers may keep the checkpoint from finishing; that only delays the shrink.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(p).await.map_err(self.err("PRAGMA wal_checkpoint"))?;
+            }
+            Pool::MySql(p) => {
+                // InnoDB: OPTIMIZE recreates the table (online) and returns the space of a
+                // file-per-table tablespace.
+                sqlx::query("OPTIMIZE TABLE request_log, service_log").execute(p).await.map_err(self.err("OPTIMIZE TABLE"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,307 @@
+//! [`SqlSeriesPersistence`]: the telemetry series store's history kept in the store's `series`
+//! and `series_samples` tables.
+//!
+//! The telemetry trait is synchronous and is called from the scraper's std thread and at
+//! start-up possibly from inside a tokio worker, where blocking on a runtime handle would panic.
+//! So the persistence owns a dedicated std thread running its own current-thread runtime and a
+//! small pool; the trait methods send a request over a channel and wait for the reply.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+
+use recserve_telemetry::LabelSet;
+use recserve_telemetry::StoreError as TelemetryStoreError;
+use recserve_telemetry::store::{SeriesData, SeriesPersistence};
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
+
+use crate::config::StoreConfig;
+use crate::db::{PoolSize, Store, with_pool};
+use crate::error::StoreError;
+
+/// Compaction is wanted when the samples table has grown past twice its compacted size plus this
+/// many rows.
+pub const COMPACTION_SLACK_ROWS: u64 = 200_000;
+/// Sample rows per INSERT statement (3 binds each).
+const SAMPLE_GROUP: usize = 1000;
+
+enum Request {
+    Load(std_mpsc::Sender<Result<Vec<SeriesData>, StoreError>>),
+    Append(Vec<(LabelSet, i64, f64)>, std_mpsc::Sender<Result<(), StoreError>>),
+    Compact(Vec<SeriesData>, std_mpsc::Sender<Result<(), StoreError>>),
+}
+
+/// The series store's persistence in the SQL store (see the module docs).
+pub struct SqlSeriesPersistence {
+    requests: Option<std_mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+    describe: String,
+    rows: u64,
+    compacted_rows: u64,
+}
+
+impl std::fmt::Debug for SqlSeriesPersistence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlSeriesPersistence").field("store", &self.describe).finish_non_exhaustive()
+    }
+}
+
+impl SqlSeriesPersistence {
+    /// Opens the store on a new thread (migrations included) and waits until it is ready.
+    /// Safe to call from inside or outside a tokio runtime.
+    pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        let config = config.clone();
+        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<String, StoreError>>();
+        let (tx, rx) = std_mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("recserve-series-store".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(StoreError::Io { path: PathBuf::from("(tokio runtime)"), source }));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let store = match Store::open_sized(&config, PoolSize::SMALL).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(store.describe()));
+                    let mut worker = Worker { store, ids: HashMap::new() };
+                    // Blocking recv is fine: this thread runs nothing else.
+                    while let Ok(request) = rx.recv() {
+                        match request {
+                            Request::Load(reply) => {
+                                let _ = reply.send(worker.load().await);
+                            }
+                            Request::Append(samples, reply) => {
+                                let _ = reply.send(worker.append(&samples).await);
+                            }
+                            Request::Compact(series, reply) => {
+                                let _ = reply.send(worker.compact(&series).await);
+                            }
+                        }
+                    }
+                    worker.store.close().await;
+                });
+            })
+            .map_err(|source| StoreError::Io { path: PathBuf::from("(series store thread)"), source })?;
+        let describe = match ready_rx.recv() {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(StoreError::ThreadGone { target: "series store".into() });
+            }
+        };
+        Ok(Self { requests: Some(tx), thread: Some(thread), describe, rows: 0, compacted_rows: 0 })
+    }
+
+    fn telemetry_error(&self, e: StoreError) -> TelemetryStoreError {
+        TelemetryStoreError::Io { path: PathBuf::from(&self.describe), source: std::io::Error::other(e.to_string()) }
+    }
+
+    fn call<T>(&self, make: impl FnOnce(std_mpsc::Sender<Result<T, StoreError>>) -> Request) -> Result<T, StoreError> {
+        let gone = || StoreError::ThreadGone { target: self.describe.clone() };
+        let (tx, rx) = std_mpsc::channel();
+        self.requests.as_ref().ok_or_else(gone)?.send(make(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for SqlSeriesPersistence {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop; it then closes its pool.
+        self.requests = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl SeriesPersistence for SqlSeriesPersistence {
+    fn load(&mut self) -> Result<Vec<SeriesData>, TelemetryStoreError> {
+        let loaded = self.call(Request::Load).map_err(|e| self.telemetry_error(e))?;
+        self.rows = loaded.iter().map(|(_, pts)| pts.len() as u64).sum();
+        self.compacted_rows = self.rows;
+        Ok(loaded)
+    }
+
+    fn append(&mut self, samples: &[(&LabelSet, i64, f64)]) -> Result<(), TelemetryStoreError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<(LabelSet, i64, f64)> = samples.iter().map(|(l, t, v)| ((*l).clone(), *t, *v)).collect();
+        self.call(|tx| Request::Append(owned, tx)).map_err(|e| self.telemetry_error(e))?;
+        self.rows += samples.len() as u64;
+        Ok(())
+    }
+
+    fn wants_compaction(&self) -> bool {
+        self.rows > self.compacted_rows * 2 + COMPACTION_SLACK_ROWS
+    }
+
+    fn compact(&mut self, series: &[SeriesData]) -> Result<(), TelemetryStoreError> {
+        let owned = series.to_vec();
+        let rows = owned.iter().map(|(_, pts)| pts.len() as u64).sum();
+        self.call(|tx| Request::Compact(owned, tx)).map_err(|e| self.telemetry_error(e))?;
+        self.rows = rows;
+        self.compacted_rows = rows;
+        Ok(())
+    }
+}
+
+fn labels_json(labels: &LabelSet) -> String {
+    let pairs: Vec<(&str, &str)> = labels.iter().collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+}
+
+fn labels_hash(json: &str) -> String {
+    hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+/// Runs on the persistence thread.
+struct Worker {
+    store: Store,
+    /// Series ids by labels (filled by load and append; cleared by compact).
+    ids: HashMap<LabelSet, i64>,
+}
+
+impl Worker {
+    async fn load(&mut self) -> Result<Vec<SeriesData>, StoreError> {
+        let store = &self.store;
+        let series: Vec<(i64, String)> = with_pool!(store.pool(), p =>
+            sqlx::query_as("SELECT id, labels FROM series ORDER BY id").fetch_all(p).await)
+        .map_err(store.err("reading series"))?;
+        let samples: Vec<(i64, i64, i64)> = with_pool!(store.pool(), p =>
+            sqlx::query_as("SELECT series_id, t_ms, value_bits FROM series_samples ORDER BY series_id, t_ms, id").fetch_all(p).await)
+        .map_err(store.err("reading series samples"))?;
+        self.ids.clear();
+        let mut out: Vec<SeriesData> = Vec::with_capacity(series.len());
+        let mut index: HashMap<i64, usize> = HashMap::with_capacity(series.len());
+        for (id, json) in series {
+            let pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                target: store.describe(),
+                table: "series",
+                reason: format!("series {id}: labels {json:?}: {e}"),
+            })?;
+            let labels = LabelSet::from_pairs(pairs);
+            self.ids.insert(labels.clone(), id);
+            index.insert(id, out.len());
+            out.push((labels, Vec::new()));
+        }
+        for (series_id, t, bits) in samples {
+            if let Some(&i) = index.get(&series_id) {
+                out[i].1.push((t, f64::from_bits(bits as u64)));
+            }
+        }
+        out.retain(|(_, pts)| !pts.is_empty());
+        Ok(out)
+    }
+
+    /// The id of each label set, inserting new series.
+    async fn ensure_ids<'a>(&mut self, labels: impl Iterator<Item = &'a LabelSet>) -> Result<(), StoreError> {
+        let missing: Vec<&LabelSet> = {
+            let mut seen = std::collections::HashSet::new();
+            labels.filter(|l| !self.ids.contains_key(*l) && seen.insert(*l)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let insert = match store.backend() {
+            crate::Backend::Sqlite => "INSERT OR IGNORE INTO series (labels_hash, labels) VALUES (?, ?)",
+            crate::Backend::MySql => "INSERT IGNORE INTO series (labels_hash, labels) VALUES (?, ?)",
+        };
+        for labels in missing {
+            let json = labels_json(labels);
+            let hash = labels_hash(&json);
+            let id: i64 = with_pool!(store.pool(), p => async {
+                sqlx::query(AssertSqlSafe(insert)).bind(&hash).bind(&json).execute(p).await?;
+                sqlx::query_scalar("SELECT id FROM series WHERE labels_hash = ?").bind(&hash).fetch_one(p).await
+            }.await)
+            .map_err(store.err("adding a series"))?;
+            self.ids.insert(labels.clone(), id);
+        }
+        Ok(())
+    }
+
+    async fn append(&mut self, samples: &[(LabelSet, i64, f64)]) -> Result<(), StoreError> {
+        self.ensure_ids(samples.iter().map(|s| &s.0)).await?;
+        let rows: Vec<(i64, i64, i64)> =
+            samples.iter().filter_map(|(l, t, v)| self.ids.get(l).map(|id| (*id, *t, v.to_bits() as i64))).collect();
+        insert_samples(&self.store, &rows).await
+    }
+
+    async fn compact(&mut self, series: &[SeriesData]) -> Result<(), StoreError> {
+        // New ids in one transaction with the samples: nothing from before survives.
+        let store = &self.store;
+        let mut ids = HashMap::with_capacity(series.len());
+        let mut defs = Vec::with_capacity(series.len());
+        for (i, (labels, _)) in series.iter().enumerate() {
+            let json = labels_json(labels);
+            defs.push((i as i64 + 1, labels_hash(&json), json));
+            ids.insert(labels.clone(), i as i64 + 1);
+        }
+        let rows: Vec<(i64, i64, i64)> = series
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, pts))| pts.iter().map(move |(t, v)| (i as i64 + 1, *t, v.to_bits() as i64)))
+            .collect();
+        with_pool!(store.pool(), p => async {
+            let mut tx = p.begin().await?;
+            sqlx::query("DELETE FROM series_samples").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM series").execute(&mut *tx).await?;
+            for (id, hash, json) in &defs {
+                sqlx::query("INSERT INTO series (id, labels_hash, labels) VALUES (?, ?, ?)")
+                    .bind(*id).bind(hash).bind(json).execute(&mut *tx).await?;
+            }
+            for chunk in rows.chunks(SAMPLE_GROUP) {
+                let sql = sample_insert_sql(chunk.len());
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (id, t, bits) in chunk {
+                    q = q.bind(*id).bind(*t).bind(*bits);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        }.await)
+        .map_err(store.err("compacting series"))?;
+        self.ids = ids;
+        Ok(())
+    }
+}
+
+fn sample_insert_sql(rows: usize) -> String {
+    let mut sql = String::from("INSERT INTO series_samples (series_id, t_ms, value_bits) VALUES ");
+    sql.push_str(&vec!["(?,?,?)"; rows].join(","));
+    sql
+}
+
+async fn insert_samples(store: &Store, rows: &[(i64, i64, i64)]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    with_pool!(store.pool(), p => async {
+        let mut tx = p.begin().await?;
+        for chunk in rows.chunks(SAMPLE_GROUP) {
+            let mut q = sqlx::query(AssertSqlSafe(sample_insert_sql(chunk.len())));
+            for (id, t, bits) in chunk {
+                q = q.bind(*id).bind(*t).bind(*bits);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }.await)
+    .map_err(store.err("appending series samples"))
+}

@@ -1,0 +1,528 @@
+//! The log writer: a bounded channel in front of one task that commits records in batched
+//! transactions.
+//!
+//! Serving calls [`LogSink::submit`], which never blocks and never awaits: a full (or closed)
+//! channel drops the record and counts it. The writer task gathers up to
+//! [`WriterConfig::max_batch`] records (waiting at most [`WriterConfig::flush_interval`] after the
+//! first), writes them with multi-row `INSERT`s in one transaction, retries a failed batch with
+//! backoff, and counts records `committed` only after the commit returned. [`LogWriter::flush`]
+//! returns once everything submitted before the call is committed (or counted failed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::AssertSqlSafe;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::db::{Store, with_pool};
+use crate::pseudonym::input_or_digest;
+use crate::records::{LogRecord, RequestRecord, ServiceRecord, normalize_level};
+
+/// Writer settings.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Records the channel holds before `submit` drops (default 65 536).
+    pub capacity: usize,
+    /// Records per transaction at most (default 4096).
+    pub max_batch: usize,
+    /// How long a batch waits to fill after its first record (default 200 ms).
+    pub flush_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self { capacity: 65_536, max_batch: 4096, flush_interval: Duration::from_millis(200) }
+    }
+}
+
+/// Counters of a writer (all since it started).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records taken into the channel.
+    pub accepted: u64,
+    /// Records dropped because the channel was full or the writer had stopped.
+    pub dropped: u64,
+    /// Records in committed transactions.
+    pub committed: u64,
+    /// Records lost to batches that failed after all retries.
+    pub failed: u64,
+    /// Committed transactions.
+    pub batches: u64,
+    /// Records accepted and not yet committed or failed.
+    pub queued: u64,
+    /// Of `committed`: request records.
+    pub requests_committed: u64,
+    /// Of `committed`: service records.
+    pub service_committed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicU64,
+    dropped: AtomicU64,
+    committed: AtomicU64,
+    failed: AtomicU64,
+    batches: AtomicU64,
+    requests_committed: AtomicU64,
+    service_committed: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> WriterStats {
+        let accepted = self.accepted.load(Ordering::Acquire);
+        let committed = self.committed.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        WriterStats {
+            accepted,
+            dropped: self.dropped.load(Ordering::Acquire),
+            committed,
+            failed,
+            batches: self.batches.load(Ordering::Acquire),
+            queued: accepted.saturating_sub(committed + failed),
+            requests_committed: self.requests_committed.load(Ordering::Acquire),
+            service_committed: self.service_committed.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The hot-path handle: cheap to clone, `submit` never blocks.
+#[derive(Clone, Debug)]
+pub struct LogSink {
+    tx: mpsc::Sender<LogRecord>,
+    counters: Arc<Counters>,
+}
+
+impl LogSink {
+    /// Queues `record` for writing. Never blocks or awaits; `false` means the record was
+    /// dropped (channel full or writer stopped) and counted in [`WriterStats::dropped`].
+    pub fn submit(&self, record: LogRecord) -> bool {
+        match self.tx.try_send(record) {
+            Ok(()) => {
+                self.counters.accepted.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            Err(_) => {
+                self.counters.dropped.fetch_add(1, Ordering::AcqRel);
+                false
+            }
+        }
+    }
+
+    /// The writer's counters now.
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+}
+
+enum Control {
+    Flush(oneshot::Sender<()>),
+    Shutdown,
+}
+
+/// The writer task's handle: hands out sinks, flushes, shuts down.
+#[derive(Debug)]
+pub struct LogWriter {
+    sink: LogSink,
+    control: mpsc::UnboundedSender<Control>,
+    task: JoinHandle<()>,
+}
+
+impl LogWriter {
+    /// A sink submitting to this writer.
+    pub fn sink(&self) -> LogSink {
+        self.sink.clone()
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> WriterStats {
+        self.sink.stats()
+    }
+
+    /// Returns once every record submitted before the call is committed (or counted failed).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops taking records (later submits are dropped and counted), commits what is queued,
+    /// stops the task and returns the final counters.
+    pub async fn shutdown(self) -> WriterStats {
+        let _ = self.control.send(Control::Shutdown);
+        if let Err(err) = self.task.await {
+            tracing::error!(%err, "the log writer task failed");
+        }
+        self.sink.stats()
+    }
+}
+
+impl Store {
+    /// Starts the log writer on the current tokio runtime.
+    pub fn start_writer(&self, config: WriterConfig) -> LogWriter {
+        let capacity = config.capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        let task = Task {
+            store: self.clone(),
+            rx,
+            control: control_rx,
+            counters: counters.clone(),
+            max_batch: config.max_batch.max(1),
+            flush_interval: config.flush_interval,
+            sql: SqlCache::default(),
+        };
+        let task = tokio::spawn(task.run());
+        LogWriter { sink: LogSink { tx, counters }, control, task }
+    }
+}
+
+/// Statement texts by (table, rows), built once.
+#[derive(Default)]
+struct SqlCache {
+    texts: HashMap<(Table, usize), Arc<str>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Table {
+    Request,
+    Service,
+}
+
+const REQUEST_COLUMNS: &str = "request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, \
+     input, output, stages, latency_ms, status, error";
+const REQUEST_ARITY: usize = 15;
+const SERVICE_COLUMNS: &str = "time_ms, replica, level, level_num, target, message, fields, request_id";
+const SERVICE_ARITY: usize = 8;
+
+impl SqlCache {
+    fn insert(&mut self, table: Table, rows: usize) -> Arc<str> {
+        self.texts
+            .entry((table, rows))
+            .or_insert_with(|| {
+                let (name, columns, arity) = match table {
+                    Table::Request => ("request_log", REQUEST_COLUMNS, REQUEST_ARITY),
+                    Table::Service => ("service_log", SERVICE_COLUMNS, SERVICE_ARITY),
+                };
+                let row = format!("({})", vec!["?"; arity].join(","));
+                let mut sql = format!("INSERT INTO {name} ({columns}) VALUES ");
+                sql.push_str(&vec![row.as_str(); rows].join(","));
+                Arc::from(sql)
+            })
+            .clone()
+    }
+}
+
+/// Rows per statement: a batch is cut into groups of these sizes (largest first), so each
+/// connection prepares at most this many distinct statements per table. 256 × 15 binds stays
+/// far below SQLite's 32 766 and MySQL's 65 535 placeholders.
+const GROUP_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+/// Bytes of values per statement at most (MySQL's max_allowed_packet is 16 MiB by default on
+/// MariaDB, 64 MiB on MySQL 8).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+/// Longer indexed text values are cut to this many characters (VARCHAR(255) on MySQL).
+pub const MAX_SHORT_CHARS: usize = 255;
+/// Longer free-text values (input, output, error, message, fields) are replaced by their digest.
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
+
+/// How a batch is cut into statements: group sizes from [`GROUP_SIZES`] whose values together
+/// stay under [`MAX_STATEMENT_BYTES`] (a single row always forms a group).
+fn groups(sizes: &[usize]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sizes.len() {
+        let left = sizes.len() - i;
+        let mut chosen = 1;
+        for &g in &GROUP_SIZES {
+            if g <= left && sizes[i..i + g].iter().sum::<usize>() <= MAX_STATEMENT_BYTES {
+                chosen = g;
+                break;
+            }
+        }
+        out.push(chosen);
+        i += chosen;
+    }
+    out
+}
+
+fn short(s: &str) -> &str {
+    match s.char_indices().nth(MAX_SHORT_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn short_opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(short)
+}
+
+fn capped(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|v| capped_str(v))
+}
+
+fn capped_str(v: &str) -> String {
+    if v.len() <= MAX_TEXT_BYTES { v.to_string() } else { input_or_digest(v.to_string(), MAX_TEXT_BYTES) }
+}
+
+fn request_bytes(r: &RequestRecord) -> usize {
+    let o = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    128 + r.request_id.len()
+        + o(&r.replica)
+        + o(&r.model)
+        + o(&r.version)
+        + o(&r.arm)
+        + o(&r.pipeline)
+        + o(&r.user)
+        + o(&r.raw_user)
+        + o(&r.input).min(MAX_TEXT_BYTES + 100)
+        + o(&r.output).min(MAX_TEXT_BYTES + 100)
+        + o(&r.error).min(MAX_TEXT_BYTES + 100)
+        + r.stages.iter().map(|(s, _)| s.len() + 24).sum::<usize>()
+}
+
+fn service_bytes(r: &ServiceRecord) -> usize {
+    64 + r.level.len()
+        + r.target.len()
+        + r.message.len().min(MAX_TEXT_BYTES + 100)
+        + r.fields.len().min(MAX_TEXT_BYTES + 100)
+        + r.request_id.as_ref().map_or(0, String::len)
+}
+
+/// The JSON text of the stages.
+fn stages_json(stages: &[(String, f64)]) -> String {
+    serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Binds one request row (same order as [`REQUEST_COLUMNS`]).
+macro_rules! bind_request {
+    ($q:expr, $r:expr) => {{
+        let r: &RequestRecord = $r;
+        $q.bind(short(&r.request_id))
+            .bind(r.time_ms)
+            .bind(short_opt(&r.replica))
+            .bind(short_opt(&r.model))
+            .bind(short_opt(&r.version))
+            .bind(short_opt(&r.arm))
+            .bind(short_opt(&r.pipeline))
+            .bind(short_opt(&r.user))
+            .bind(short_opt(&r.raw_user))
+            .bind(capped(&r.input))
+            .bind(capped(&r.output))
+            .bind(stages_json(&r.stages))
+            .bind(if r.latency_ms.is_finite() { r.latency_ms } else { -1.0 })
+            .bind(i32::from(r.status))
+            .bind(capped(&r.error))
+    }};
+}
+
+macro_rules! bind_service {
+    ($q:expr, $r:expr) => {{
+        let r: &ServiceRecord = $r;
+        let (level, level_num) = normalize_level(&r.level);
+        $q.bind(r.time_ms)
+            .bind(short_opt(&r.replica))
+            .bind(level)
+            .bind(level_num)
+            .bind(short(&r.target).to_string())
+            .bind(capped_str(&r.message))
+            .bind(capped_str(&r.fields))
+            .bind(short_opt(&r.request_id))
+    }};
+}
+
+/// Writes one batch in one transaction.
+async fn write_batch(
+    store: &Store,
+    sql: &mut SqlCache,
+    requests: &[&RequestRecord],
+    service: &[&ServiceRecord],
+) -> Result<(), sqlx::Error> {
+    let request_groups = groups(&requests.iter().map(|r| request_bytes(r)).collect::<Vec<_>>());
+    let service_groups = groups(&service.iter().map(|r| service_bytes(r)).collect::<Vec<_>>());
+    with_pool!(store.pool(), p => {
+        let mut tx = p.begin().await?;
+        let mut at = 0;
+        for n in request_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
+            for r in &requests[at..at + n] {
+                q = bind_request!(q, r);
+            }
+            q.execute(&mut *tx).await?;
+            at += n;
+        }
+        let mut at = 0;
+        for n in service_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
+            for r in &service[at..at + n] {
+                q = bind_service!(q, r);
+            }
+            q.execute(&mut *tx).await?;
+            at += n;
+        }
+        tx.commit().await
+    })
+}
+
+/// Retries of a failed batch, with these waits before each.
+const RETRY_BACKOFF: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1600)];
+
+struct Task {
+    store: Store,
+    rx: mpsc::Receiver<LogRecord>,
+    control: mpsc::UnboundedReceiver<Control>,
+    counters: Arc<Counters>,
+    max_batch: usize,
+    flush_interval: Duration,
+    sql: SqlCache,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut buf: Vec<LogRecord> = Vec::with_capacity(self.max_batch);
+        // Records taken from the channel, and of those, committed or failed.
+        let mut received: u64 = 0;
+        let mut processed: u64 = 0;
+        let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
+        let mut stopping = false;
+        loop {
+            if buf.is_empty() && flushes.is_empty() && !stopping {
+                tokio::select! {
+                    biased;
+                    c = self.control.recv() => self.on_control(c, received, &mut flushes, &mut stopping),
+                    r = self.rx.recv() => match r {
+                        Some(r) => { buf.push(r); received += 1; }
+                        None => stopping = true,
+                    },
+                }
+            }
+            let deadline = Instant::now() + self.flush_interval;
+            loop {
+                while buf.len() < self.max_batch {
+                    match self.rx.try_recv() {
+                        Ok(r) => {
+                            buf.push(r);
+                            received += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if buf.len() >= self.max_batch || !flushes.is_empty() || stopping || buf.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    c = self.control.recv() => self.on_control(c, received, &mut flushes, &mut stopping),
+                    r = self.rx.recv() => match r {
+                        Some(r) => { buf.push(r); received += 1; }
+                        None => stopping = true,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            if !buf.is_empty() {
+                self.commit(&buf).await;
+                processed += buf.len() as u64;
+                buf.clear();
+            }
+            // Nothing left anywhere: every flush is answered even if its goal was counted high.
+            let idle = self.rx.is_empty();
+            let mut i = 0;
+            while i < flushes.len() {
+                if flushes[i].0 <= processed || idle {
+                    let (_, tx) = flushes.swap_remove(i);
+                    let _ = tx.send(());
+                } else {
+                    i += 1;
+                }
+            }
+            if stopping && idle {
+                break;
+            }
+        }
+        for (_, tx) in flushes {
+            let _ = tx.send(());
+        }
+    }
+
+    fn on_control(
+        &mut self,
+        c: Option<Control>,
+        received: u64,
+        flushes: &mut Vec<(u64, oneshot::Sender<()>)>,
+        stopping: &mut bool,
+    ) {
+        match c {
+            Some(Control::Flush(tx)) => flushes.push((received + self.rx.len() as u64, tx)),
+            Some(Control::Shutdown) | None => {
+                *stopping = true;
+                // Later submits fail (and are counted dropped); what is queued is still read.
+                self.rx.close();
+            }
+        }
+    }
+
+    async fn commit(&mut self, buf: &[LogRecord]) {
+        let mut requests = Vec::new();
+        let mut service = Vec::new();
+        for r in buf {
+            match r {
+                LogRecord::Request(r) => requests.push(r),
+                LogRecord::Service(r) => service.push(r),
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match write_batch(&self.store, &mut self.sql, &requests, &service).await {
+                Ok(()) => {
+                    let c = &self.counters;
+                    c.requests_committed.fetch_add(requests.len() as u64, Ordering::AcqRel);
+                    c.service_committed.fetch_add(service.len() as u64, Ordering::AcqRel);
+                    c.batches.fetch_add(1, Ordering::AcqRel);
+                    c.committed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                    return;
+                }
+                Err(err) if attempt < RETRY_BACKOFF.len() => {
+                    tracing::warn!(store = %self.store.describe(), %err, records = buf.len(), attempt, "log batch failed, retrying");
+                    tokio::time::sleep(RETRY_BACKOFF[attempt]).await;
+                    attempt += 1;
+                }
+                Err(err) => {
+                    tracing::error!(store = %self.store.describe(), %err, records = buf.len(), "log batch failed after retries; records lost");
+                    self.counters.failed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_use_the_fixed_sizes_and_respect_the_byte_cap() {
+        let g = groups(&[10; 600]);
+        assert_eq!(g, vec![256, 256, 64, 16, 4, 4]);
+        assert_eq!(g.iter().sum::<usize>(), 600);
+        let big = MAX_STATEMENT_BYTES / 3;
+        let g = groups(&[big, big, big, big, 1, 1]);
+        assert_eq!(g.iter().sum::<usize>(), 6);
+        assert!(g.iter().all(|&n| n == 1 || n == 4));
+        assert!(groups(&[]).is_empty());
+        assert_eq!(groups(&[MAX_STATEMENT_BYTES * 2]), vec![1]);
+    }
+
+    #[test]
+    fn short_cuts_at_a_char_boundary() {
+        let s = "é".repeat(300);
+        assert_eq!(short(&s).chars().count(), MAX_SHORT_CHARS);
+        assert_eq!(short("abc"), "abc");
+    }
+}

@@ -1,0 +1,15 @@
+//! The store's integration tests: one binary, one module per area. Every store test runs against
+//! SQLite (temp dir) and MariaDB/MySQL when `RECSERVE_TEST_MYSQL_URL` is set (each test in a
+//! database of its own); without the URL the MySQL variants print a skip line, or fail when
+//! `RECSERVE_REQUIRE_MYSQL=1`.
+
+mod common;
+
+mod crash;
+mod errors;
+mod migrations;
+mod pseudonym;
+mod query;
+mod retention;
+mod series;
+mod writer;

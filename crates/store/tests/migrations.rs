@@ -1,0 +1,75 @@
+//! Schema migrations: both dialects hold the same versions; opening twice applies nothing twice.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use recserve_store::Backend;
+use recserve_store::db::{MYSQL_MIGRATIONS, SQLITE_MIGRATIONS};
+
+use crate::common::{Ctx, Kind, req, request};
+
+fn versions_in(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| n.ends_with(".sql"))
+        .map(|n| n.split('_').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn both_dialects_have_the_same_migration_versions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let sqlite = versions_in(&root.join("sqlite"));
+    let mysql = versions_in(&root.join("mysql"));
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, mysql, "migrations/sqlite and migrations/mysql must hold the same versions");
+    let embedded_sqlite: Vec<i64> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
+    let embedded_mysql: Vec<i64> = MYSQL_MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(embedded_sqlite, embedded_mysql);
+    assert_eq!(embedded_sqlite.len(), sqlite.len());
+}
+
+async fn open_twice_keeps_data(ctx: Ctx) {
+    let store = ctx.open().await;
+    assert_eq!(store.backend(), if ctx.kind == Kind::Sqlite { Backend::Sqlite } else { Backend::MySql });
+    let w = store.start_writer(Default::default());
+    assert!(w.sink().submit(req(request(1, 1000))));
+    let stats = w.shutdown().await;
+    assert_eq!(stats.committed, 1);
+    store.close().await;
+    // Second open: migrations already applied, data kept.
+    let again = ctx.open().await;
+    assert_eq!(again.count_logs().await.expect("count"), (1, 0));
+    let third = ctx.open().await;
+    assert_eq!(third.count_logs().await.expect("count"), (1, 0));
+    let d = again.describe();
+    match ctx.kind {
+        Kind::Sqlite => assert!(d.starts_with("sqlite ") && d.ends_with("recserve.db"), "{d}"),
+        Kind::MySql => {
+            assert!(d.starts_with("mysql 127.0.0.1:") || d.starts_with("mysql "), "{d}");
+            assert!(!d.contains("recserve:recserve"), "describe must not show credentials: {d}");
+        }
+    }
+    again.close().await;
+    third.close().await;
+}
+
+async fn sqlite_pragmas_are_set(ctx: Ctx) {
+    if ctx.kind != Kind::Sqlite {
+        return;
+    }
+    let store = ctx.open().await;
+    store.close().await;
+    let path = crate::common::sqlite_file(&ctx.config);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("connect");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.expect("journal_mode");
+    assert_eq!(mode.to_lowercase(), "wal");
+    let av: i64 = sqlx::query_scalar("PRAGMA auto_vacuum").fetch_one(&mut conn).await.expect("auto_vacuum");
+    assert_eq!(av, 2, "auto_vacuum must be INCREMENTAL (2)");
+}
+
+crate::both_backends!(open_twice_keeps_data, sqlite_pragmas_are_set);
