@@ -1,5 +1,6 @@
 // The server's HTTP APIs the dashboard reads: the Prometheus query API, the bottleneck report,
-// the V2 repository index and the recommendation API. Same origin, no other network access.
+// the V2 repository index, the recommendation API and the log search. Same origin, no other
+// network access.
 
 async function json(resp) {
   const text = await resp.text();
@@ -70,4 +71,17 @@ export async function recommend(request) {
 
 export async function queries() {
   return json(await fetch('/dashboard/queries.json'));
+}
+
+/** The URL of `/api/v1/logs` with `params` (a URLSearchParams or a plain object). */
+export function logsUrl(params) {
+  const q = new URLSearchParams(params).toString();
+  return q ? `/api/v1/logs?${q}` : '/api/v1/logs';
+}
+
+/** `/api/v1/logs` → {kind, records, next_cursor}; a bad filter throws the server's message. */
+export async function logs(params) {
+  const body = await json(await fetch(logsUrl(params)));
+  if (body.status !== 'success' || !body.data) throw new Error(`/api/v1/logs: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
+  return body.data;
 }

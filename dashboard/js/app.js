@@ -1,10 +1,13 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
-// the scenarios, and a form that calls /v1/recommend. Hash routing, a time range, auto-refresh.
+// the scenarios, a form that calls /v1/recommend and the Logs page (logs.js). Hash routing
+// (`#page` or `#logs?filters`), a time range, auto-refresh. A click on a point of a latency or
+// error chart (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
 
 import * as api from './api.js';
 import { ChartPanel, PALETTE, legendName } from './charts.js';
 import { bytes, percent, reqps, seconds, short } from './format.js';
+import { LogsPage, logsHash } from './logs.js';
 
 const REFRESH_MS = 5000;
 const RANGES = { 900: 5, 3600: 15, 21600: 60 }; // range seconds → step seconds
@@ -18,6 +21,7 @@ const state = {
   timer: null,
   busy: false,
   scenarios: null,
+  logs: null, // LogsPage
 };
 if (!RANGES[state.range]) state.range = 900;
 
@@ -60,7 +64,9 @@ function buildSections(spec) {
   for (const section of spec.sections) {
     const grid = document.querySelector(`.grid[data-section="${section.id}"]`);
     if (!grid) continue;
-    const panels = section.panels.map((p) => new ChartPanel(p));
+    const panels = section.panels.map(
+      (p) => new ChartPanel(p, p.logs ? { onPick: openLogsAt, pickHint: p.logs.status === 'error' ? 'click to see the failed requests' : 'click to see the requests' } : {}),
+    );
     panels.forEach((p) => grid.append(p.card));
     state.sections.set(section.id, { section, panels });
   }
@@ -83,7 +89,7 @@ async function drawPanel(panel, start, end, step) {
         const n = Number(v);
         if (i !== undefined && Number.isFinite(n)) values[i] = n;
       }
-      series.push({ name: legendName(target.legend, r.metric), values });
+      series.push({ name: legendName(target.legend, r.metric), values, metric: r.metric });
     }
   });
   series.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
@@ -112,6 +118,18 @@ async function drawSections(ids) {
   if (failed) throw failed.reason;
 }
 
+/** The Logs page for the time bucket around a chart's point (t ± step), with the series' model,
+ *  version and pipeline labels and the panel's `logs` hint (e.g. status=error, sort=latency). */
+function openLogsAt({ t, labels, panel }) {
+  const step = RANGES[state.range];
+  const f = { start: String(t - step), end: String(t + step) };
+  for (const k of ['model', 'version', 'pipeline']) {
+    if (labels[k] && labels[k] !== 'none') f[k] = labels[k];
+  }
+  Object.assign(f, panel.logs || {});
+  location.hash = logsHash(f);
+}
+
 /** Instant values of a panel's first target, keyed by the label names `by`. */
 async function instant(sectionId, panelId, by) {
   const s = state.sections.get(sectionId);
@@ -137,6 +155,51 @@ async function drawPercentiles() {
       tr.append(td(seconds(t.exact[q]), 'num'), td(e == null ? '–' : seconds(e), 'num'));
     }
     body.append(tr);
+  }
+}
+
+// ---- the log writer -----------------------------------------------------------------------
+
+async function drawLogWriter() {
+  const r = `${state.range}s`;
+  const one = async (expr) => {
+    const result = await api.query(expr);
+    return result.length ? Number(result[0].value[1]) : null;
+  };
+  const [committed, dropped, failed, queued] = await Promise.all([
+    one(`sum(increase(recserve_log_records_committed_total[${r}]))`),
+    one(`sum(increase(recserve_log_records_dropped_total[${r}]))`),
+    one(`sum(increase(recserve_log_records_failed_total[${r}]))`),
+    one('sum(recserve_log_queue_records)'),
+  ]);
+  const card = $('#logwriter');
+  const whole = (v) => (v == null || !Number.isFinite(v) ? '–' : short(Math.round(v)));
+  const set = (id, v, bad) => {
+    const stat = $(id);
+    stat.querySelector('b').textContent = whole(v);
+    stat.dataset.value = v == null ? '' : String(Math.round(v));
+    stat.classList.toggle('bad', !!bad);
+  };
+  set('#logwriter-committed', committed, false);
+  set('#logwriter-dropped', dropped, dropped > 0);
+  set('#logwriter-failed', failed, failed > 0);
+  set('#logwriter-queue', queued, false);
+  $('#logwriter-window').textContent = `over the last ${state.range / 60} min`;
+  const note = $('#logwriter-note');
+  if (committed == null && queued == null) {
+    card.dataset.state = 'absent';
+    note.className = 'muted';
+    note.textContent = 'No log writer metrics: this server keeps no request or service logs (no store).';
+  } else if (dropped > 0 || failed > 0) {
+    card.dataset.state = 'losing';
+    note.className = 'error';
+    note.textContent =
+      (dropped > 0 ? `${whole(dropped)} log records were dropped because the writer's queue was full. ` : '') +
+      (failed > 0 ? `${whole(failed)} log records were lost to store errors.` : '');
+  } else {
+    card.dataset.state = 'ok';
+    note.className = 'muted';
+    note.textContent = 'Every log record reached the store.';
   }
 }
 
@@ -348,7 +411,7 @@ async function refresh() {
   const sections = (el.dataset.sections || '').split(' ').filter(Boolean);
   const jobs = [];
   if (sections.length) jobs.push(drawSections(sections));
-  if (page === 'overview') jobs.push(drawPercentiles());
+  if (page === 'overview') jobs.push(drawPercentiles(), drawLogWriter());
   if (page === 'stages') jobs.push(drawBottleneck());
   if (page === 'models') jobs.push(drawModels());
   if (page === 'pipelines') jobs.push(drawPipelines());
@@ -374,10 +437,11 @@ function schedule() {
 }
 
 function route() {
-  const page = (location.hash || '#overview').slice(1);
+  const [page, query] = (location.hash || '#overview').slice(1).split(/\?(.*)/s);
   state.page = PAGES.includes(page) ? page : 'overview';
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === state.page);
   for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === state.page);
+  if (state.page === 'logs') state.logs.open(new URLSearchParams(query || ''));
   refresh();
 }
 
@@ -392,6 +456,7 @@ async function main() {
   for (const b of document.querySelectorAll('#range button')) {
     b.addEventListener('click', () => {
       setRange(Number(b.dataset.range));
+      if (state.page === 'logs') state.logs.rangeChanged();
       refresh();
     });
   }
@@ -400,9 +465,11 @@ async function main() {
     schedule();
     if (state.auto) refresh();
   });
+  state.logs = new LogsPage({ range: () => state.range });
   const spec = await api.queries();
   buildSections(spec);
   await setUpTry().catch((err) => showError(err));
+  state.logs.setPipelines(state.scenarios || []);
   window.addEventListener('hashchange', route);
   route();
   schedule();

@@ -1,5 +1,7 @@
 // One chart panel: a card with a title, a uPlot time-series chart and a legend with each series'
-// latest value. uPlot is the vendored global (dashboard/vendor/uplot).
+// latest value. uPlot is the vendored global (dashboard/vendor/uplot). A panel given `onPick`
+// reports clicks on the plot area: the time of the point under the cursor and the labels of the
+// series nearest to it (the dashboard opens the Logs page with them).
 
 import { formatter } from './format.js';
 
@@ -25,8 +27,11 @@ function el(tag, attrs = {}, ...children) {
 }
 
 export class ChartPanel {
-  constructor(panel) {
+  /** `onPick({t, labels, panel})`, when given, is called on a click on a point of the chart. */
+  constructor(panel, { onPick = null, pickHint = '' } = {}) {
     this.panel = panel;
+    this.onPick = onPick;
+    this.series = [];
     this.fmt = formatter(panel.unit);
     this.plot = null;
     this.seriesKey = '';
@@ -34,15 +39,18 @@ export class ChartPanel {
     this.latest = el('span', { class: 'muted' });
     this.body = el('div', { class: 'chart-empty', text: 'Loading…' });
     this.legend = el('div', { class: 'legend' });
-    this.card.append(el('div', { class: 'card-head' }, el('h3', { text: panel.title }), this.latest), this.body, this.legend);
+    const hint = onPick ? el('span', { class: 'pick-hint', text: pickHint || 'click to see the requests' }) : null;
+    this.card.append(el('div', { class: 'card-head' }, el('h3', { text: panel.title }), hint, this.latest), this.body, this.legend);
+    if (onPick) this.card.classList.add('pickable');
     this.card.title = panel.targets.map((t) => t.expr).join('\n');
   }
 
-  /** Draws `series` ([{name, values}] over the timestamps `xs`, seconds). */
+  /** Draws `series` ([{name, values, metric}] over the timestamps `xs`, seconds). */
   update(xs, all) {
     // Series without a single value in the range (e.g. a stage no request went through) add
     // nothing but a dash in the legend.
     const series = all.filter((s) => s.values.some((v) => v != null));
+    this.series = series;
     const points = series.reduce((n, s) => n + s.values.filter((v) => v != null).length, 0);
     this.card.dataset.points = String(points);
     this.card.dataset.series = String(series.length);
@@ -101,6 +109,10 @@ export class ChartPanel {
       }
     }
     this.plot = new uPlot(opts, data, this.body);
+    if (this.onPick) {
+      const plot = this.plot;
+      plot.over.addEventListener('click', () => this.pick(plot));
+    }
     this.card.dataset.rendered = 'true';
     if (!this.observer) {
       this.observer = new ResizeObserver(() => {
@@ -108,6 +120,28 @@ export class ChartPanel {
       });
       this.observer.observe(this.body);
     }
+  }
+
+  /** The point under `u`'s cursor: its time and the labels of the series drawn nearest to it. */
+  pick(u) {
+    const idx = u.cursor.idx;
+    if (idx == null || u !== this.plot) return;
+    const t = u.data[0][idx];
+    if (t == null) return;
+    const y = u.cursor.top == null || u.cursor.top < 0 ? null : u.posToVal(u.cursor.top, 'y');
+    let best = null;
+    let bestDist = Infinity;
+    for (let i = 1; i < u.data.length; i++) {
+      const v = u.data[i][idx];
+      if (v == null) continue;
+      const d = y == null ? 0 : Math.abs(v - y);
+      if (d < bestDist) {
+        bestDist = d;
+        best = i - 1;
+      }
+    }
+    const s = best == null ? null : this.series[best];
+    this.onPick({ t, labels: (s && s.metric) || {}, series: s ? s.name : null, panel: this.panel });
   }
 
   renderLegend(series) {

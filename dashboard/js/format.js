@@ -66,3 +66,31 @@ export function formatter(unit) {
       return short;
   }
 }
+
+function pad(n, w = 2) {
+  return String(n).padStart(w, '0');
+}
+
+/** A time (milliseconds since the epoch) as local `YYYY-MM-DD HH:MM:SS.mmm`. */
+export function dateTime(ms) {
+  if (ms == null || !Number.isFinite(Number(ms))) return '–';
+  const d = new Date(Number(ms));
+  return (
+    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+  );
+}
+
+/** A time (milliseconds since the epoch) as local `HH:MM:SS.mmm` (the date when not today). */
+export function clock(ms) {
+  if (ms == null || !Number.isFinite(Number(ms))) return '–';
+  const full = dateTime(ms);
+  const today = dateTime(Date.now()).slice(0, 10);
+  return full.startsWith(today) ? full.slice(11) : full;
+}
+
+/** Milliseconds as the `seconds` formatter shows them. */
+export function millis(ms) {
+  if (ms == null || !Number.isFinite(Number(ms))) return '–';
+  return seconds(Number(ms) / 1000);
+}
