@@ -10,6 +10,9 @@ const BASE: i64 = 1_700_000_000_000;
 const N_REQ: usize = 120;
 const N_SVC: usize = 60;
 
+/// A query and the plain Rust filter that must select the same records.
+type Case<T> = (LogQuery, Box<dyn Fn(&T) -> bool>);
+
 /// Pairs of records share a time, so ties are ordered by insertion (id).
 fn time_of(i: usize) -> i64 {
     BASE + (i / 2) as i64 * 10
@@ -56,7 +59,7 @@ async fn request_filters(ctx: Ctx) {
     let store = ctx.open().await;
     let (all, _) = fill(&store).await;
     let q = LogQuery::default;
-    let cases: Vec<(LogQuery, Box<dyn Fn(&RequestRecord) -> bool>)> = vec![
+    let cases: Vec<Case<RequestRecord>> = vec![
         (q(), Box::new(|_| true)),
         (LogQuery { from_ms: Some(BASE + 200), to_ms: Some(BASE + 400), ..q() }, Box::new(|r| (BASE + 200..=BASE + 400).contains(&r.time_ms))),
         (LogQuery { from_ms: Some(BASE + 500), ..q() }, Box::new(|r| r.time_ms >= BASE + 500)),
@@ -106,7 +109,7 @@ async fn service_filters(ctx: Ctx) {
     let (_, all) = fill(&store).await;
     let q = LogQuery::default;
     let rank = |l: &str| ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].iter().position(|x| *x == l).unwrap_or(0);
-    let cases: Vec<(LogQuery, Box<dyn Fn(&ServiceRecord) -> bool>)> = vec![
+    let cases: Vec<Case<ServiceRecord>> = vec![
         (q(), Box::new(|_| true)),
         (LogQuery { level: Some("WARN".into()), ..q() }, Box::new(move |s| rank(&s.level) >= 3)),
         (LogQuery { level: Some("warning".into()), ..q() }, Box::new(move |s| rank(&s.level) >= 3)),
