@@ -4,7 +4,11 @@
 //     runs every panel query, $instance substituted, through /api/v1/query and /api/v1/query_range;
 //  2. opens the dashboard in headless Chromium (Debian's, never a downloaded browser) and checks
 //     each page: charts drawn with data points, models READY, the bottleneck sentence, Try it
-//     returning items, no console errors, no failed requests. Screenshots go to SCREENSHOT_DIR.
+//     returning items, the log writer card, the Logs page (request and service logs, filters in
+//     the URL hash, paging, row details, sorting, the JSON-lines export, the server's error for a
+//     bad filter, a failed recommendation found by its x-request-id), a click on a chart point
+//     opening the logs of its time bucket, no console errors, no failed requests. Screenshots go
+//     to SCREENSHOT_DIR.
 //
 // Env: RECSERVE_BIN (the binary), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
 // (default bench/results/dashboard), TRAFFIC_SECS (default 15).
@@ -38,12 +42,13 @@ function startDemo(dataDir) {
   const child = spawn(
     BIN,
     ['demo', '--http-port', '0', '--grpc-port', '0', '--data-dir', dataDir, '--traffic-rate', '30'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn', NO_COLOR: '1' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' } },
   );
   let output = '';
   const url = new Promise((resolve, reject) => {
     const onData = (chunk) => {
       output += chunk;
+      if (output.length > 1_000_000) output = output.slice(-100_000); // info logs: keep the tail
       const m = output.match(/HTTP on (http:\/\/[\d.]+:\d+)/);
       if (m) resolve(m[1]);
     };
@@ -134,13 +139,21 @@ async function main() {
     });
     const page = context.pages()[0] || (await context.newPage());
     const problems = [];
+    // While the bad-filter check runs, the 400 answers of /api/v1/logs (and Chromium's console
+    // line about them) are expected; nothing else is.
+    let expectBadLogs = false;
+    const isLogsApi = (url) => new URL(url, base).pathname === '/api/v1/logs';
     page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+      if (m.type() !== 'error') return;
+      if (expectBadLogs && /status of 400/.test(m.text()) && isLogsApi(m.location()?.url || base)) return;
+      problems.push(`console error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => {
-      if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
+      if (r.status() >= 400 && !(expectBadLogs && r.status() === 400 && isLogsApi(r.url()))) {
+        problems.push(`HTTP ${r.status()} for ${r.url()}`);
+      }
     });
     page.on('request', (r) => {
       if (!r.url().startsWith(base) && !r.url().startsWith('data:')) problems.push(`external request: ${r.url()}`);
@@ -175,6 +188,45 @@ async function main() {
       return panels;
     };
 
+    // ---- Logs page helpers ----
+    const STEPS = { 900: 5, 3600: 15, 21600: 60 }; // app.js RANGES
+    const logsTable = '#logs-table';
+    /** Runs `action` (which starts a search) and waits for its answer: `done` or `error`. */
+    const logsRun = async (action, want = 'done') => {
+      await page.$eval(logsTable, (t) => {
+        t.dataset.state = 'stale';
+      });
+      await action();
+      await page.waitForFunction((sel) => ['done', 'error'].includes(document.querySelector(sel).dataset.state), logsTable, {
+        timeout: 20_000,
+      });
+      const state = await page.$eval(logsTable, (t) => t.dataset.state);
+      if (state !== want) {
+        throw new Error(`logs search ended "${state}", not "${want}": ${await page.textContent('#logs-error')} (hash ${await page.evaluate(() => location.hash)})`);
+      }
+    };
+    const openLogs = (hash) => logsRun(() => page.evaluate((h) => { location.hash = h; }, hash));
+    const logRows = () =>
+      page.$$eval('#logs-table tbody tr.logrow', (trs) =>
+        trs.map((tr) => ({
+          ...tr.dataset,
+          cells: [...tr.cells].map((c) => c.textContent),
+          error: tr.querySelector('td.err')?.title || tr.querySelector('td.err')?.textContent || '',
+        })),
+      );
+    /** Searches again (the log writer commits asynchronously) until `pred(rows)` holds. */
+    const searchUntil = async (pred, what, timeout = 30_000) => {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        await logsRun(() => page.click('#logs-search'));
+        const rows = await logRows();
+        if (pred(rows)) return rows;
+        if (Date.now() > deadline) throw new Error(`${what}; rows: ${JSON.stringify(rows.slice(0, 5))}`);
+        await sleep(500);
+      }
+    };
+    const hashParams = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.split('?')[1] || '')));
+
     await check('overview: every chart drawn with data points', async () => {
       await page.goto(`${base}/`, { waitUntil: 'load' });
       await page.waitForSelector('body[data-refreshed]');
@@ -199,6 +251,71 @@ async function main() {
       }
       log('percentiles:', JSON.stringify(rows));
       await page.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+    });
+
+    await check('overview: the log writer card shows committed records and 0 drops', async () => {
+      await page.waitForFunction(
+        () => {
+          const c = document.querySelector('#logwriter');
+          return c.dataset.state && Number(document.querySelector('#logwriter-committed').dataset.value) > 0;
+        },
+        null,
+        { timeout: 20_000 },
+      ).catch(async () => {
+        throw new Error(`log writer card: ${await page.textContent('#logwriter')}`);
+      });
+      const card = await page.$eval('#logwriter', (c) => ({
+        state: c.dataset.state,
+        dropped: document.querySelector('#logwriter-dropped').dataset.value,
+        droppedText: document.querySelector('#logwriter-dropped b').textContent,
+        droppedBad: document.querySelector('#logwriter-dropped').classList.contains('bad'),
+        queue: document.querySelector('#logwriter-queue').dataset.value,
+        link: c.querySelector('a[href="#logs"]') != null,
+      }));
+      assert.equal(card.state, 'ok', `log writer state: ${JSON.stringify(card)}`);
+      assert.equal(card.dropped, '0', `no drops: ${JSON.stringify(card)}`);
+      assert.equal(card.droppedText, '0');
+      assert.equal(card.droppedBad, false, 'zero drops are not shown in red');
+      assert.match(card.queue, /^\d+$/, `queue depth: ${JSON.stringify(card)}`);
+      assert.ok(card.link, 'the card links to the logs page');
+    });
+
+    await check('chart → logs: a click on a latency point opens the logs of its time bucket', async () => {
+      const range = await page.$eval('#range button.active', (b) => Number(b.dataset.range));
+      const step = STEPS[range];
+      const over = await page.$('.panel[data-panel="latency"] .u-over');
+      assert.ok(over, 'the latency chart has a plot area');
+      const box = await over.boundingBox();
+      // The newest point (right edge): the demo's traffic is in its bucket.
+      const x = box.x + box.width - 2;
+      const y = box.y + box.height / 2;
+      await page.mouse.move(x, y);
+      assert.equal(
+        await page.$eval('.panel[data-panel="latency"] .pick-hint', (h) => getComputedStyle(h).visibility),
+        'visible',
+        'the "click to see the requests" hint shows on hover',
+      );
+      assert.match(await page.textContent('.panel[data-panel="latency"] .pick-hint'), /click to see the requests/);
+      await logsRun(() => page.mouse.click(x, y));
+      assert.ok(await page.$eval('#page-logs', (p) => p.classList.contains('active')), 'the Logs page is shown');
+      const h = await hashParams();
+      const start = Number(h.start);
+      const end = Number(h.end);
+      assert.ok(Number.isInteger(start) && Number.isInteger(end), `time filter in the hash: ${JSON.stringify(h)}`);
+      assert.equal(end - start, 2 * step, `the bucket is t ± step (${step} s): ${JSON.stringify(h)}`);
+      assert.equal((start + step) % step, 0, `t is a point of the chart (a multiple of the step): ${JSON.stringify(h)}`);
+      assert.ok(Math.abs(start + step - Date.now() / 1000) < 120, `t is the newest point: ${JSON.stringify(h)}`);
+      assert.equal(h.sort, 'latency', 'latency panels open the rows sorted by latency');
+      assert.equal(await page.inputValue('#logs-form input[name="start"]'), h.start, 'the form shows the filter');
+      // The bucket's requests (searching again while the log writer catches up).
+      const rows = await searchUntil((r) => r.length > 0, `no requests between ${start} and ${end}`);
+      for (const r of rows) {
+        assert.ok(Number(r.time) >= start * 1000 && Number(r.time) <= end * 1000, `row time ${r.time} inside [${start}, ${end}]`);
+      }
+      const latencies = rows.map((r) => Number(r.latency));
+      assert.deepEqual(latencies, [...latencies].sort((a, b) => b - a), 'rows sorted by latency, slowest first');
+      // Error panels say what they open (their queries.json hint adds status=error).
+      assert.match(await page.textContent('.panel[data-panel="error_ratio"] .pick-hint'), /failed requests/);
     });
 
     await check('latency by stage: charts and the bottleneck sentence', async () => {
@@ -255,9 +372,181 @@ async function main() {
       await page.screenshot({ path: path.join(SHOTS, 'try.png'), fullPage: true });
     });
 
+    await check('logs: request rows of both pipelines; details, sorting, pipeline filter', async () => {
+      await logsRun(() => page.click('a[data-page="logs"]'));
+      assert.equal(await page.evaluate(() => location.hash), '#logs');
+      assert.equal(await page.$eval('a[data-page="logs"]', (a) => a.classList.contains('soon')), false, 'Logs is no longer "soon"');
+      const rows = await searchUntil(
+        (r) => r.some((x) => x.pipeline === 'home_feed') && r.some((x) => x.pipeline === 'search'),
+        'request rows of home_feed and search',
+      );
+      for (const r of rows) {
+        assert.match(r.requestId, /\S/, `request id: ${JSON.stringify(r)}`);
+        assert.match(r.status, /^\d{3}$/, `status: ${JSON.stringify(r)}`);
+        assert.match(r.cells[5], /^\d+(\.\d+)? (µs|ms|s)$/, `latency cell: ${JSON.stringify(r)}`);
+      }
+      const times = rows.map((r) => Number(r.time));
+      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
+      // Sorting the loaded rows by latency, both ways, and back to time order.
+      await page.click('#logs-sort-latency');
+      let lat = (await logRows()).map((r) => Number(r.latency));
+      assert.equal(lat.length, rows.length);
+      assert.deepEqual(lat, [...lat].sort((a, b) => b - a), 'slowest first');
+      assert.equal((await hashParams()).sort, 'latency', 'the sort is in the hash');
+      await page.click('#logs-sort-latency');
+      lat = (await logRows()).map((r) => Number(r.latency));
+      assert.deepEqual(lat, [...lat].sort((a, b) => a - b), 'fastest first');
+      await page.click('#logs-sort-latency');
+      assert.deepEqual((await logRows()).map((r) => Number(r.time)), times, 'back to newest first');
+      // A row opens to its whole record: fields, stage bars, input and output.
+      const ok = rows.find((r) => r.status === '200');
+      assert.ok(ok, 'a successful request among the rows');
+      await page.click(`#logs-table tr.logrow[data-request-id="${ok.requestId}"] td.time`);
+      const detail = await page.$eval('#logs-table tr.logdetail', (tr) => ({
+        text: tr.textContent,
+        stages: [...tr.querySelectorAll('.stage-name')].map((e) => e.textContent),
+        bars: [...tr.querySelectorAll('.stage-track i')].map((i) => parseFloat(i.style.width)),
+        output: tr.querySelector('pre.output')?.textContent || '',
+      }));
+      assert.ok(detail.text.includes(ok.requestId), 'the detail names the request');
+      assert.ok(detail.stages.length >= 2, `stage bars: ${JSON.stringify(detail)}`);
+      assert.ok(detail.bars.every((w) => w >= 0 && w <= 100) && detail.bars.some((w) => w > 0), `bar widths: ${detail.bars}`);
+      assert.match(detail.output, /\n {2}"/, 'the JSON output is pretty-printed');
+      await page.screenshot({ path: path.join(SHOTS, 'logs.png'), fullPage: true });
+      // The pipeline filter, from the form into the hash.
+      await page.fill('#logs-form input[name="pipeline"]', 'search');
+      const search = await searchUntil((r) => r.length > 0, 'requests of search');
+      assert.ok(search.every((r) => r.pipeline === 'search'), `only search rows: ${[...new Set(search.map((r) => r.pipeline))]}`);
+      assert.equal((await hashParams()).pipeline, 'search', 'the filter is in the hash');
+    });
+
+    await check('logs: a failed recommendation is found under status=error with its error text', async () => {
+      const resp = await fetch(`${base}/v1/recommend`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ scenario: 'no_such_scenario', user_id: 'U0000042' }),
+      });
+      assert.ok(resp.status >= 400 && resp.status < 500, `an unknown scenario is a client error: ${resp.status}`);
+      const id = resp.headers.get('x-request-id');
+      assert.ok(id, 'the answer carries x-request-id');
+      const body = await resp.json();
+      assert.ok(body.error, `error answer: ${JSON.stringify(body)}`);
+      await openLogs('#logs?status=error');
+      assert.equal(await page.inputValue('#logs-form input[name="status"]'), 'error', 'the hash fills the form');
+      const rows = await searchUntil((r) => r.some((x) => x.requestId === id), `request ${id} under status=error`);
+      assert.ok(rows.every((r) => Number(r.status) >= 400), `only failed requests: ${rows.map((r) => r.status)}`);
+      const row = rows.find((r) => r.requestId === id);
+      assert.equal(row.status, String(resp.status), 'the row shows the HTTP status');
+      assert.match(row.error, /no_such_scenario/, `the row shows the error text: ${JSON.stringify(row)}`);
+      log(`failed request ${id}: ${row.error}`);
+      // Its service events: the request id link switches to the service log, filtered by it.
+      await logsRun(() => page.click(`#logs-table tr.logrow[data-request-id="${id}"] td.rid a`));
+      const h = await hashParams();
+      assert.equal(h.kind, 'service');
+      assert.equal(h.request_id, id);
+      assert.equal(await page.$eval('#logs-table', (t) => t.dataset.kind), 'service');
+      const events = await logRows();
+      assert.ok(events.every((e) => e.requestId === id), `only events of ${id}: ${JSON.stringify(events.slice(0, 3))}`);
+    });
+
+    await check('logs: service events with levels; an event links to its request', async () => {
+      await openLogs('#logs');
+      await logsRun(() => page.click('#logs-kind button[data-kind="service"]'));
+      assert.equal((await hashParams()).kind, 'service');
+      assert.equal(await page.isVisible('#logs-form select[name="level"]'), true, 'the level filter shows for service events');
+      assert.equal(await page.isVisible('#logs-form input[name="status"]'), false, 'request-only filters hide');
+      const rows = await searchUntil((r) => r.length > 0, 'service events');
+      for (const r of rows) assert.match(r.level, /^(ERROR|WARN|INFO|DEBUG|TRACE)$/, `level: ${JSON.stringify(r)}`);
+      const badges = await page.$$eval('#logs-table tbody .badge.level', (b) => b.map((e) => e.textContent));
+      assert.equal(badges.length, rows.length, 'every event has a level badge');
+      // level=warn leaves out info events.
+      await page.selectOption('#logs-form select[name="level"]', 'warn');
+      await logsRun(() => page.click('#logs-search'));
+      for (const r of await logRows()) assert.match(r.level, /^(ERROR|WARN)$/, `level filter: ${JSON.stringify(r)}`);
+      assert.equal((await hashParams()).level, 'warn');
+      // An event of a request links to that request's record (when the server logged one).
+      await page.selectOption('#logs-form select[name="level"]', '');
+      await logsRun(() => page.click('#logs-search'));
+      const withId = (await logRows()).find((r) => r.requestId);
+      if (withId) {
+        await logsRun(() => page.click(`#logs-table tr.logrow[data-request-id="${withId.requestId}"] td.rid a`));
+        const h = await hashParams();
+        assert.equal(h.request_id, withId.requestId);
+        assert.equal(h.kind, undefined, 'requests is the default kind');
+        const reqs = await logRows();
+        assert.ok(reqs.every((r) => r.requestId === withId.requestId), `the request of the event: ${JSON.stringify(reqs)}`);
+      } else {
+        log('no service event names a request in this run: the event → request link was not exercised');
+      }
+      await openLogs('#logs?kind=service');
+      await page.click('#logs-table tr.logrow td.time');
+      assert.ok(await page.$('#logs-table tr.logdetail pre.message'), 'an event opens to its message and fields');
+      await page.screenshot({ path: path.join(SHOTS, 'logs-service.png'), fullPage: true });
+    });
+
+    await check('logs: paging with next_cursor, and the JSON-lines export of the same filter', async () => {
+      // A closed window in the past, so nothing new arrives between the pages and the export.
+      const end = Math.floor(Date.now() / 1000) - 5;
+      const start = end - 6;
+      await openLogs(`#logs?start=${start}&end=${end}&limit=50`);
+      let rows = await logRows();
+      assert.equal(rows.length, 50, 'a first page of 50');
+      assert.equal(await page.isVisible('#logs-more'), true, 'older records: a "Load older" button');
+      let pages = 1;
+      while (await page.isVisible('#logs-more')) {
+        const before = rows.length;
+        await logsRun(() => page.click('#logs-more'));
+        rows = await logRows();
+        assert.ok(rows.length > before, 'a page of older records is appended');
+        pages++;
+        assert.ok(pages < 100, 'paging ends');
+      }
+      assert.ok(pages >= 2, `at least two pages of 50 in 6 s of 30/s traffic (${rows.length} rows)`);
+      const ids = rows.map((r) => r.requestId);
+      assert.equal(new Set(ids).size, ids.length, 'no record twice across pages');
+      const times = rows.map((r) => Number(r.time));
+      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'pages continue newest first');
+      for (const t of times) assert.ok(t >= start * 1000 && t <= end * 1000, `time ${t} inside the window`);
+      const href = await page.getAttribute('#logs-export', 'href');
+      const q = new URL(href, base).searchParams;
+      assert.equal(q.get('format'), 'jsonl');
+      assert.equal(q.get('start'), String(start));
+      assert.equal(q.get('end'), String(end));
+      const exp = await fetch(new URL(href, base));
+      assert.equal(exp.status, 200);
+      const lines = (await exp.text()).split('\n').filter((l) => l.trim());
+      const exported = lines.map((l) => JSON.parse(l));
+      assert.equal(exported.length, rows.length, 'the export has as many records as the pages');
+      assert.deepEqual(exported.map((r) => r.request_id).sort(), [...ids].sort(), 'the same records');
+      log(`${rows.length} records in ${pages} pages; export ${exported.length} lines`);
+    });
+
+    await check("logs: a bad filter shows the server's error", async () => {
+      expectBadLogs = true;
+      try {
+        await logsRun(() => page.evaluate(() => { location.hash = '#logs?limit=0'; }), 'error');
+        const text = await page.textContent('#logs-error');
+        assert.match(text, /400/);
+        assert.match(text, /limit must be a whole number from 1 to 1000/, `error shown: ${text}`);
+        assert.equal(await page.isVisible('#logs-error'), true);
+        assert.equal((await logRows()).length, 0, 'no rows for a bad filter');
+        await page.fill('#logs-form input[name="limit"]', '');
+        await page.fill('#logs-form input[name="start"]', 'yesterday');
+        await logsRun(() => page.click('#logs-search'), 'error');
+        const text2 = await page.textContent('#logs-error');
+        assert.match(text2, /start/, `a bad time names the parameter: ${text2}`);
+        await page.screenshot({ path: path.join(SHOTS, 'logs-error.png'), fullPage: true });
+        await openLogs('#logs');
+        assert.equal(await page.isVisible('#logs-error'), false, 'the error goes with a good search');
+      } finally {
+        expectBadLogs = false;
+      }
+    });
+
     await check('placeholders show no data; range switch redraws', async () => {
       await page.click('a[data-page="alerts"]');
       assert.match(await page.textContent('#page-alerts'), /Nothing is shown here until then/);
+      assert.equal(await page.$('#page-logs.placeholder'), null, 'Logs is no longer a placeholder');
       await page.click('a[data-page="overview"]');
       const before = await page.$eval('body', (b) => Number(b.dataset.refreshed));
       await page.click('#range button[data-range="3600"]');
