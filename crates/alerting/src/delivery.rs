@@ -305,7 +305,12 @@ impl DeliveryQueue {
     }
 
     /// Delivers until `shutdown` turns true.
-    pub async fn run(self: Arc<Self>, client: reqwest::Client, retry: RetryConfig, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        client: reqwest::Client,
+        retry: RetryConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             if *shutdown.borrow() {
                 return;

@@ -252,7 +252,8 @@ impl Evaluator {
         let mut new_groups = build_groups(files, &self.config);
         let mut old: Vec<GroupState> = std::mem::take(&mut self.groups);
         for ng in &mut new_groups {
-            let Some(oi) = old.iter().position(|o| o.group.file == ng.group.file && o.group.name == ng.group.name) else {
+            let Some(oi) = old.iter().position(|o| o.group.file == ng.group.file && o.group.name == ng.group.name)
+            else {
                 continue;
             };
             let og = &mut old[oi];
@@ -262,11 +263,7 @@ impl Evaluator {
             for nr in &mut ng.rules {
                 let key = (nr.rule.kind, nr.rule.name.clone());
                 let nth = *seen.entry(key.clone()).and_modify(|n| *n += 1).or_insert(0);
-                let Some(or) = og
-                    .rules
-                    .iter_mut()
-                    .filter(|r| r.rule.kind == key.0 && r.rule.name == key.1)
-                    .nth(nth)
+                let Some(or) = og.rules.iter_mut().filter(|r| r.rule.kind == key.0 && r.rule.name == key.1).nth(nth)
                 else {
                     continue;
                 };
@@ -328,7 +325,9 @@ impl Evaluator {
                 }
             }
         }
-        out.sort_by(|a, b| (&a.file, &a.group, &a.rule, &a.alert.labels).cmp(&(&b.file, &b.group, &b.rule, &b.alert.labels)));
+        out.sort_by(|a, b| {
+            (&a.file, &a.group, &a.rule, &a.alert.labels).cmp(&(&b.file, &b.group, &b.rule, &b.alert.labels))
+        });
         out
     }
 

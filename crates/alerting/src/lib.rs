@@ -205,7 +205,10 @@ fn mtimes(sources: &[RuleSource]) -> Vec<Option<SystemTime>> {
 fn check_url(url: &str) -> Result<(), AlertingError> {
     match reqwest::Url::parse(url) {
         Ok(u) if u.scheme() == "http" || u.scheme() == "https" => Ok(()),
-        Ok(u) => Err(AlertingError::BadUrl { url: url.into(), reason: format!("scheme {:?} is not http or https", u.scheme()) }),
+        Ok(u) => Err(AlertingError::BadUrl {
+            url: url.into(),
+            reason: format!("scheme {:?} is not http or https", u.scheme()),
+        }),
         Err(e) => Err(AlertingError::BadUrl { url: url.into(), reason: e.to_string() }),
     }
 }
@@ -236,7 +239,11 @@ impl Alerting {
                 TargetKind::Webhook => config.route.receiver.clone(),
                 TargetKind::Alertmanager => "alertmanager".to_string(),
             };
-            Arc::new(DeliveryQueue::new(Target { kind, url: url.clone(), receiver }, config.queue_capacity, log.clone()))
+            Arc::new(DeliveryQueue::new(
+                Target { kind, url: url.clone(), receiver },
+                config.queue_capacity,
+                log.clone(),
+            ))
         };
         let webhook_queues = config.webhooks.iter().map(|u| queue(TargetKind::Webhook, u)).collect();
         let am_queues = config.alertmanagers.iter().map(|u| queue(TargetKind::Alertmanager, u)).collect();
@@ -295,7 +302,8 @@ impl Alerting {
                 .map(NotifyAlert::postable)
                 .collect();
             if !pushed.is_empty() {
-                let firing = pushed.iter().any(|a| a.ends_at.as_deref().and_then(time::parse_rfc3339).is_none_or(|e| e > t_ms));
+                let firing =
+                    pushed.iter().any(|a| a.ends_at.as_deref().and_then(time::parse_rfc3339).is_none_or(|e| e > t_ms));
                 let n = Notification {
                     group_key: "alertmanager".into(),
                     status: if firing { "firing" } else { "resolved" }.into(),
@@ -340,7 +348,11 @@ impl Alerting {
         let (tx, rx) = watch::channel(false);
         let mut handles = Vec::new();
         for q in self.shared.webhook_queues.iter().chain(&self.shared.am_queues) {
-            handles.push(tokio::spawn(q.clone().run(self.shared.client.clone(), self.shared.config.retry.clone(), rx.clone())));
+            handles.push(tokio::spawn(q.clone().run(
+                self.shared.client.clone(),
+                self.shared.config.retry.clone(),
+                rx.clone(),
+            )));
         }
         handles.push(tokio::spawn(self.clone().eval_loop(rx.clone())));
         handles.push(tokio::spawn(self.clone().dispatch_loop(rx.clone())));
@@ -388,8 +400,12 @@ impl Alerting {
             }
             let me = self.clone();
             match tokio::task::spawn_blocking(move || me.reload_if_changed()).await {
-                Ok(Some(Err(err))) => tracing::error!(%err, "rule files changed but do not load; keeping the old rules"),
-                Ok(Some(Ok(outcome))) => tracing::info!(groups = outcome.groups, rules = outcome.rules, "rule files reloaded"),
+                Ok(Some(Err(err))) => {
+                    tracing::error!(%err, "rule files changed but do not load; keeping the old rules")
+                }
+                Ok(Some(Ok(outcome))) => {
+                    tracing::info!(groups = outcome.groups, rules = outcome.rules, "rule files reloaded")
+                }
                 Ok(None) => {}
                 Err(err) => tracing::error!(%err, "rule reload panicked"),
             }

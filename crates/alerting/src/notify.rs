@@ -275,7 +275,13 @@ impl Dispatcher {
         self.groups.len()
     }
 
-    fn needs_update(&self, entry: Option<&NflogEntry>, firing: &BTreeSet<u64>, resolved: &BTreeSet<u64>, now: i64) -> bool {
+    fn needs_update(
+        &self,
+        entry: Option<&NflogEntry>,
+        firing: &BTreeSet<u64>,
+        resolved: &BTreeSet<u64>,
+        now: i64,
+    ) -> bool {
         let Some(e) = entry else {
             return !firing.is_empty();
         };
@@ -294,7 +300,8 @@ impl Dispatcher {
     /// Flushes every group that is due at `now_ms`; `muted` says whether a silence mutes an
     /// alert. Returns the webhook payloads to deliver, in group order.
     pub fn flush(&mut self, now_ms: i64, muted: &dyn Fn(&LabelSet) -> bool) -> Vec<WebhookPayload> {
-        let due: Vec<LabelSet> = self.groups.iter().filter(|(_, g)| g.next_flush <= now_ms).map(|(k, _)| k.clone()).collect();
+        let due: Vec<LabelSet> =
+            self.groups.iter().filter(|(_, g)| g.next_flush <= now_ms).map(|(k, _)| k.clone()).collect();
         let mut out = Vec::new();
         for key in due {
             let Some(g) = self.groups.get_mut(&key) else { continue };

@@ -49,15 +49,17 @@ impl JsonFilePersistence {
 
     fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, PersistError> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| PersistError::Json { path: path.to_path_buf(), source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| PersistError::Json { path: path.to_path_buf(), source })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(source) => Err(PersistError::Io { path: path.to_path_buf(), source }),
         }
     }
 
     fn save<T: serde::Serialize>(path: &Path, items: &[T]) -> Result<(), PersistError> {
-        let bytes =
-            serde_json::to_vec_pretty(items).map_err(|source| PersistError::Json { path: path.to_path_buf(), source })?;
+        let bytes = serde_json::to_vec_pretty(items)
+            .map_err(|source| PersistError::Json { path: path.to_path_buf(), source })?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, bytes).map_err(|source| PersistError::Io { path: tmp.clone(), source })?;
         std::fs::rename(&tmp, path).map_err(|source| PersistError::Io { path: path.to_path_buf(), source })

@@ -171,7 +171,12 @@ pub fn check_expr(expr: &str) -> Result<(), String> {
     match promql::instant_query(&empty, expr, 0) {
         Ok(v) => match v {
             promql::Value::Vector(_) | promql::Value::Scalar(_) => Ok(()),
-            other => Err(format!("invalid expression type {:?}: a rule needs an instant vector or a scalar", other.type_name())),
+            promql::Value::Matrix(_) => {
+                Err("invalid expression type \"range vector\": a rule needs an instant vector or a scalar".into())
+            }
+            promql::Value::String(_) => {
+                Err("invalid expression type \"string\": a rule needs an instant vector or a scalar".into())
+            }
         },
         Err(e @ (QueryError::Parse(_) | QueryError::Unsupported(_))) => Err(e.to_string()),
         Err(_) => Ok(()),
@@ -227,7 +232,10 @@ impl Checker<'_> {
                 continue;
             };
             if !allowed.is_empty() && !allowed.contains(&k.as_str()) {
-                self.err(&key_path(path, &k), format!("unknown key {k:?} in {what} (expected one of: {})", allowed.join(", ")));
+                self.err(
+                    &key_path(path, &k),
+                    format!("unknown key {k:?} in {what} (expected one of: {})", allowed.join(", ")),
+                );
                 continue;
             }
             out.push((k, val));
@@ -373,7 +381,8 @@ pub fn parse_rules(file: &str, text: &str) -> Result<Vec<RuleGroup>, Vec<Diagnos
 
 fn parse_rule(c: &mut Checker<'_>, r: &Value, rp: &[Seg], group_labels: &[(String, Template)]) -> Option<Rule> {
     let before = c.diags.len();
-    let entries = c.mapping(r, rp, "a rule", &["alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"]);
+    let entries =
+        c.mapping(r, rp, "a rule", &["alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"]);
     let (line, _) = c.pos.find(rp);
     let get = |k: &str| entries.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     let alert = get("alert").and_then(|v| c.string(v, &key_path(rp, "alert"), "alert"));

@@ -15,7 +15,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SilenceError;
-use crate::time::{serde_rfc3339, rfc3339};
+use crate::time::{rfc3339, serde_rfc3339};
 
 /// How long an expired silence is kept in the list (Alertmanager keeps 120 h).
 pub const EXPIRED_RETENTION_MS: i64 = 120 * 3600 * 1000;
@@ -53,7 +53,10 @@ impl Matcher {
 
     fn compile(&self) -> Result<CompiledMatcher, SilenceError> {
         let re = if self.is_regex {
-            Some(Regex::new(&format!("^(?:{})$", self.value)).map_err(|e| SilenceError::Invalid(format!("matcher {}: {e}", self.name)))?)
+            Some(
+                Regex::new(&format!("^(?:{})$", self.value))
+                    .map_err(|e| SilenceError::Invalid(format!("matcher {}: {e}", self.name)))?,
+            )
         } else {
             None
         };
@@ -271,7 +274,10 @@ impl Silences {
         let mut out: Vec<SilenceView> = self
             .read()
             .values()
-            .map(|e| SilenceView { status: SilenceStatus { state: e.silence.state(now_ms) }, silence: e.silence.clone() })
+            .map(|e| SilenceView {
+                status: SilenceStatus { state: e.silence.state(now_ms) },
+                silence: e.silence.clone(),
+            })
             .collect();
         out.sort_by(|a, b| b.silence.updated_at.cmp(&a.silence.updated_at).then(a.silence.id.cmp(&b.silence.id)));
         out

@@ -111,10 +111,9 @@ impl Val {
     fn as_float(&self, func: &str) -> Result<f64, TemplateError> {
         match self {
             Val::Num(v) => Ok(*v),
-            Val::Str(s) => s
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| TemplateError(format!("error calling {func}: strconv.ParseFloat: parsing {s:?}: invalid syntax"))),
+            Val::Str(s) => s.trim().parse::<f64>().map_err(|_| {
+                TemplateError(format!("error calling {func}: strconv.ParseFloat: parsing {s:?}: invalid syntax"))
+            }),
         }
     }
 }
@@ -245,7 +244,8 @@ fn tokenize(s: &str) -> Result<Vec<Token>, TemplateError> {
                 match c {
                     '"' => break,
                     '\\' => {
-                        let e = chars.get(i).copied().ok_or_else(|| TemplateError("unterminated quoted string".into()))?;
+                        let e =
+                            chars.get(i).copied().ok_or_else(|| TemplateError("unterminated quoted string".into()))?;
                         i += 1;
                         lit.push(match e {
                             'n' => '\n',
@@ -567,13 +567,13 @@ pub fn go_g(v: f64, prec: usize) -> String {
     }
 }
 
-/// Go's `%v` of a float64 (shortest representation, exponent from 1e21 or below 1e-4).
+/// Go's `%v` of a float64 (shortest representation; exponent form from 1e6 and below 1e-4).
 pub fn go_float(v: f64) -> String {
     if let Some(s) = special(v) {
         return s;
     }
     let (mant, exp) = split_exp(&format!("{v:e}"));
-    if !(-4..21).contains(&exp) {
+    if !(-4..6).contains(&exp) {
         go_exp(&mant, exp)
     } else {
         let digits = mant.chars().filter(char::is_ascii_digit).count() as i32;

@@ -106,7 +106,10 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             return Err(bad());
         }
         next_unit = pos + 1;
-        total = n.checked_mul(UNITS[pos].1).and_then(|v| total.checked_add(v)).ok_or_else(|| format!("duration out of range: {s:?}"))?;
+        total = n
+            .checked_mul(UNITS[pos].1)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration out of range: {s:?}"))?;
     }
     Ok(total)
 }

@@ -89,7 +89,11 @@ impl Positions {
             let line = lineno + 1;
             let indent = raw.len() - raw.trim_start_matches(' ').len();
             let content = strip_comment(&raw[indent..]);
-            if content.is_empty() || content.starts_with("---") || content.starts_with("...") || content.starts_with('%') {
+            if content.is_empty()
+                || content.starts_with("---")
+                || content.starts_with("...")
+                || content.starts_with('%')
+            {
                 continue;
             }
             if let Some(d) = skip_deeper {
