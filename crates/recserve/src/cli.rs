@@ -35,9 +35,11 @@ pub struct LogArgs {
     /// "recserve_serving=debug"). RUST_LOG wins when set.
     #[arg(long, env = "RECSERVE_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
-    /// Log line format on stderr: "json" (one JSON object per line) or "text".
-    #[arg(long, env = "RECSERVE_LOG_FORMAT", default_value = "text", value_parser = ["json", "text"], global = true)]
-    pub log_format: String,
+    /// Log line format: "json" (one JSON object per line, on stdout) or "text" (readable, on
+    /// stderr). Default: json for `serve`, text for the other commands. Either way, `serve` and
+    /// `demo` also keep the events in the store, searchable at /api/v1/logs?kind=service.
+    #[arg(long, env = "RECSERVE_LOG_FORMAT", value_parser = ["json", "text"], global = true)]
+    pub log_format: Option<String>,
 }
 
 /// Settings of `recserve serve`. Each is optional here so that a config file can supply it;
@@ -82,9 +84,28 @@ pub struct ServeArgs {
     /// behind /api/v1/query_range and the dashboard) [default: 5].
     #[arg(long, env = "RECSERVE_SCRAPE_INTERVAL_SECS")]
     pub scrape_interval_secs: Option<u64>,
-    /// Hours of metric history kept in memory and in <data-dir>/telemetry [default: 6].
+    /// Hours of metric history kept in memory and in the store [default: 6].
     #[arg(long, env = "RECSERVE_RETENTION_HOURS")]
     pub retention_hours: Option<u64>,
+    /// The store for logs and metric history: mysql://user:password@host:port/database for a
+    /// MySQL or MariaDB server shared by replicas, or sqlite://PATH [default: SQLite in
+    /// <data-dir>/recserve.db].
+    #[arg(long, env = "RECSERVE_STORE", value_name = "URL")]
+    pub store: Option<String>,
+    /// Days of request and service logs kept; older records are deleted [default: 7].
+    #[arg(long, env = "RECSERVE_LOG_RETENTION_DAYS")]
+    pub log_retention_days: Option<u64>,
+    /// Largest size of the logs in the store, in MiB; the oldest records go first [default: 1024].
+    #[arg(long, env = "RECSERVE_LOG_MAX_MB")]
+    pub log_max_mb: Option<u64>,
+    /// Share of successful requests kept in the request log, 0 to 1; failed requests are always
+    /// kept. Per model and per pipeline rates go in the config file's [request_log] table
+    /// [default: 1].
+    #[arg(long, env = "RECSERVE_REQUEST_LOG_SAMPLE_RATE")]
+    pub request_log_sample_rate: Option<f64>,
+    /// Name of this replica in logs shared through a MySQL store [default: none].
+    #[arg(long, env = "RECSERVE_REPLICA")]
+    pub replica: Option<String>,
 }
 
 /// Settings of `recserve demo`: those of `serve`, plus the simulated shoppers.

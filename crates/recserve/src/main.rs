@@ -12,7 +12,8 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    logging::init(&cli.log)?;
+    let default_format = if matches!(cli.command, cli::Command::Serve(_)) { "json" } else { "text" };
+    logging::init(&cli.log, default_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         cli::Command::Serve(args) => runtime.block_on(serve::run(args)),

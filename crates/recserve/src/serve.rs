@@ -1,16 +1,21 @@
 //! `recserve serve`: resolves settings (flags and environment, then the config file, then
-//! defaults), loads the model repository and the recommendation pipelines, starts the REST and
-//! gRPC listeners, polls the repository, and shuts down cleanly on SIGTERM or SIGINT, letting
-//! in-flight requests finish. Telemetry (sampler, series scraper) starts with the server and its
-//! history lives in `<data-dir>/telemetry`; shutdown takes a last scrape so the final counters
-//! persist. `recserve demo` starts the same server through [`start`].
+//! defaults), opens the store (SQLite in the data directory, or MySQL), loads the model
+//! repository and the recommendation pipelines, starts the REST and gRPC listeners, polls the
+//! repository, and shuts down cleanly on SIGTERM or SIGINT, letting in-flight requests finish.
+//! Telemetry (sampler, series scraper) starts with the server and its history lives in the
+//! store; the request log and the service log go to the store's writer. Shutdown takes a last
+//! scrape so the final counters persist, then commits every queued log record.
+//! `recserve demo` starts the same server through [`start`].
 
 use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
 use recserve_pipeline::Pipelines;
+use recserve_server::observe::LogWriterCollector;
+use recserve_server::request_log::{RequestLog, RequestLogConfig};
 use recserve_server::shop::ShopApi;
 use recserve_server::{AppState, Limits};
 use recserve_serving::{ModelRegistry, tract_loader};
+use recserve_store::{LogWriter, Pseudonymizer, Retention, SqlSeriesPersistence, Store, WriterConfig};
 use recserve_telemetry::{StoreConfig, Telemetry, TelemetryConfig, TelemetryTasks};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -20,6 +25,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// How often log retention (age and size) is enforced.
+const RETENTION_CHECK: Duration = Duration::from_secs(300);
 
 /// The settings `serve` runs with, after layering.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +46,19 @@ pub struct Settings {
     pub scrape_interval: Duration,
     /// How much metric history is kept.
     pub retention: Duration,
+    /// The store's URL (`None`: SQLite in the data directory).
+    pub store: Option<String>,
+    /// How long request and service logs are kept.
+    pub log_retention: Duration,
+    /// Largest size of the logs in the store, in bytes.
+    pub log_max_bytes: u64,
+    /// Request-log sampling and privacy settings.
+    pub request_log: RequestLogConfig,
+    /// The key user ids are pseudonymised with (`None`: RECSERVE_PSEUDONYM_KEY, else the key file
+    /// in the data directory, created on first start).
+    pub pseudonym_key: Option<String>,
+    /// This replica's name in shared logs.
+    pub replica: Option<String>,
 }
 
 /// The config file: the same keys as the flags.
@@ -55,6 +76,12 @@ struct FileSettings {
     shutdown_grace_secs: Option<u64>,
     scrape_interval_secs: Option<u64>,
     retention_hours: Option<u64>,
+    store: Option<String>,
+    log_retention_days: Option<u64>,
+    log_max_mb: Option<u64>,
+    pseudonym_key: Option<String>,
+    replica: Option<String>,
+    request_log: Option<RequestLogConfig>,
 }
 
 /// What `recserve demo` supplies when neither flags nor the config file name a model
@@ -96,6 +123,11 @@ impl Settings {
             model_repository.get_or_insert(repo);
             pipelines.get_or_insert(pipes);
         }
+        let mut request_log = file.request_log.unwrap_or_default();
+        if let Some(rate) = args.request_log_sample_rate {
+            request_log.sample_rate = rate;
+        }
+        request_log.validate().map_err(|e| anyhow::anyhow!("invalid request log settings: {e}"))?;
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -117,6 +149,14 @@ impl Settings {
             retention: Duration::from_secs(
                 args.retention_hours.or(file.retention_hours).unwrap_or(6).max(1).saturating_mul(3600),
             ),
+            store: args.store.clone().or(file.store),
+            log_retention: Duration::from_secs(
+                args.log_retention_days.or(file.log_retention_days).unwrap_or(7).max(1).saturating_mul(86_400),
+            ),
+            log_max_bytes: args.log_max_mb.or(file.log_max_mb).unwrap_or(1024).max(1).saturating_mul(1 << 20),
+            request_log,
+            pseudonym_key: file.pseudonym_key,
+            replica: args.replica.clone().or(file.replica),
         })
     }
 }
@@ -138,6 +178,10 @@ pub struct Running {
     telemetry_tasks: TelemetryTasks,
     settings: Settings,
     servers: tokio::task::JoinHandle<Result<(), recserve_server::listen::ListenError>>,
+    /// Logs and metric history.
+    pub store: Store,
+    writer: LogWriter,
+    retention_task: tokio::task::JoinHandle<()>,
 }
 
 /// Binds the listeners, loads the repository and the pipelines, and starts serving.
@@ -163,20 +207,49 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let grpc = bind(&settings.host, settings.grpc_port, "gRPC").await?;
     let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
 
-    let telemetry_dir = settings.data_dir.join("telemetry");
-    let telemetry = Arc::new(
-        Telemetry::new(TelemetryConfig {
-            store: StoreConfig { scrape_interval: settings.scrape_interval, retention: settings.retention },
-            data_dir: Some(telemetry_dir.clone()),
-            ..TelemetryConfig::default()
-        })
-        .with_context(|| format!("cannot open the metric history in {}", telemetry_dir.display()))?,
-    );
+    let store_config = recserve_store::StoreConfig {
+        url: settings.store.clone(),
+        data_dir: settings.data_dir.clone(),
+        retention: Retention { max_age: Some(settings.log_retention), max_bytes: Some(settings.log_max_bytes) },
+    };
+    let store = Store::open(&store_config).await.context("cannot open the store")?;
+    info!(store = %store.describe(), "store open");
+    let writer = store.start_writer(WriterConfig::default());
+    crate::logging::attach(writer.sink(), settings.replica.clone());
+    let retention_task = store.start_retention(RETENTION_CHECK);
+    let pseudonymizer = Pseudonymizer::load_or_create(&settings.data_dir, settings.pseudonym_key.as_deref())
+        .context("cannot set up the key that pseudonymises user ids")?;
+
+    let persistence = {
+        let config = store_config.clone();
+        tokio::task::spawn_blocking(move || SqlSeriesPersistence::open(&config))
+            .await
+            .context("metric history loader panicked")?
+            .context("cannot open the metric history in the store")?
+    };
+    let telemetry_config = TelemetryConfig {
+        store: StoreConfig { scrape_interval: settings.scrape_interval, retention: settings.retention },
+        ..TelemetryConfig::default()
+    };
+    let telemetry =
+        tokio::task::spawn_blocking(move || Telemetry::with_persistence(telemetry_config, Box::new(persistence)))
+            .await
+            .context("metric history loader panicked")?
+            .context("cannot load the metric history from the store")?;
+    let telemetry = Arc::new(telemetry);
+    telemetry.registry.register_collector(Box::new(LogWriterCollector::new(writer.sink())));
 
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
     let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
     let telemetry_tasks = telemetry.start();
     state.limits = Limits { max_body_bytes: settings.max_body_bytes };
+    state.request_log = Some(Arc::new(RequestLog::new(
+        writer.sink(),
+        pseudonymizer,
+        settings.request_log.clone(),
+        settings.replica.clone(),
+    )));
+    state.store = Some(store.clone());
     if let Some(pipelines) = &pipelines {
         state.shop = Some(Arc::new(ShopApi::new(pipelines.clone(), registry.clone())));
     }
@@ -201,7 +274,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     if !settings.repository_poll.is_zero() {
         tokio::spawn(registry.clone().watch(settings.repository_poll, stop.clone().cancelled_owned()));
     }
-    Ok(Running { http_addr, grpc_addr, stop, telemetry, telemetry_tasks, settings, servers })
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        stop,
+        telemetry,
+        telemetry_tasks,
+        settings,
+        servers,
+        store,
+        writer,
+        retention_task,
+    })
 }
 
 impl Settings {
@@ -227,8 +311,23 @@ impl Running {
         }
         // Stop the sampler and scraper, then take a last scrape: it is persisted at once.
         drop(self.telemetry_tasks);
-        self.telemetry.store.scrape(&self.telemetry.registry, recserve_telemetry::store::now_ms());
-        info!("metric history saved");
+        let telemetry = self.telemetry.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            telemetry.store.scrape(&telemetry.registry, recserve_telemetry::store::now_ms())
+        })
+        .await;
+        match saved {
+            Ok(()) => info!("metric history saved"),
+            Err(e) => warn!(error = %e, "the last metric snapshot failed"),
+        }
+        self.retention_task.abort();
+        // Everything the transports logged is committed before the process ends.
+        let stats = self.writer.shutdown().await;
+        eprintln!(
+            "recserve: logs saved: {} records committed, {} dropped, {} failed",
+            stats.committed, stats.dropped, stats.failed
+        );
+        self.store.close().await;
         Ok(())
     }
 }

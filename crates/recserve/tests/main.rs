@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod demo;
+mod logs;
 mod shop_export;
 mod telemetry;
 

@@ -1,4 +1,5 @@
-//! Telemetry of the real binary: metric history under `--data-dir` survives a restart.
+//! Telemetry of the real binary: metric history in the store (SQLite under `--data-dir`)
+//! survives a restart.
 
 use super::{http, mlp_request, wait_ready};
 use std::io::{BufRead, BufReader};
@@ -7,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `recserve serve` with `data` as its data directory, scraping every second.
-fn serve(data: &Path) -> (Child, String) {
+pub(crate) fn serve(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recserve"))
         .args(["serve", "--http-port", "0", "--grpc-port", "0", "--repository-poll-secs", "0"])
         .args(["--scrape-interval-secs", "1", "--retention-hours", "1"])
@@ -33,7 +34,7 @@ fn serve(data: &Path) -> (Child, String) {
     (child, addr)
 }
 
-fn terminate(mut child: Child) {
+pub(crate) fn terminate(mut child: Child) {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -75,7 +76,7 @@ fn metric_history_survives_a_restart() {
     }
     let before = now();
     terminate(child);
-    assert!(data.path().join("telemetry/series.bin").is_file());
+    assert!(data.path().join("recserve.db").is_file(), "the history is in the store");
 
     let (child, addr) = serve(data.path());
     // The new process counts from zero, but the history from before is still there.

@@ -49,7 +49,8 @@ pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiE
     infer_observed(state, call, &mut Observed::off()).await
 }
 
-/// Runs one call, recording its batcher stages (`queue`, `inference`) in `obs`.
+/// Runs one call, recording its batcher stages (`queue`, `inference`), and its inputs and
+/// outputs for the request log, in `obs`.
 pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observed) -> Result<InferReply, ApiError> {
     let loaded = state.registry.resolve(&call.model, call.version.as_deref())?;
     for wanted in &call.outputs {
@@ -62,6 +63,9 @@ pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observe
                 names.join(", ")
             )));
         }
+    }
+    if let Some(log) = obs.log() {
+        log.input_tensors(&call.inputs);
     }
     let (tensors, timings) = loaded.infer_timed(call.inputs).await;
     obs.batcher(timings);
@@ -77,6 +81,9 @@ pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observe
     if !call.outputs.is_empty() {
         // Answer in the order the client asked.
         outputs.sort_by_key(|o| call.outputs.iter().position(|w| w.name == o.name));
+    }
+    if let Some(log) = obs.log() {
+        log.output_tensors(&outputs);
     }
     Ok(InferReply { model_name: call.model, model_version: loaded.version.to_string(), id: call.id, outputs })
 }

@@ -22,6 +22,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::request_log::LogDraft;
 use crate::shop::RecommendReply;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -56,20 +57,35 @@ pub fn outcome_of(error: &ApiError) -> Outcome {
     }
 }
 
-/// The observation of one request, or nothing when telemetry is off.
-#[derive(Debug, Default)]
-pub struct Observed(Option<RequestObservation>);
+/// The one observation of a request: its metrics (when telemetry is on) and its request-log
+/// record (when the request log is on).
+#[derive(Debug)]
+pub struct Observed {
+    metrics: Option<RequestObservation>,
+    log: Option<LogDraft>,
+    started: Instant,
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Observed::off()
+    }
+}
 
 impl Observed {
-    /// No telemetry.
+    /// Neither metrics nor a log record.
     pub fn off() -> Observed {
-        Observed(None)
+        Observed { metrics: None, log: None, started: Instant::now() }
     }
 
     /// Records `stage` (a second record of the same stage is ignored).
     pub fn stage(&mut self, stage: Stage, duration: Duration) {
-        if let Some(obs) = self.0.as_mut() {
-            obs.stage(stage, duration);
+        let first = match self.metrics.as_mut() {
+            Some(obs) => obs.stage(stage, duration),
+            None => true,
+        };
+        if first && let Some(log) = self.log.as_mut() {
+            log.stage(stage.as_str(), duration);
         }
     }
 
@@ -83,13 +99,35 @@ impl Observed {
         }
     }
 
-    /// Finishes with the outcome of `result` and the end-to-end latency.
+    /// The request-log record being made, when the request log is on.
+    pub fn log(&mut self) -> Option<&mut LogDraft> {
+        self.log.as_mut()
+    }
+
+    /// Finishes with the outcome of `result` and the end-to-end latency. A failed request also
+    /// leaves a service-log event (warn for server-side failures, info for rejected input),
+    /// which the enclosing `request` span ties to its request id.
     pub fn finish<T>(self, result: &Result<T, ApiError>) {
-        if let Some(obs) = self.0 {
-            obs.finish(match result {
+        if let Err(e) = result {
+            let status = e.http_status().as_u16();
+            if status >= 500 {
+                tracing::warn!(status, error = %e, "request failed");
+            } else {
+                tracing::info!(status, error = %e, "request rejected");
+            }
+        }
+        let latency = match self.metrics {
+            Some(obs) => obs.finish(match result {
                 Ok(_) => Outcome::Ok,
                 Err(e) => outcome_of(e),
-            });
+            }),
+            None => self.started.elapsed(),
+        };
+        if let Some(log) = self.log {
+            match result {
+                Ok(_) => log.finish(200, None, latency),
+                Err(e) => log.finish(e.http_status().as_u16(), Some(e.to_string()), latency),
+            }
         }
     }
 }
@@ -104,16 +142,27 @@ fn target(serving: &ServingMetrics, model: &str, version: &str, pipeline: &str) 
     }
 }
 
-/// Starts observing a V2 inference request that arrived at `started`, labelled by the version
-/// that will serve `model`/`version` (or `unknown`/`none` when none can).
-pub fn start_v2(state: &AppState, model: &str, version: Option<&str>, started: Instant) -> Observed {
-    let Some(telemetry) = &state.telemetry else { return Observed::off() };
-    let t = match state.registry.resolve(model, version) {
-        Ok(loaded) => target(&telemetry.serving, &loaded.model, &loaded.version.to_string(), NO_PIPELINE),
-        Err(_) if state.registry.entry(model).is_ok() => target(&telemetry.serving, model, NO_VERSION, NO_PIPELINE),
-        Err(_) => target(&telemetry.serving, UNKNOWN_MODEL, NO_VERSION, NO_PIPELINE),
-    };
-    Observed(t.map(|t| t.start_at(started)))
+/// Starts observing a V2 inference request `request_id` that arrived at `started`, labelled by
+/// the version that will serve `model`/`version` (or `unknown`/`none` when none can).
+pub fn start_v2(state: &AppState, model: &str, version: Option<&str>, started: Instant, request_id: &str) -> Observed {
+    let resolved = state.registry.resolve(model, version);
+    let log = state.request_log.as_ref().map(|l| {
+        let mut draft = l.draft(request_id);
+        match &resolved {
+            Ok(loaded) => draft.model(&loaded.model, Some(&loaded.version.to_string())),
+            Err(_) => draft.model(model, version),
+        }
+        draft
+    });
+    let metrics = state.telemetry.as_ref().and_then(|telemetry| {
+        let t = match &resolved {
+            Ok(loaded) => target(&telemetry.serving, &loaded.model, &loaded.version.to_string(), NO_PIPELINE),
+            Err(_) if state.registry.entry(model).is_ok() => target(&telemetry.serving, model, NO_VERSION, NO_PIPELINE),
+            Err(_) => target(&telemetry.serving, UNKNOWN_MODEL, NO_VERSION, NO_PIPELINE),
+        };
+        t.map(|t| t.start_at(started))
+    });
+    Observed { metrics, log, started }
 }
 
 #[derive(serde::Deserialize)]
@@ -121,15 +170,19 @@ struct ScenarioField {
     scenario: Option<String>,
 }
 
-/// Records the one observation of a `/v1/recommend` request that arrived at `started` (called
-/// once the answer is encoded). `body` is read only on failure, to find a configured scenario.
+/// Records the one observation of `/v1/recommend` request `request_id` that arrived at `started`
+/// (called once the answer is encoded). `body` is read only on failure, to find a configured
+/// scenario and the user.
 pub fn finish_recommend(
     state: &AppState,
     started: Instant,
+    request_id: &str,
     body: Option<&[u8]>,
     result: &Result<RecommendReply, ApiError>,
 ) {
-    let Some(telemetry) = &state.telemetry else { return };
+    if state.telemetry.is_none() && state.request_log.is_none() {
+        return;
+    }
     let ranker = state.shop.as_ref().map(|s| s.pipelines().feature_spec().ranker.model.clone());
     let model = ranker.as_deref().unwrap_or(UNKNOWN_MODEL);
     let (version, pipeline) = match result {
@@ -144,8 +197,35 @@ pub fn finish_recommend(
             (NO_VERSION.to_string(), named.unwrap_or_else(|| UNKNOWN_PIPELINE.to_string()))
         }
     };
-    let Some(t) = target(&telemetry.serving, model, &version, &pipeline) else { return };
-    let mut obs = Observed(Some(t.start_at(started)));
+    let metrics = state
+        .telemetry
+        .as_ref()
+        .and_then(|telemetry| target(&telemetry.serving, model, &version, &pipeline))
+        .map(|t| t.start_at(started));
+    let log = state.request_log.as_ref().map(|l| {
+        let mut draft = l.draft(request_id);
+        draft.model(model, (version != NO_VERSION).then_some(version.as_str()));
+        draft.pipeline(&pipeline);
+        match result {
+            Ok(reply) => {
+                draft.user(&reply.request.user_id);
+                if draft.sampled() {
+                    draft.input_json(crate::shop::loggable_request(&reply.request));
+                    draft.output_json(crate::shop::loggable_reply(reply));
+                }
+            }
+            Err(_) => {
+                if let Some((user, input)) = body.and_then(crate::shop::loggable_body) {
+                    if let Some(user) = user {
+                        draft.user(&user);
+                    }
+                    draft.input_json(input);
+                }
+            }
+        }
+        draft
+    });
+    let mut obs = Observed { metrics, log, started };
     if let Ok(reply) = result {
         let s = &reply.stages;
         obs.stage(Stage::Retrieval, s.user_features + s.user_tower + s.retrieval);
@@ -315,4 +395,67 @@ pub async fn percentiles(State(state): State<AppState>, RawQuery(q): RawQuery) -
     let window = window_param(q.as_deref())?;
     let now = recserve_telemetry::store::now_ms();
     Ok(axum::Json(recserve_telemetry::percentiles::percentiles(&t.serving, &t.store, now, window)).into_response())
+}
+
+/// The request and service logs' writer figures as metrics, read from its sink at each gather:
+/// `recserve_log_records_{accepted,committed,dropped,failed}_total`,
+/// `recserve_log_write_batches_total` and `recserve_log_queue_records`. Drops happen only when
+/// the writer's queue is full; they are never silent.
+pub struct LogWriterCollector {
+    sink: recserve_store::LogSink,
+}
+
+impl LogWriterCollector {
+    pub fn new(sink: recserve_store::LogSink) -> LogWriterCollector {
+        LogWriterCollector { sink }
+    }
+}
+
+impl recserve_telemetry::metrics::Collector for LogWriterCollector {
+    fn collect(&self, out: &mut Vec<recserve_telemetry::metrics::FamilySnapshot>) {
+        use recserve_telemetry::metrics::{FamilySnapshot, MetricKind, SeriesSnapshot, SnapshotValue};
+        let stats = self.sink.stats();
+        let family = |name: &str, help: &str, kind: MetricKind, value: u64| FamilySnapshot {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            series: vec![SeriesSnapshot { labels: Vec::new(), value: SnapshotValue::Scalar(value as f64) }],
+        };
+        out.push(family(
+            "recserve_log_records_accepted_total",
+            "Log records (request and service) queued for the store.",
+            MetricKind::Counter,
+            stats.accepted,
+        ));
+        out.push(family(
+            "recserve_log_records_committed_total",
+            "Log records committed to the store.",
+            MetricKind::Counter,
+            stats.committed,
+        ));
+        out.push(family(
+            "recserve_log_records_dropped_total",
+            "Log records dropped because the writer's queue was full.",
+            MetricKind::Counter,
+            stats.dropped,
+        ));
+        out.push(family(
+            "recserve_log_records_failed_total",
+            "Log records lost to store errors after retries.",
+            MetricKind::Counter,
+            stats.failed,
+        ));
+        out.push(family(
+            "recserve_log_write_batches_total",
+            "Transactions the log writer committed.",
+            MetricKind::Counter,
+            stats.batches,
+        ));
+        out.push(family(
+            "recserve_log_queue_records",
+            "Log records waiting in the writer's queue.",
+            MetricKind::Gauge,
+            stats.queued,
+        ));
+    }
 }

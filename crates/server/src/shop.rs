@@ -12,9 +12,7 @@ use recserve_pipeline::{
 use recserve_serving::{ModelRegistry, NamedTensor, ServingError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many recent requests feedback can still be joined to.
 const JOURNAL_CAPACITY: usize = 100_000;
@@ -83,6 +81,39 @@ pub struct RecommendReply {
     /// Time spent per stage (for telemetry; not part of the JSON body).
     #[serde(skip)]
     pub stages: StageTimings,
+    /// The request as parsed (for the request log; not part of the JSON body).
+    #[serde(skip)]
+    pub request: RecommendRequest,
+}
+
+/// A recommendation request as the request log keeps it: without the user id (the log holds
+/// its pseudonym in a column of its own).
+pub fn loggable_request(request: &RecommendRequest) -> String {
+    let mut value = serde_json::to_value(request).unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(map) = &mut value {
+        map.remove("user_id");
+    }
+    value.to_string()
+}
+
+/// A recommendation answer as the request log keeps it: the items with their scores, the model
+/// versions and whether it was a cold start.
+pub fn loggable_reply(reply: &RecommendReply) -> String {
+    let items: Vec<_> = reply.items.iter().map(|i| serde_json::json!([i.item_id, i.score])).collect();
+    serde_json::json!({"items": items, "model_versions": reply.model_versions, "cold_start": reply.cold_start})
+        .to_string()
+}
+
+/// The user id (when the body names one as text) and the body without it, for the log record
+/// of a request that failed; `None` when the body is not a JSON object.
+pub fn loggable_body(body: &[u8]) -> Option<(Option<String>, String)> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let map = value.as_object_mut()?;
+    let user = match map.remove("user_id") {
+        Some(serde_json::Value::String(u)) => Some(u),
+        _ => None,
+    };
+    Some((user, value.to_string()))
 }
 
 /// What a shopper did with an item.
@@ -178,38 +209,28 @@ struct Journal {
 pub struct ShopApi {
     pipelines: Arc<Pipelines>,
     runner: RegistryRunner,
-    prefix: String,
-    next_id: AtomicU64,
     journal: Mutex<Journal>,
 }
 
 impl ShopApi {
     pub fn new(pipelines: Arc<Pipelines>, registry: Arc<ModelRegistry>) -> ShopApi {
-        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
-        ShopApi {
-            pipelines,
-            runner: RegistryRunner::new(registry),
-            prefix: format!("{:x}", started & 0xffff_ffff_ffff),
-            next_id: AtomicU64::new(1),
-            journal: Mutex::new(Journal::default()),
-        }
+        ShopApi { pipelines, runner: RegistryRunner::new(registry), journal: Mutex::new(Journal::default()) }
     }
 
     pub fn pipelines(&self) -> &Arc<Pipelines> {
         &self.pipelines
     }
 
-    /// Parses and runs one recommendation request.
-    pub async fn recommend(&self, body: &[u8]) -> Result<RecommendReply, ApiError> {
+    /// Parses and runs one recommendation request; `request_id` names it in the answer, the
+    /// journal that feedback joins to, and the logs.
+    pub async fn recommend(&self, body: &[u8], request_id: String) -> Result<RecommendReply, ApiError> {
         let request = RecommendRequest::from_json(body)?;
-        let user_id = request.user_id.clone();
-        let response = self.pipelines.recommend(request, &self.runner).await?;
-        let request_id = format!("{}-{}", self.prefix, self.next_id.fetch_add(1, Ordering::Relaxed));
+        let response = self.pipelines.recommend(request.clone(), &self.runner).await?;
         self.remember(
             &request_id,
             Shown {
                 scenario: response.scenario.clone(),
-                user_id,
+                user_id: request.user_id.clone(),
                 items: response.items.iter().map(|i| i.item_id.clone()).collect(),
             },
         );
@@ -220,6 +241,7 @@ impl ShopApi {
             model_versions: response.model_versions,
             cold_start: response.cold_start,
             stages: response.stages,
+            request,
         })
     }
 

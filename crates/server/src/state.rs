@@ -1,6 +1,7 @@
-//! What every handler shares: the model registry, request limits, the server's identity and
-//! its telemetry.
+//! What every handler shares: the model registry, request limits, the server's identity, its
+//! telemetry, request ids, the request log and the store.
 
+use crate::request_log::{RequestIds, RequestLog};
 use crate::shop::ShopApi;
 use recserve_serving::ModelRegistry;
 use recserve_telemetry::{Telemetry, TelemetryConfig};
@@ -47,6 +48,12 @@ pub struct AppState {
     pub shop: Option<Arc<ShopApi>>,
     /// Metrics, series store and query API (`None`: telemetry off, e.g. to measure its cost).
     pub telemetry: Option<Arc<Telemetry>>,
+    /// Request ids of both transports.
+    pub request_ids: Arc<RequestIds>,
+    /// The request log (`None`: no records are made).
+    pub request_log: Option<Arc<RequestLog>>,
+    /// The store behind `/api/v1/logs` (`None`: no store configured).
+    pub store: Option<recserve_store::Store>,
 }
 
 impl AppState {
@@ -68,6 +75,15 @@ impl AppState {
         if let Some(t) = &telemetry {
             crate::observe::attach(t, &registry);
         }
-        AppState { registry, limits: Limits::default(), info: Arc::new(ServerInfo::default()), shop: None, telemetry }
+        AppState {
+            registry,
+            limits: Limits::default(),
+            info: Arc::new(ServerInfo::default()),
+            shop: None,
+            telemetry,
+            request_ids: Arc::new(RequestIds::default()),
+            request_log: None,
+            store: None,
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 mod dashboard;
 mod grpc;
+mod logs;
 mod observe;
 mod recommend;
 mod rest;

@@ -103,14 +103,28 @@ impl Telemetry {
     /// Registers every family (serving, sampler, `process_*`) and opens the store (loading its
     /// history when a data directory is set).
     pub fn new(config: TelemetryConfig) -> Result<Self, TelemetryError> {
+        let store = match &config.data_dir {
+            Some(dir) => SeriesStore::open_dir(config.store.clone(), dir)?,
+            None => SeriesStore::new(config.store.clone()),
+        };
+        Self::with_store(config, store)
+    }
+
+    /// As [`Telemetry::new`], with the series history kept by `persistence` (e.g. the SQL
+    /// store) instead of a file in `config.data_dir`.
+    pub fn with_persistence(
+        config: TelemetryConfig,
+        persistence: Box<dyn store::SeriesPersistence>,
+    ) -> Result<Self, TelemetryError> {
+        let store = SeriesStore::open(config.store.clone(), persistence)?;
+        Self::with_store(config, store)
+    }
+
+    fn with_store(config: TelemetryConfig, store: SeriesStore) -> Result<Self, TelemetryError> {
         let registry = Arc::new(Registry::new());
         let serving = Arc::new(ServingMetrics::new(&registry, config.serving)?);
         let sampler = sampler::SystemSampler::new(&registry)?;
         registry.register_collector(Box::new(process::ProcessCollector));
-        let store = match &config.data_dir {
-            Some(dir) => SeriesStore::open_dir(config.store, dir)?,
-            None => SeriesStore::new(config.store),
-        };
         Ok(Self {
             registry,
             serving,

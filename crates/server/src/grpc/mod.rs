@@ -22,12 +22,14 @@ use crate::error::ApiError;
 use crate::inference;
 use crate::metadata;
 use crate::observe;
+use crate::request_log::REQUEST_ID_HEADER;
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::*;
 use recserve_telemetry::Stage;
 use std::time::Instant;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 pub use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 
@@ -111,9 +113,12 @@ impl GrpcInferenceService for InferenceService {
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Answer<ModelInferResponse> {
         // One observation per request (see crate::observe): decode, batcher, encode.
         let started = Instant::now();
+        let given = request.metadata().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+        let request_id = self.state.request_ids.from_client(given);
+        let span = tracing::info_span!("request", request_id = %request_id);
         let request = request.into_inner();
         let version = Some(request.model_version.as_str()).filter(|v| !v.is_empty());
-        let mut obs = observe::start_v2(&self.state, &request.model_name, version, started);
+        let mut obs = observe::start_v2(&self.state, &request.model_name, version, started, &request_id);
         let result = async {
             let call = convert::infer_call(request)?;
             obs.stage(Stage::Preprocess, started.elapsed());
@@ -123,9 +128,14 @@ impl GrpcInferenceService for InferenceService {
             obs.stage(Stage::Postprocess, encoding.elapsed());
             Ok::<_, ApiError>(response)
         }
+        .instrument(span)
         .await;
         obs.finish(&result);
-        Ok(Response::new(result?))
+        let mut response = Response::new(result?);
+        if let Ok(value) = request_id.parse() {
+            response.metadata_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        Ok(response)
     }
 
     async fn model_stream_infer(

@@ -11,9 +11,12 @@ use crate::error::ApiError;
 use crate::inference;
 use crate::metadata::{self, VersionStatistics};
 use crate::observe::{self, Observed};
+use crate::request_log::REQUEST_ID_HEADER;
+use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,6 +25,7 @@ use serde_json::json;
 use std::time::Instant;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
+use tracing::Instrument;
 
 /// The REST router for the V2 protocol.
 pub fn router(state: AppState) -> Router {
@@ -55,12 +59,33 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/label/{name}/values", get(observe::label_values))
         .route("/api/v1/bottleneck", get(observe::bottleneck))
         .route("/api/v1/percentiles", get(observe::percentiles))
+        .route("/api/v1/logs", get(crate::logs::logs))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), with_request_id))
         .with_state(state)
+}
+
+/// The id of the request being handled (see [`crate::request_log`]).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives every request an id (the client's `x-request-id` when usable), runs it inside a
+/// `request` span carrying that id (so its service-log events name it), and answers with the id
+/// in `x-request-id`.
+async fn with_request_id(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let given = request.headers().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
+    let id = state.request_ids.from_client(given);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
 }
 
 fn shop_api(state: &AppState) -> Result<&std::sync::Arc<crate::shop::ShopApi>, ApiError> {
@@ -89,12 +114,13 @@ fn read_body(
 
 async fn recommend(
     State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = read_body(&state, body);
     let result = match (&body, shop_api(&state)) {
-        (Ok(body), Ok(shop)) => shop.recommend(body).await,
+        (Ok(body), Ok(shop)) => shop.recommend(body, id.0.clone()).await,
         (Err(e), _) => Err(e.clone()),
         (_, Err(e)) => Err(e),
     };
@@ -102,7 +128,7 @@ async fn recommend(
         Ok(reply) => Ok(Json(reply).into_response()),
         Err(e) => Err(e.clone()),
     };
-    observe::finish_recommend(&state, started, body.as_deref().ok(), &result);
+    observe::finish_recommend(&state, started, &id.0, body.as_deref().ok(), &result);
     response
 }
 
@@ -181,19 +207,21 @@ async fn version_ready(
 async fn model_infer(
     State(state): State<AppState>,
     Path(model): Path<String>,
+    Extension(id): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    infer(state, model, None, headers, body).await
+    infer(state, model, None, &id.0, headers, body).await
 }
 
 async fn version_infer(
     State(state): State<AppState>,
     Path((model, version)): Path<(String, String)>,
+    Extension(id): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    infer(state, model, Some(version), headers, body).await
+    infer(state, model, Some(version), &id.0, headers, body).await
 }
 
 /// One V2 inference request over REST, observed once (see [`crate::observe`]).
@@ -201,10 +229,11 @@ async fn infer(
     state: AppState,
     model: String,
     version: Option<String>,
+    request_id: &str,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let mut obs = observe::start_v2(&state, &model, version.as_deref(), Instant::now());
+    let mut obs = observe::start_v2(&state, &model, version.as_deref(), Instant::now(), request_id);
     let result = infer_observed(&state, model, version, headers, body, &mut obs).await;
     obs.finish(&result);
     result
