@@ -212,7 +212,9 @@ impl Store {
     /// MySQL: refreshes the table statistics [`Store::size_bytes`] reads. SQLite: nothing.
     pub async fn analyze(&self) -> Result<(), StoreError> {
         if let Pool::MySql(p) = self.pool() {
-            sqlx::query("ANALYZE TABLE request_log, service_log, series, series_samples")
+            sqlx::query(
+                "ANALYZE TABLE request_log, service_log, series, series_samples, state_documents, notifications, audit",
+            )
                 .execute(p)
                 .await
                 .map_err(self.err("ANALYZE TABLE"))?;
@@ -233,6 +235,14 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self.pool(), p => p.close().await);
     }
+}
+
+/// The wall clock in unix milliseconds (0 before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// `<path><suffix>`, e.g. the `-wal` file next to an SQLite database.

@@ -72,6 +72,14 @@ pub enum StoreError {
         /// Expected vs received.
         reason: String,
     },
+    /// A value given to the store is invalid (a document name, an audit actor or action …).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What the value is.
+        what: &'static str,
+        /// Expected vs received.
+        reason: String,
+    },
     /// A stored row could not be decoded.
     #[error("store {target}: stored row in {table} is malformed: {reason}")]
     Corrupt {
@@ -82,7 +90,7 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The store's background thread is gone (series persistence).
+    /// The store's background thread is gone (series persistence, sync state documents).
     #[error("store {target}: the store thread has stopped")]
     ThreadGone {
         /// The database.

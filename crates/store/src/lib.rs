@@ -1,7 +1,7 @@
 //! recserve's store: one schema kept by migrations over two sqlx backends, SQLite in the data
 //! directory (the default, WAL) and MySQL/MariaDB (`--store mysql://…`). Everything that persists
-//! goes through it: request and service logs, series snapshots, later alerts, deployments and the
-//! audit trail.
+//! goes through it: request and service logs, series snapshots, control-plane state documents
+//! (alert states, silences, later deployments), the notification log and the audit trail.
 //!
 //! # Wiring (what the server does)
 //!
@@ -33,24 +33,34 @@
 //! Modules: [`config`] (URLs, backends), [`db`] ([`Store`]: pools, migrations, size),
 //! [`records`] (what is logged), [`writer`] (the batched log writer), [`query`] (log queries
 //! with keyset paging), [`retention`], [`pseudonym`] (keyed user pseudonyms, input digests),
-//! [`series`] (the telemetry series persistence).
+//! [`series`] (the telemetry series persistence), [`state`] (state documents shared by
+//! replicas, and their sync facade), [`notifications`] (the notification log and its
+//! non-blocking recorder), [`audit`] (the audit trail, which retention never deletes). The sync
+//! adapters share one piece of plumbing, a store on a thread of its own (`thread`).
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod notifications;
 pub mod pseudonym;
 pub mod query;
 pub mod records;
 pub mod retention;
 pub mod series;
+pub mod state;
+mod thread;
 pub mod writer;
 
+pub use audit::{AuditOutcome, AuditQuery, AuditRecord};
 pub use config::{Backend, Retention, StoreConfig};
 pub use db::Store;
 pub use error::StoreError;
+pub use notifications::{NotificationQuery, NotificationRecord, NotificationRecorder, RecorderStats};
 pub use pseudonym::{PSEUDONYM_KEY_ENV, Pseudonymizer, input_or_digest};
 pub use query::{LogQuery, Page, StatusFilter};
 pub use records::{LogRecord, RequestRecord, ServiceRecord};
 pub use retention::RetentionReport;
 pub use series::SqlSeriesPersistence;
+pub use state::{Document, SqlStateDocuments, StateChanges};
 pub use writer::{LogSink, LogWriter, WriterConfig, WriterStats};

@@ -8,9 +8,9 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{AssertSqlSafe, FromRow};
+use sqlx::FromRow;
 
-use crate::db::{Store, with_pool};
+use crate::db::Store;
 use crate::error::StoreError;
 use crate::records::{RequestRecord, ServiceRecord, level_number};
 
@@ -97,31 +97,31 @@ pub struct Page<T> {
 }
 
 /// A bound value of a dynamic WHERE clause.
-enum Arg {
+pub(crate) enum Arg {
     I64(i64),
     Str(String),
 }
 
 /// A WHERE clause being built.
 #[derive(Default)]
-struct Filter {
+pub(crate) struct Filter {
     conditions: Vec<String>,
-    args: Vec<Arg>,
+    pub(crate) args: Vec<Arg>,
 }
 
 impl Filter {
-    fn push(&mut self, condition: &str, args: impl IntoIterator<Item = Arg>) {
+    pub(crate) fn push(&mut self, condition: &str, args: impl IntoIterator<Item = Arg>) {
         self.conditions.push(condition.to_string());
         self.args.extend(args);
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.conditions.is_empty() { String::new() } else { format!("WHERE {}", self.conditions.join(" AND ")) }
     }
 }
 
 /// The position a page ends at: (time, id) of its last record.
-fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
     let bad = || StoreError::BadQuery {
         field: "cursor",
         reason: format!("not a cursor from a previous page: {cursor:?}"),
@@ -130,7 +130,7 @@ fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
     Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
 }
 
-fn make_cursor(time_ms: i64, id: i64) -> String {
+pub(crate) fn make_cursor(time_ms: i64, id: i64) -> String {
     format!("{time_ms}_{id}")
 }
 
@@ -149,19 +149,30 @@ fn like_pattern(text: &str, mysql: bool) -> String {
     p
 }
 
-fn limit_of(q: &LogQuery) -> u32 {
-    q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+/// Records per page: `limit` (default [`DEFAULT_LIMIT`]) within 1..=[`MAX_LIMIT`].
+pub(crate) fn limit_of(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+/// The time range and the keyset cursor on (time_ms, id): what every paged table shares.
+pub(crate) fn time_and_cursor(from_ms: Option<i64>, to_ms: Option<i64>, cursor: Option<&str>) -> Result<Filter, StoreError> {
+    let mut f = Filter::default();
+    if let Some(from) = from_ms {
+        f.push("time_ms >= ?", [Arg::I64(from)]);
+    }
+    if let Some(to) = to_ms {
+        f.push("time_ms <= ?", [Arg::I64(to)]);
+    }
+    if let Some(cursor) = cursor.filter(|s| !s.is_empty()) {
+        let (t, id) = parse_cursor(cursor)?;
+        f.push("(time_ms < ? OR (time_ms = ? AND id < ?))", [Arg::I64(t), Arg::I64(t), Arg::I64(id)]);
+    }
+    Ok(f)
 }
 
 /// Time range, request id, text and cursor: the filters both logs share.
 fn common(q: &LogQuery, text_columns: &[&str], mysql: bool) -> Result<Filter, StoreError> {
-    let mut f = Filter::default();
-    if let Some(from) = q.from_ms {
-        f.push("time_ms >= ?", [Arg::I64(from)]);
-    }
-    if let Some(to) = q.to_ms {
-        f.push("time_ms <= ?", [Arg::I64(to)]);
-    }
+    let mut f = time_and_cursor(q.from_ms, q.to_ms, q.cursor.as_deref())?;
     if let Some(id) = q.request_id.as_deref().filter(|s| !s.is_empty()) {
         f.push("request_id = ?", [Arg::Str(id.to_string())]);
     }
@@ -169,10 +180,6 @@ fn common(q: &LogQuery, text_columns: &[&str], mysql: bool) -> Result<Filter, St
         let pattern = like_pattern(text, mysql);
         let ors: Vec<String> = text_columns.iter().map(|c| format!("LOWER({c}) LIKE ? ESCAPE '!'")).collect();
         f.push(&format!("({})", ors.join(" OR ")), text_columns.iter().map(|_| Arg::Str(pattern.clone())));
-    }
-    if let Some(cursor) = q.cursor.as_deref().filter(|s| !s.is_empty()) {
-        let (t, id) = parse_cursor(cursor)?;
-        f.push("(time_ms < ? OR (time_ms = ? AND id < ?))", [Arg::I64(t), Arg::I64(t), Arg::I64(id)]);
     }
     Ok(f)
 }
@@ -214,21 +221,22 @@ struct ServiceRow {
 macro_rules! fetch_rows {
     ($store:expr, $row:ty, $sql:expr, $args:expr) => {{
         let sql: String = $sql;
-        with_pool!($store.pool(), p => {
-            let mut q = sqlx::query_as::<_, $row>(AssertSqlSafe(sql));
+        $crate::db::with_pool!($store.pool(), p => {
+            let mut q = sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe(sql));
             for a in $args {
                 q = match a {
-                    Arg::I64(v) => q.bind(*v),
-                    Arg::Str(v) => q.bind(v.clone()),
+                    $crate::query::Arg::I64(v) => q.bind(*v),
+                    $crate::query::Arg::Str(v) => q.bind(v.clone()),
                 };
             }
             q.fetch_all(p).await
         })
     }};
 }
+pub(crate) use fetch_rows;
 
 impl Store {
-    fn is_mysql(&self) -> bool {
+    pub(crate) fn is_mysql(&self) -> bool {
         self.backend() == crate::Backend::MySql
     }
 
@@ -247,7 +255,7 @@ impl Store {
             Some(StatusFilter::Code(c)) => f.push("status = ?", [Arg::I64(i64::from(c))]),
             None => {}
         }
-        let limit = limit_of(q);
+        let limit = limit_of(q.limit);
         let sql = format!(
             "SELECT id, request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, input, \
              output, stages, latency_ms, status, error FROM request_log {} ORDER BY time_ms DESC, id DESC LIMIT {}",
@@ -296,7 +304,7 @@ impl Store {
             })?;
             f.push("level_num >= ?", [Arg::I64(i64::from(n))]);
         }
-        let limit = limit_of(q);
+        let limit = limit_of(q.limit);
         let sql = format!(
             "SELECT id, time_ms, replica, level, target, message, fields, request_id FROM service_log {} \
              ORDER BY time_ms DESC, id DESC LIMIT {}",

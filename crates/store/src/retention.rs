@@ -3,13 +3,19 @@
 //! space is under `max_bytes`; the freed space is given back to the file system (SQLite:
 //! `incremental_vacuum` and a truncating WAL checkpoint; MySQL: `OPTIMIZE TABLE`).
 //! Deletes run in chunks so no transaction grows large.
+//!
+//! What retention deletes: request and service log records (by age and by size) and notification
+//! records (by age only). What it never deletes: the audit trail (`audit`, kept until an operator
+//! removes rows by hand: it is the record of who did what), state documents and the series
+//! history (which the series store compacts itself). Those still count towards `max_bytes`; when
+//! they alone exceed it, a pass deletes every log record and logs a warning.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::db::{Pool, Store, with_pool};
+use crate::db::{Pool, Store, now_ms, with_pool};
 use crate::error::StoreError;
 
 /// What one retention pass did.
@@ -19,6 +25,8 @@ pub struct RetentionReport {
     pub deleted_requests: u64,
     /// Service log records deleted.
     pub deleted_service: u64,
+    /// Notification records deleted (by age only).
+    pub deleted_notifications: u64,
     /// [`Store::size_bytes`] before.
     pub bytes_before: u64,
     /// [`Store::size_bytes`] after.
@@ -36,6 +44,7 @@ const SIZE_TARGET: f64 = 0.9;
 enum Log {
     Requests,
     Service,
+    Notifications,
 }
 
 impl Log {
@@ -43,6 +52,7 @@ impl Log {
         match self {
             Log::Requests => "request_log",
             Log::Service => "service_log",
+            Log::Notifications => "notifications",
         }
     }
 }
@@ -59,6 +69,7 @@ impl Store {
             let cutoff = now_ms() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
             report.deleted_requests += self.delete_older(Log::Requests, cutoff).await?;
             report.deleted_service += self.delete_older(Log::Service, cutoff).await?;
+            report.deleted_notifications += self.delete_older(Log::Notifications, cutoff).await?;
         }
         if let Some(max_bytes) = retention.max_bytes {
             for _ in 0..MAX_SIZE_PASSES {
@@ -78,15 +89,16 @@ impl Store {
                 report.deleted_service += self.delete_oldest(Log::Service, take(service)).await?;
             }
         }
-        if report.deleted_requests + report.deleted_service > 0 {
+        if report.deleted_requests + report.deleted_service + report.deleted_notifications > 0 {
             self.give_space_back().await?;
         }
         self.analyze().await?;
         report.bytes_after = self.size_bytes().await?;
-        if report.deleted_requests + report.deleted_service > 0 {
+        if report.deleted_requests + report.deleted_service + report.deleted_notifications > 0 {
             tracing::info!(
                 deleted_requests = report.deleted_requests,
                 deleted_service = report.deleted_service,
+                deleted_notifications = report.deleted_notifications,
                 bytes_before = report.bytes_before,
                 bytes_after = report.bytes_after,
                 "log retention"
@@ -193,16 +205,9 @@ impl Store {
             Pool::MySql(p) => {
                 // InnoDB: OPTIMIZE recreates the table (online) and returns the space of a
                 // file-per-table tablespace.
-                sqlx::query("OPTIMIZE TABLE request_log, service_log").execute(p).await.map_err(self.err("OPTIMIZE TABLE"))?;
+                sqlx::query("OPTIMIZE TABLE request_log, service_log, notifications").execute(p).await.map_err(self.err("OPTIMIZE TABLE"))?;
             }
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -3,13 +3,11 @@
 //!
 //! The telemetry trait is synchronous and is called from the scraper's std thread and at
 //! start-up possibly from inside a tokio worker, where blocking on a runtime handle would panic.
-//! So the persistence owns a dedicated std thread running its own current-thread runtime and a
-//! small pool; the trait methods send a request over a channel and wait for the reply.
+//! So the persistence runs on a `StoreThread` (`thread` module: a dedicated std thread with its own
+//! current-thread runtime and a small pool); the trait methods send a job and wait for the reply.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc as std_mpsc;
-use std::thread::JoinHandle;
 
 use recserve_telemetry::LabelSet;
 use recserve_telemetry::StoreError as TelemetryStoreError;
@@ -18,8 +16,9 @@ use sha2::{Digest, Sha256};
 use sqlx::AssertSqlSafe;
 
 use crate::config::StoreConfig;
-use crate::db::{PoolSize, Store, with_pool};
+use crate::db::{Store, with_pool};
 use crate::error::StoreError;
+use crate::thread::StoreThread;
 
 /// Compaction is wanted when the samples table has grown past twice its compacted size plus this
 /// many rows.
@@ -27,24 +26,16 @@ pub const COMPACTION_SLACK_ROWS: u64 = 200_000;
 /// Sample rows per INSERT statement (3 binds each).
 const SAMPLE_GROUP: usize = 1000;
 
-enum Request {
-    Load(std_mpsc::Sender<Result<Vec<SeriesData>, StoreError>>),
-    Append(Vec<(LabelSet, i64, f64)>, std_mpsc::Sender<Result<(), StoreError>>),
-    Compact(Vec<SeriesData>, std_mpsc::Sender<Result<(), StoreError>>),
-}
-
 /// The series store's persistence in the SQL store (see the module docs).
 pub struct SqlSeriesPersistence {
-    requests: Option<std_mpsc::Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
-    describe: String,
+    thread: StoreThread<Worker>,
     rows: u64,
     compacted_rows: u64,
 }
 
 impl std::fmt::Debug for SqlSeriesPersistence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlSeriesPersistence").field("store", &self.describe).finish_non_exhaustive()
+        f.debug_struct("SqlSeriesPersistence").field("store", &self.thread.describe()).finish_non_exhaustive()
     }
 }
 
@@ -52,86 +43,21 @@ impl SqlSeriesPersistence {
     /// Opens the store on a new thread (migrations included) and waits until it is ready.
     /// Safe to call from inside or outside a tokio runtime.
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        let config = config.clone();
-        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<String, StoreError>>();
-        let (tx, rx) = std_mpsc::channel::<Request>();
-        let thread = std::thread::Builder::new()
-            .name("recserve-series-store".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(source) => {
-                        let _ = ready_tx.send(Err(StoreError::Io { path: PathBuf::from("(tokio runtime)"), source }));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let store = match Store::open_sized(&config, PoolSize::SMALL).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(store.describe()));
-                    let mut worker = Worker { store, ids: HashMap::new() };
-                    // Blocking recv is fine: this thread runs nothing else.
-                    while let Ok(request) = rx.recv() {
-                        match request {
-                            Request::Load(reply) => {
-                                let _ = reply.send(worker.load().await);
-                            }
-                            Request::Append(samples, reply) => {
-                                let _ = reply.send(worker.append(&samples).await);
-                            }
-                            Request::Compact(series, reply) => {
-                                let _ = reply.send(worker.compact(&series).await);
-                            }
-                        }
-                    }
-                    worker.store.close().await;
-                });
-            })
-            .map_err(|source| StoreError::Io { path: PathBuf::from("(series store thread)"), source })?;
-        let describe = match ready_rx.recv() {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(e);
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(StoreError::ThreadGone { target: "series store".into() });
-            }
-        };
-        Ok(Self { requests: Some(tx), thread: Some(thread), describe, rows: 0, compacted_rows: 0 })
+        let thread = StoreThread::spawn("recserve-series-store", config, |store| Worker { store, ids: HashMap::new() })?;
+        Ok(Self { thread, rows: 0, compacted_rows: 0 })
     }
 
     fn telemetry_error(&self, e: StoreError) -> TelemetryStoreError {
-        TelemetryStoreError::Io { path: PathBuf::from(&self.describe), source: std::io::Error::other(e.to_string()) }
-    }
-
-    fn call<T>(&self, make: impl FnOnce(std_mpsc::Sender<Result<T, StoreError>>) -> Request) -> Result<T, StoreError> {
-        let gone = || StoreError::ThreadGone { target: self.describe.clone() };
-        let (tx, rx) = std_mpsc::channel();
-        self.requests.as_ref().ok_or_else(gone)?.send(make(tx)).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
-    }
-}
-
-impl Drop for SqlSeriesPersistence {
-    fn drop(&mut self) {
-        // Closing the channel ends the thread's loop; it then closes its pool.
-        self.requests = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        TelemetryStoreError::Io {
+            path: PathBuf::from(self.thread.describe()),
+            source: std::io::Error::other(e.to_string()),
         }
     }
 }
 
 impl SeriesPersistence for SqlSeriesPersistence {
     fn load(&mut self) -> Result<Vec<SeriesData>, TelemetryStoreError> {
-        let loaded = self.call(Request::Load).map_err(|e| self.telemetry_error(e))?;
+        let loaded = self.thread.call(|w| Box::pin(w.load())).map_err(|e| self.telemetry_error(e))?;
         self.rows = loaded.iter().map(|(_, pts)| pts.len() as u64).sum();
         self.compacted_rows = self.rows;
         Ok(loaded)
@@ -142,7 +68,9 @@ impl SeriesPersistence for SqlSeriesPersistence {
             return Ok(());
         }
         let owned: Vec<(LabelSet, i64, f64)> = samples.iter().map(|(l, t, v)| ((*l).clone(), *t, *v)).collect();
-        self.call(|tx| Request::Append(owned, tx)).map_err(|e| self.telemetry_error(e))?;
+        self.thread
+            .call(move |w| Box::pin(async move { w.append(&owned).await }))
+            .map_err(|e| self.telemetry_error(e))?;
         self.rows += samples.len() as u64;
         Ok(())
     }
@@ -154,7 +82,9 @@ impl SeriesPersistence for SqlSeriesPersistence {
     fn compact(&mut self, series: &[SeriesData]) -> Result<(), TelemetryStoreError> {
         let owned = series.to_vec();
         let rows = owned.iter().map(|(_, pts)| pts.len() as u64).sum();
-        self.call(|tx| Request::Compact(owned, tx)).map_err(|e| self.telemetry_error(e))?;
+        self.thread
+            .call(move |w| Box::pin(async move { w.compact(&owned).await }))
+            .map_err(|e| self.telemetry_error(e))?;
         self.rows = rows;
         self.compacted_rows = rows;
         Ok(())

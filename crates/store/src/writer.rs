@@ -251,7 +251,7 @@ fn groups(sizes: &[usize]) -> Vec<usize> {
     out
 }
 
-fn short(s: &str) -> &str {
+pub(crate) fn short(s: &str) -> &str {
     match s.char_indices().nth(MAX_SHORT_CHARS) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -266,7 +266,7 @@ fn capped(s: &Option<String>) -> Option<String> {
     s.as_ref().map(|v| capped_str(v))
 }
 
-fn capped_str(v: &str) -> String {
+pub(crate) fn capped_str(v: &str) -> String {
     if v.len() <= MAX_TEXT_BYTES { v.to_string() } else { input_or_digest(v.to_string(), MAX_TEXT_BYTES) }
 }
 

@@ -5,11 +5,14 @@
 
 mod common;
 
+mod audit;
 mod crash;
 mod errors;
 mod migrations;
+mod notifications;
 mod pseudonym;
 mod query;
 mod retention;
 mod series;
+mod state;
 mod writer;

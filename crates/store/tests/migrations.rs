@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use recserve_store::Backend;
+use recserve_store::{AuditOutcome, AuditQuery, AuditRecord, Backend, NotificationQuery, NotificationRecord};
 use recserve_store::db::{MYSQL_MIGRATIONS, SQLITE_MIGRATIONS};
 
 use crate::common::{Ctx, Kind, req, request};
@@ -72,4 +72,27 @@ async fn sqlite_pragmas_are_set(ctx: Ctx) {
     assert_eq!(av, 2, "auto_vacuum must be INCREMENTAL (2)");
 }
 
-crate::both_backends!(open_twice_keeps_data, sqlite_pragmas_are_set);
+/// Schema 2 (state documents, notifications, audit): reopening applies nothing again; the
+/// revision counter row is not reset and the data is kept.
+async fn schema_2_is_applied_once(ctx: Ctx) {
+    let store = ctx.open().await;
+    assert_eq!(store.state_revision().await.expect("revision"), 0);
+    assert_eq!(store.put_document("alerting/states", "{}").await.expect("put"), 1);
+    let id = store.audit(&AuditRecord::new(1000, "alice", "rules.reload", AuditOutcome::Ok)).await.expect("audit");
+    store.record_notification(&NotificationRecord::new(1000, "ops", "g", "sent")).await.expect("notification");
+    store.close().await;
+    for _ in 0..2 {
+        let again = ctx.open().await;
+        assert_eq!(again.state_revision().await.expect("revision"), 1);
+        let audit = again.query_audit(&AuditQuery::default()).await.expect("audit");
+        assert_eq!(audit.records.iter().map(|r| r.id).collect::<Vec<_>>(), vec![Some(id)]);
+        assert_eq!(again.query_notifications(&NotificationQuery::default()).await.expect("q").records.len(), 1);
+        again.close().await;
+    }
+    let again = ctx.open().await;
+    assert_eq!(again.put_document("alerting/states", "{}").await.expect("put"), 2);
+    assert_eq!(again.state_revision().await.expect("revision"), 2);
+    again.close().await;
+}
+
+crate::both_backends!(open_twice_keeps_data, sqlite_pragmas_are_set, schema_2_is_applied_once);
