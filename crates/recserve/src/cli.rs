@@ -24,6 +24,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Load-test a running server with V2 inference requests (like Triton's perf_analyzer).
     Bench(recserve_loadgen::BenchArgs),
+    /// Alert rule files: check them, or print the bundled ones.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// The synthetic shop (catalog, shoppers, ground truth) behind the e-commerce example.
     #[command(subcommand)]
     Shop(ShopCommand),
@@ -106,6 +109,39 @@ pub struct ServeArgs {
     /// Name of this replica in logs shared through a MySQL store [default: none].
     #[arg(long, env = "RECSERVE_REPLICA")]
     pub replica: Option<String>,
+    /// Alert rule file in Prometheus's format (repeatable; added to the config file's
+    /// alerting.rules). Reloaded when it changes, on SIGHUP and on POST /api/v1/rules/reload.
+    /// Check one with `recserve rules check FILE`.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Leave out the bundled rules for model serving (`recserve rules default` prints them).
+    #[arg(long)]
+    pub no_default_rules: bool,
+    /// Webhook that receives notifications in Alertmanager's webhook format, version 4
+    /// (repeatable).
+    #[arg(long = "alert-webhook", value_name = "URL")]
+    pub alert_webhooks: Vec<String>,
+    /// Alertmanager to push alerts to through /api/v2/alerts (repeatable).
+    #[arg(long = "alertmanager-url", value_name = "URL")]
+    pub alertmanager_urls: Vec<String>,
+    /// Seconds between evaluations of rule groups that set no interval [default: 15].
+    #[arg(long, env = "RECSERVE_EVALUATION_INTERVAL_SECS")]
+    pub evaluation_interval_secs: Option<u64>,
+}
+
+/// `recserve rules`: alert rule files.
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Check rule files: YAML, keys, durations, labels, templates, and that every expression is
+    /// within recserve's PromQL subset. Prints `file:line:col: message` for each error and exits
+    /// with status 1 when there is any.
+    Check {
+        /// Rule files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the bundled rules for model serving (to load into Prometheus, or to edit).
+    Default,
 }
 
 /// Settings of `recserve demo`: those of `serve`, plus the simulated shoppers.

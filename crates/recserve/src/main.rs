@@ -5,6 +5,7 @@
 mod cli;
 mod demo;
 mod logging;
+mod rules;
 mod serve;
 mod shop;
 
@@ -20,5 +21,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Demo(args) => runtime.block_on(demo::run(args)),
         cli::Command::Bench(args) => runtime.block_on(cli::bench(args)),
         cli::Command::Shop(command) => shop::run(command),
+        cli::Command::Rules(command) => rules::run(command),
     }
 }

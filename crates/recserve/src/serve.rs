@@ -9,6 +9,7 @@
 
 use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
+use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_NAME, JsonFilePersistence, RuleSource};
 use recserve_pipeline::Pipelines;
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
@@ -59,6 +60,74 @@ pub struct Settings {
     pub pseudonym_key: Option<String>,
     /// This replica's name in shared logs.
     pub replica: Option<String>,
+    /// Alert rules, receivers and timers.
+    pub alerting: AlertingSettings,
+}
+
+/// The `[alerting]` table of the config file (rules, webhooks and Alertmanagers add to the
+/// flags' lists).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSettings {
+    /// Rule files.
+    pub rules: Vec<PathBuf>,
+    /// Whether the bundled rules are loaded too.
+    pub default_rules: bool,
+    /// Webhook URLs (Alertmanager's webhook payload, version 4).
+    pub webhooks: Vec<String>,
+    /// Alertmanager base URLs.
+    pub alertmanagers: Vec<String>,
+    /// Evaluation interval of groups that set none.
+    pub evaluation_interval_secs: u64,
+    /// Labels notifications are grouped by.
+    pub group_by: Vec<String>,
+    pub group_wait_secs: u64,
+    pub group_interval_secs: u64,
+    pub repeat_interval_secs: u64,
+    pub send_resolved: bool,
+    /// The URL alerts link back to [default: the server's own HTTP address].
+    pub external_url: Option<String>,
+}
+
+impl Default for AlertingSettings {
+    fn default() -> Self {
+        AlertingSettings {
+            rules: Vec::new(),
+            default_rules: true,
+            webhooks: Vec::new(),
+            alertmanagers: Vec::new(),
+            evaluation_interval_secs: 15,
+            group_by: vec!["alertname".into()],
+            group_wait_secs: 30,
+            group_interval_secs: 300,
+            repeat_interval_secs: 4 * 3600,
+            send_resolved: true,
+            external_url: None,
+        }
+    }
+}
+
+impl AlertingSettings {
+    fn config(&self, http_addr: SocketAddr) -> AlertingConfig {
+        let mut config = AlertingConfig::default();
+        if self.default_rules {
+            config.rule_sources.push(RuleSource::Embedded {
+                name: DEFAULT_RULES_NAME.into(),
+                text: recserve_alerting::default_rules().into(),
+            });
+        }
+        config.rule_sources.extend(self.rules.iter().cloned().map(RuleSource::File));
+        config.webhooks = self.webhooks.clone();
+        config.alertmanagers = self.alertmanagers.clone();
+        config.eval.default_interval_ms = self.evaluation_interval_secs.max(1) * 1000;
+        config.eval.external_url = self.external_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+        config.route.group_by = self.group_by.clone();
+        config.route.group_wait_ms = self.group_wait_secs * 1000;
+        config.route.group_interval_ms = self.group_interval_secs.max(1) * 1000;
+        config.route.repeat_interval_ms = self.repeat_interval_secs.max(1) * 1000;
+        config.route.send_resolved = self.send_resolved;
+        config
+    }
 }
 
 /// The config file: the same keys as the flags.
@@ -82,6 +151,7 @@ struct FileSettings {
     pseudonym_key: Option<String>,
     replica: Option<String>,
     request_log: Option<RequestLogConfig>,
+    alerting: Option<AlertingSettings>,
 }
 
 /// What `recserve demo` supplies when neither flags nor the config file name a model
@@ -128,6 +198,16 @@ impl Settings {
             request_log.sample_rate = rate;
         }
         request_log.validate().map_err(|e| anyhow::anyhow!("invalid request log settings: {e}"))?;
+        let mut alerting = file.alerting.unwrap_or_default();
+        alerting.rules.extend(args.rules.iter().cloned());
+        alerting.webhooks.extend(args.alert_webhooks.iter().cloned());
+        alerting.alertmanagers.extend(args.alertmanager_urls.iter().cloned());
+        if args.no_default_rules {
+            alerting.default_rules = false;
+        }
+        if let Some(secs) = args.evaluation_interval_secs {
+            alerting.evaluation_interval_secs = secs;
+        }
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -157,6 +237,7 @@ impl Settings {
             request_log,
             pseudonym_key: file.pseudonym_key,
             replica: args.replica.clone().or(file.replica),
+            alerting,
         })
     }
 }
@@ -182,6 +263,7 @@ pub struct Running {
     pub store: Store,
     writer: LogWriter,
     retention_task: tokio::task::JoinHandle<()>,
+    alerting_tasks: AlertingTasks,
 }
 
 /// Binds the listeners, loads the repository and the pipelines, and starts serving.
@@ -254,6 +336,26 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         state.shop = Some(Arc::new(ShopApi::new(pipelines.clone(), registry.clone())));
     }
 
+    let alerting = {
+        let config = settings.alerting.config(http_addr);
+        let series = telemetry.store.clone();
+        let state_dir = settings.data_dir.join("alerting");
+        tokio::task::spawn_blocking(move || {
+            let persistence = JsonFilePersistence::new(&state_dir)?;
+            Alerting::new(config, series, Some(Arc::new(persistence)))
+        })
+        .await
+        .context("alerting set-up panicked")?
+        .context("cannot set up alerting")?
+    };
+    let alerting = Arc::new(alerting);
+    let alerting_tasks = alerting.start();
+    if let Err(e) = alerting.reload_on_sighup() {
+        warn!(error = %e, "cannot listen for SIGHUP; reload rules with POST /api/v1/rules/reload");
+    }
+    info!(rules = alerting.rules().groups.iter().map(|g| g.rules.len()).sum::<usize>(), "alert rules loaded");
+    state.alerting = Some(alerting);
+
     let stop = CancellationToken::new();
     let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));
     info!(http = %http_addr, grpc = %grpc_addr, repository = %settings.model_repository.display(), "recserve listening; loading models");
@@ -285,6 +387,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         store,
         writer,
         retention_task,
+        alerting_tasks,
     })
 }
 
@@ -321,6 +424,8 @@ impl Running {
             Err(e) => warn!(error = %e, "the last metric snapshot failed"),
         }
         self.retention_task.abort();
+        // Stops evaluation and delivery and saves the alert states and silences.
+        self.alerting_tasks.shutdown().await;
         // Everything the transports logged is committed before the process ends.
         let stats = self.writer.shutdown().await;
         eprintln!(

@@ -45,6 +45,10 @@ pub const UNKNOWN_PIPELINE: &str = "unknown";
 /// decoded weights of the optimised plan (about the file's size) plus per-thread scratch state.
 pub const MODEL_MEMORY_FACTOR: u64 = 2;
 
+/// Gauge of each loaded version's p99 latency budget (the bundled alert rules compare p99 with
+/// it).
+pub const LATENCY_BUDGET_METRIC: &str = "recserve_model_latency_budget_seconds";
+
 /// The outcome label of an error answer.
 pub fn outcome_of(error: &ApiError) -> Outcome {
     match error.http_status() {
@@ -274,6 +278,15 @@ pub fn attach(telemetry: &Telemetry, registry: &Arc<ModelRegistry>) {
     }));
     let serving = telemetry.serving.clone();
     let registry = registry.clone();
+    let budgets = telemetry
+        .registry
+        .gauge_vec(
+            LATENCY_BUDGET_METRIC,
+            "p99 latency budget of a loaded model version (latency_budget_ms in its config.toml), seconds.",
+            &["model", "version"],
+        )
+        .map_err(|err| tracing::warn!(%err, "cannot register the latency budget gauge"))
+        .ok();
     let mut seen: HashMap<(String, u64), Arc<ModelTarget>> = HashMap::new();
     telemetry.set_sampler_hook(Box::new(move || {
         let mut now: HashMap<(String, u64), Arc<ModelTarget>> = HashMap::new();
@@ -290,6 +303,11 @@ pub fn attach(telemetry: &Telemetry, registry: &Arc<ModelRegistry>) {
                 t.set_queue_depth(loaded.queue_depth());
                 t.set_queue_capacity(loaded.queue_capacity());
                 t.set_model_memory(model_memory_estimate(loaded));
+                if let (Some(budgets), Some(ms)) = (&budgets, loaded.config.latency_budget_ms)
+                    && let Ok(gauge) = budgets.with(&[&loaded.model, &loaded.version.to_string()])
+                {
+                    gauge.set(ms / 1000.0);
+                }
                 now.insert(key, t);
             }
         }

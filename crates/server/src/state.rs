@@ -54,6 +54,8 @@ pub struct AppState {
     pub request_log: Option<Arc<RequestLog>>,
     /// The store behind `/api/v1/logs` (`None`: no store configured).
     pub store: Option<recserve_store::Store>,
+    /// Alert rules, silences and notifications (`None`: alerting off).
+    pub alerting: Option<Arc<recserve_alerting::Alerting>>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             request_ids: Arc::new(RequestIds::default()),
             request_log: None,
             store: None,
+            alerting: None,
         }
     }
 }

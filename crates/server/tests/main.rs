@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod dashboard;
 mod grpc;
 mod logs;

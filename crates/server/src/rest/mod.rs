@@ -7,6 +7,7 @@
 pub mod codec;
 
 use crate::AppState;
+use crate::alerts;
 use crate::error::ApiError;
 use crate::inference;
 use crate::metadata::{self, VersionStatistics};
@@ -60,6 +61,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/bottleneck", get(observe::bottleneck))
         .route("/api/v1/percentiles", get(observe::percentiles))
         .route("/api/v1/logs", get(crate::logs::logs))
+        .route("/api/v1/alerts", get(alerts::alerts))
+        .route("/api/v1/rules", get(alerts::rules))
+        .route("/api/v1/rules/reload", post(alerts::reload))
+        .route("/-/reload", post(alerts::reload))
+        .route("/api/v2/silences", get(alerts::silences).post(alerts::add_silence))
+        .route("/api/v2/silence/{id}", get(alerts::silence).delete(alerts::expire_silence))
+        .route("/api/v1/notifications", get(alerts::notifications))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
