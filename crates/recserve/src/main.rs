@@ -2,6 +2,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod alert_store;
 mod cli;
 mod demo;
 mod logging;

@@ -7,9 +7,10 @@
 //! scrape so the final counters persist, then commits every queued log record.
 //! `recserve demo` starts the same server through [`start`].
 
+use crate::alert_store::{StoreAlertState, StoreNotificationLog};
 use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
-use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_NAME, JsonFilePersistence, RuleSource};
+use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_NAME, RuleSource};
 use recserve_pipeline::Pipelines;
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
@@ -26,6 +27,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// Notification log entries waiting for the store.
+const NOTIFICATION_QUEUE: usize = 10_000;
 
 /// How often log retention (age and size) is enforced.
 const RETENTION_CHECK: Duration = Duration::from_secs(300);
@@ -339,15 +343,19 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let alerting = {
         let config = settings.alerting.config(http_addr);
         let series = telemetry.store.clone();
-        let state_dir = settings.data_dir.join("alerting");
+        let store_config = store_config.clone();
         tokio::task::spawn_blocking(move || {
-            let persistence = JsonFilePersistence::new(&state_dir)?;
-            Alerting::new(config, series, Some(Arc::new(persistence)))
+            let persistence = StoreAlertState::open(&store_config)
+                .map_err(|e| anyhow::anyhow!("cannot open the alert state in the store: {e}"))?;
+            Alerting::new(config, series, Some(Arc::new(persistence))).context("cannot set up alerting")
         })
         .await
-        .context("alerting set-up panicked")?
-        .context("cannot set up alerting")?
+        .context("alerting set-up panicked")??
     };
+    alerting.set_notification_sink(Arc::new(StoreNotificationLog::new(
+        store.start_notification_recorder(NOTIFICATION_QUEUE),
+        settings.replica.clone(),
+    )));
     let alerting = Arc::new(alerting);
     let alerting_tasks = alerting.start();
     if let Err(e) = alerting.reload_on_sighup() {

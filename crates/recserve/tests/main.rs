@@ -153,3 +153,28 @@ fn serves_and_drains_in_flight_requests_on_sigterm() {
     // New connections are refused once it is gone.
     assert_eq!(http(&addr, "GET", "/v2/health/live", "").0, 0);
 }
+
+#[test]
+fn rules_check_points_at_each_error_and_default_rules_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = dir.path().join("default.yml");
+    let out = recserve().args(["rules", "default"]).output().unwrap();
+    assert!(out.status.success());
+    std::fs::write(&default, &out.stdout).unwrap();
+    let out = recserve().args(["rules", "check"]).arg(&default).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().contains(": ok ("));
+
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up ==\n      - alert: B\n        expr: up\n        for: soon\n",
+    )
+    .unwrap();
+    let out = recserve().args(["rules", "check"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    let name = bad.display().to_string();
+    assert!(err.contains(&format!("{name}:5:")), "the expr error names line 5: {err}");
+    assert!(err.contains(&format!("{name}:8:")), "the duration error names line 8: {err}");
+}

@@ -8,16 +8,20 @@
 //!   (so `amtool --alertmanager.url` works against recserve);
 //! - `GET /api/v1/notifications`: the notification log and each receiver's counters.
 //!
-//! Control-plane changes (reloads, silences) are written to the service log with their outcome.
+//! Control-plane changes (reloads, silences) are written to the service log and committed to the
+//! audit trail ([`crate::audit`]) before they are answered.
 
 use crate::AppState;
+use crate::audit::{self, Action};
 use crate::error::ApiError;
-use axum::Json;
+use crate::rest::RequestId;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use recserve_alerting::{Alerting, AlertingError, ApiResponse, NewSilence, SilenceError};
+use recserve_store::AuditOutcome;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -36,19 +40,31 @@ pub async fn rules(State(state): State<AppState>) -> Result<Response, ApiError> 
 }
 
 /// `POST /api/v1/rules/reload`.
-pub async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn reload(State(state): State<AppState>, Extension(id): Extension<RequestId>) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?.clone();
     let outcome = tokio::task::spawn_blocking(move || alerting.reload())
         .await
         .map_err(|e| ApiError::Internal(format!("rule reload panicked: {e}")))?;
+    let audit = |outcome: AuditOutcome, reason: Option<String>, details: serde_json::Value| Action {
+        action: "rules.reload",
+        target: None,
+        outcome,
+        reason,
+        details: Some(details),
+        request_id: Some(&id.0),
+    };
     match outcome {
         Ok(done) => {
             tracing::info!(groups = done.groups, rules = done.rules, "rules reloaded through the API");
+            audit::record(&state, audit(AuditOutcome::Ok, None, json!({"groups": done.groups, "rules": done.rules})))
+                .await?;
             Ok(Json(json!({"status": "success", "data": {"groups": done.groups, "rules": done.rules}})).into_response())
         }
         Err(AlertingError::Rules(diagnostics)) => {
             let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             tracing::warn!(errors = errors.len(), "rule reload refused; the rules in use stay");
+            let reason = Some("the rule files have errors".to_string());
+            audit::record(&state, audit(AuditOutcome::Failed, reason, json!({"errors": errors}))).await?;
             let body = json!({
                 "error": format!("the rule files have errors; the rules in use stay:\n{}", errors.join("\n")),
                 "errors": errors,
@@ -72,13 +88,26 @@ pub async fn silences(State(state): State<AppState>) -> Result<Response, ApiErro
 }
 
 /// `POST /api/v2/silences`: creates a silence from Alertmanager's `postableSilence` body.
-pub async fn add_silence(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn add_silence(
+    State(state): State<AppState>,
+    Extension(id): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?;
     let new: NewSilence = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("invalid silence: {e} (fields: matchers, startsAt, endsAt, createdBy, comment)"))
     })?;
     let silence = alerting.add_silence(new).map_err(silence_error)?;
     tracing::info!(id = %silence.id, created_by = %silence.created_by, comment = %silence.comment, "silence created");
+    let action = Action {
+        action: "silence.create",
+        target: Some(&silence.id),
+        outcome: AuditOutcome::Ok,
+        reason: Some(silence.comment.clone()),
+        details: serde_json::to_value(&silence).ok(),
+        request_id: Some(&id.0),
+    };
+    audit::record(&state, action).await?;
     Ok(Json(json!({"silenceID": silence.id})).into_response())
 }
 
@@ -89,9 +118,22 @@ pub async fn silence(State(state): State<AppState>, Path(id): Path<String>) -> R
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires the silence now.
-pub async fn expire_silence(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn expire_silence(
+    State(state): State<AppState>,
+    Extension(request): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     alerting(&state)?.expire_silence(&id).map_err(silence_error)?;
     tracing::info!(id = %id, "silence expired");
+    let action = Action {
+        action: "silence.expire",
+        target: Some(&id),
+        outcome: AuditOutcome::Ok,
+        reason: None,
+        details: None,
+        request_id: Some(&request.0),
+    };
+    audit::record(&state, action).await?;
     Ok(StatusCode::OK.into_response())
 }
 

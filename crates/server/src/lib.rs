@@ -6,6 +6,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod alerts;
+pub mod audit;
 pub mod dashboard;
 pub mod error;
 pub mod grpc;

@@ -44,6 +44,9 @@ async fn alerts_rules_reload_and_silences() {
     let config = AlertingConfig { rule_sources: vec![RuleSource::File(rules.clone())], ..AlertingConfig::default() };
     let alerting = Arc::new(Alerting::new(config, series.clone(), None).unwrap());
     state.alerting = Some(alerting.clone());
+    let store_dir = tempfile::tempdir().unwrap();
+    state.store =
+        Some(recserve_store::Store::open(&recserve_store::StoreConfig::sqlite_in(store_dir.path())).await.unwrap());
     let app = rest::router(state);
 
     let now = recserve_telemetry::store::now_ms();
@@ -119,6 +122,24 @@ async fn alerts_rules_reload_and_silences() {
     let (status, body) = call(&app, "GET", "/api/v1/notifications", Value::Null).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["data"]["log"].is_array());
+
+    // Every control-plane action is in the audit trail, newest first.
+    let (status, body) = call(&app, "GET", "/api/v1/audit", Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let trail: Vec<(String, String)> = body["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string()))
+        .collect();
+    let want = [("silence.expire", "ok"), ("silence.create", "ok"), ("rules.reload", "ok"), ("rules.reload", "failed")];
+    let want: Vec<(String, String)> = want.iter().map(|(a, o)| (a.to_string(), o.to_string())).collect();
+    assert_eq!(trail, want, "{body}");
+    let (_, body) = call(&app, "GET", "/api/v1/audit?action=silence.", Value::Null).await;
+    assert_eq!(body["data"]["records"].as_array().unwrap().len(), 2);
+    let (status, body) = call(&app, "GET", "/api/v1/audit?outcome=maybe", Value::Null).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("outcome"));
 }
 
 #[tokio::test]

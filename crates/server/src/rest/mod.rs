@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/silences", get(alerts::silences).post(alerts::add_silence))
         .route("/api/v2/silence/{id}", get(alerts::silence).delete(alerts::expire_silence))
         .route("/api/v1/notifications", get(alerts::notifications))
+        .route("/api/v1/audit", get(crate::audit::query))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
