@@ -116,7 +116,7 @@ mod tests {
                 now,
             )
             .unwrap();
-        state.save_silences(&[s.clone()]).unwrap();
+        state.save_silences(std::slice::from_ref(&s)).unwrap();
         drop(state);
         let reopened = StoreAlertState::open(&config).unwrap();
         assert_eq!(reopened.load_silences().unwrap(), vec![s]);

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Serving throughput with the request log on (every request recorded: sample rate 1) against
+# off (sample rate 0: successful requests leave no record; none fail here), in one run: the same
+# release binary, model (fixtures/models/mlp), load generator (`recserve bench`, closed loop) and
+# SQLite store, alternating on/off ROUNDS times so that drift in the machine's load hits both.
+#
+#   bench/logging/run.sh                         # 3 rounds of 10 s each, concurrency 32
+#   ROUNDS=5 DURATION=20 bench/logging/run.sh
+#   RECOMMEND=1 bench/logging/run.sh             # /v1/recommend on the demo shop instead of V2
+#
+# Prints one line per run and the ratio of the medians (on / off). Every server it starts is
+# stopped when it exits.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+CONCURRENCY="${CONCURRENCY:-32}"
+BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
+[[ "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --locked -p recserve >&2
+WORK="$(mktemp -d)"
+PID=""
+cleanup() {
+  [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+run() { # $1 = sample rate; prints req/s
+  local rate="$1" data="$WORK/data-$1-$RANDOM" addr=""
+  local args=(serve --http-port 0 --grpc-port 0 --repository-poll-secs 0 --no-default-rules
+    --data-dir "$data" --request-log-sample-rate "$rate")
+  if [[ "${RECOMMEND:-0}" == 1 ]]; then
+    "$BIN" demo --http-port 0 --grpc-port 0 --traffic-rate 0 --data-dir "$data" --no-default-rules \
+      --request-log-sample-rate "$rate" >/dev/null 2>"$WORK/err" &
+  else
+    "$BIN" "${args[@]}" --model-repository fixtures/models >/dev/null 2>"$WORK/err" &
+  fi
+  PID=$!
+  for _ in $(seq 1 600); do
+    addr="$(sed -n 's/^recserve: HTTP on http:\/\/\([0-9.:]*\).*/\1/p' "$WORK/err" | head -1)"
+    [[ -n "$addr" ]] && curl -sf "http://$addr/v2/health/ready" >/dev/null && break
+    sleep 0.1
+  done
+  [[ -n "$addr" ]] || { cat "$WORK/err" >&2; exit 1; }
+  local load=(--url "http://$addr" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2
+    --json-output "$WORK/report.json")
+  if [[ "${RECOMMEND:-0}" == 1 ]]; then load+=(--recommend); else load+=(--model mlp); fi
+  "$BIN" bench "${load[@]}" >/dev/null
+  local committed
+  committed="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_committed_total //p')"
+  local dropped
+  dropped="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_dropped_total //p')"
+  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))[0]
+print(f"rate {sys.argv[2]}: {r['throughput_rps']:.0f} req/s  p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  "
+      f"log records committed {sys.argv[3]} dropped {sys.argv[4]}", file=sys.stderr)
+print(r['throughput_rps'])
+PY
+}
+
+on=(); off=()
+for i in $(seq 1 "$ROUNDS"); do
+  on+=("$(run 1)")
+  off+=("$(run 0)")
+done
+python3 - "${on[*]}" "${off[*]}" <<'PY'
+import statistics, sys
+on = [float(x) for x in sys.argv[1].split()]
+off = [float(x) for x in sys.argv[2].split()]
+m_on, m_off = statistics.median(on), statistics.median(off)
+print(f"request log on (rate 1): median {m_on:.0f} req/s {on}")
+print(f"request log off (rate 0): median {m_off:.0f} req/s {off}")
+print(f"ratio on/off: {m_on / m_off:.3f}")
+PY
