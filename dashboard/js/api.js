@@ -85,3 +85,64 @@ export async function logs(params) {
   if (body.status !== 'success' || !body.data) throw new Error(`/api/v1/logs: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
   return body.data;
 }
+
+// ---- alerting: the Prometheus-shaped alerts and rules, Alertmanager v2 silences, the
+// notification log and the audit trail ----
+
+async function success(path) {
+  const body = await json(await fetch(path));
+  if (body.status !== 'success' || !body.data) throw new Error(`${path}: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
+  return body.data;
+}
+
+/** `/api/v1/alerts` → [{labels, annotations, state, activeAt, value}]. */
+export async function alerts() {
+  return (await success('/api/v1/alerts')).alerts || [];
+}
+
+/** `/api/v1/rules` → [{name, file, interval, lastEvaluation, evaluationTime, rules: [...]}]. */
+export async function rules() {
+  return (await success('/api/v1/rules')).groups || [];
+}
+
+/** `POST /api/v1/rules/reload` → {ok, status, data: {groups, rules}} or {ok: false, error, errors}. */
+export async function reloadRules() {
+  const resp = await fetch('/api/v1/rules/reload', { method: 'POST' });
+  const text = await resp.text();
+  let body = {};
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = { error: text.slice(0, 500) };
+  }
+  if (resp.ok && body.status === 'success') return { ok: true, status: resp.status, data: body.data || {} };
+  return { ok: false, status: resp.status, error: body.error || `HTTP ${resp.status}`, errors: Array.isArray(body.errors) ? body.errors : [] };
+}
+
+/** `/api/v2/silences` → [{id, matchers, startsAt, endsAt, createdBy, comment, updatedAt, status: {state}}]. */
+export async function silences() {
+  return json(await fetch('/api/v2/silences'));
+}
+
+/** `POST /api/v2/silences` → the new silence's id; a refused silence throws the server's message. */
+export async function createSilence(silence) {
+  const body = await json(
+    await fetch('/api/v2/silences', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(silence),
+    }),
+  );
+  return body.silenceID;
+}
+
+/** `DELETE /api/v2/silence/{id}`: expires the silence now. */
+export async function expireSilence(id) {
+  const resp = await fetch(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  if (!resp.ok) await json(resp); // throws with the server's message
+}
+
+/** `/api/v1/notifications` → {receivers: [{target, sent, failed, dropped, queued}], log: [...]}. */
+export async function notifications() {
+  return success('/api/v1/notifications');
+}

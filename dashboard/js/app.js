@@ -1,12 +1,14 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
-// the scenarios, a form that calls /v1/recommend and the Logs page (logs.js). Hash routing
-// (`#page` or `#logs?filters`), a time range, auto-refresh. A click on a point of a latency or
-// error chart (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
+// the scenarios, a form that calls /v1/recommend, the Alerts page (alerts.js) and the Logs page
+// (logs.js). Hash routing (`#page`, `#logs?filters` or `#alerts?expr=…`), a time range,
+// auto-refresh. A click on a point of a latency or error chart (panels with a "logs" hint in
+// queries.json) opens the Logs page for that time bucket.
 
 import * as api from './api.js';
 import { ChartPanel, PALETTE, legendName } from './charts.js';
 import { bytes, percent, reqps, seconds, short } from './format.js';
+import { AlertsPage } from './alerts.js';
 import { LogsPage, logsHash } from './logs.js';
 
 const REFRESH_MS = 5000;
@@ -22,6 +24,7 @@ const state = {
   busy: false,
   scenarios: null,
   logs: null, // LogsPage
+  alerts: null, // AlertsPage
 };
 if (!RANGES[state.range]) state.range = 900;
 
@@ -96,10 +99,15 @@ async function drawPanel(panel, start, end, step) {
   panel.update(xs, series);
 }
 
-async function drawSections(ids) {
+/** The header's time range as query_range parameters, aligned to the step. */
+function timeWindow() {
   const step = RANGES[state.range];
   const end = Math.floor(Date.now() / 1000 / step) * step;
-  const start = end - state.range;
+  return { start: end - state.range, end, step };
+}
+
+async function drawSections(ids) {
+  const { start, end, step } = timeWindow();
   const jobs = [];
   for (const id of ids) {
     const s = state.sections.get(id);
@@ -415,6 +423,7 @@ async function refresh() {
   if (page === 'stages') jobs.push(drawBottleneck());
   if (page === 'models') jobs.push(drawModels());
   if (page === 'pipelines') jobs.push(drawPipelines());
+  if (page === 'alerts') jobs.push(state.alerts.refresh());
   try {
     const outcomes = await Promise.allSettled(jobs);
     const failed = outcomes.find((o) => o.status === 'rejected');
@@ -442,6 +451,7 @@ function route() {
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === state.page);
   for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === state.page);
   if (state.page === 'logs') state.logs.open(new URLSearchParams(query || ''));
+  if (state.page === 'alerts') state.alerts.open(new URLSearchParams(query || ''));
   refresh();
 }
 
@@ -466,6 +476,12 @@ async function main() {
     if (state.auto) refresh();
   });
   state.logs = new LogsPage({ range: () => state.range });
+  state.alerts = new AlertsPage({
+    draw: (panel) => {
+      const { start, end, step } = timeWindow();
+      return drawPanel(panel, start, end, step);
+    },
+  });
   const spec = await api.queries();
   buildSections(spec);
   await setUpTry().catch((err) => showError(err));

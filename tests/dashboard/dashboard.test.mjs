@@ -544,9 +544,12 @@ async function main() {
     });
 
     await check('placeholders show no data; range switch redraws', async () => {
-      await page.click('a[data-page="alerts"]');
-      assert.match(await page.textContent('#page-alerts'), /Nothing is shown here until then/);
+      await page.click('a[data-page="deployments"]');
+      assert.match(await page.textContent('#page-deployments'), /Nothing is shown here until then/);
+      assert.equal(await page.$eval('a[data-page="deployments"]', (a) => a.classList.contains('soon')), true, 'Deployments is still "soon"');
       assert.equal(await page.$('#page-logs.placeholder'), null, 'Logs is no longer a placeholder');
+      assert.equal(await page.$('#page-alerts.placeholder'), null, 'Alerts is no longer a placeholder');
+      assert.equal(await page.$eval('a[data-page="alerts"]', (a) => a.classList.contains('soon')), false, 'Alerts is no longer "soon"');
       await page.click('a[data-page="overview"]');
       const before = await page.$eval('body', (b) => Number(b.dataset.refreshed));
       await page.click('#range button[data-range="3600"]');
