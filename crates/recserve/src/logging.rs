@@ -142,7 +142,7 @@ where
             ctx.event_scope(event)?.find_map(|span| span.extensions().get::<SpanRequestId>().map(|r| r.0.clone()))
         });
         let record = ServiceRecord {
-            time_ms: now_ms(),
+            time_ms: recserve_telemetry::store::now_ms(),
             replica: None,
             level: meta.level().to_string(),
             target: meta.target().to_string(),
@@ -164,8 +164,4 @@ where
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -17,7 +17,7 @@ pub(crate) fn serve(data: &Path) -> (Child, String) {
         .arg("--model-repository")
         .arg(recserve_testkit::fixture_models())
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(log_file(data))
         .spawn()
         .unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
@@ -32,6 +32,18 @@ pub(crate) fn serve(data: &Path) -> (Child, String) {
     let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server prints its address");
     wait_ready(&addr);
     (child, addr)
+}
+
+/// The server's service log (JSON lines on stdout), appended to `<data>/server.log`.
+fn log_file(data: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap()
+}
+
+/// The last lines of the servers' logs in `data`, for failure messages.
+pub(crate) fn server_log(data: &Path) -> String {
+    let text = std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 pub(crate) fn terminate(mut child: Child) {
@@ -88,7 +100,9 @@ fn metric_history_survives_a_restart() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["data"]["resultType"], "matrix");
-    let points = v["data"]["result"][0]["values"].as_array().unwrap_or_else(|| panic!("no history: {body}"));
+    let points = v["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no history: {body}\nserver log:\n{}", server_log(data.path())));
     assert_eq!(points.last().unwrap()[1], "3", "{points:?}");
     assert_eq!(ok_count(&addr, before), Some(3.0));
     terminate(child);

@@ -164,28 +164,11 @@ impl RequestLog {
         LogDraft {
             log: self.clone(),
             record: RequestRecord {
-                request_id: request_id.to_string(),
-                time_ms: now_ms(),
                 replica: self.replica.clone(),
-                model: None,
-                version: None,
-                arm: None,
-                pipeline: None,
-                user: None,
-                raw_user: None,
-                input: None,
-                output: None,
-                stages: Vec::new(),
-                latency_ms: 0.0,
-                status: 200,
-                error: None,
+                ..RequestRecord::new(request_id, recserve_telemetry::store::now_ms())
             },
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A number in [0, 1) from the request id (FNV-1a, then MurmurHash3's finaliser so that ids
