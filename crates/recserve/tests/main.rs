@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod alerting;
 mod demo;
 mod logs;
 mod shop_export;

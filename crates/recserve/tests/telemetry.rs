@@ -35,7 +35,7 @@ pub(crate) fn serve(data: &Path) -> (Child, String) {
 }
 
 /// The server's service log (JSON lines on stdout), appended to `<data>/server.log`.
-fn log_file(data: &Path) -> std::fs::File {
+pub(crate) fn log_file(data: &Path) -> std::fs::File {
     std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap()
 }
 

@@ -1,0 +1,94 @@
+//! Alerting in the real binary: rule files given with --rules reload on SIGHUP and when they
+//! change on disk; a broken file keeps the rules in use; the bundled rules load by default.
+
+use super::telemetry::{log_file, server_log, terminate};
+use super::{http, wait_ready};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rules(name: &str) -> String {
+    format!("groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: {name}\n        expr: vector(1) > 2\n")
+}
+
+fn serve(data: &Path, rules: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recserve"))
+        .args(["serve", "--http-port", "0", "--grpc-port", "0", "--repository-poll-secs", "0"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--model-repository")
+        .arg(recserve_testkit::fixture_models())
+        .arg("--rules")
+        .arg(rules)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(log_file(data))
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server prints its address");
+    wait_ready(&addr);
+    (child, addr)
+}
+
+/// Names of the alerting rules the server has loaded.
+fn rule_names(addr: &str) -> Vec<String> {
+    let (status, body) = http(addr, "GET", "/api/v1/rules", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn wait_for(addr: &str, want: &str, data: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !rule_names(addr).iter().any(|n| n == want) {
+        assert!(Instant::now() < deadline, "rule {want} never loaded; server log:\n{}", server_log(data));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn rules_reload_on_sighup_and_on_change_and_bundled_rules_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, rules("First")).unwrap();
+    let (child, addr) = serve(dir.path(), &file, &[]);
+    let names = rule_names(&addr);
+    assert!(names.contains(&"First".to_string()), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("RecserveModel") || n.contains("Latency")), "bundled rules: {names:?}");
+
+    // SIGHUP reloads.
+    std::fs::write(&file, rules("Second")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    wait_for(&addr, "Second", dir.path());
+
+    // A broken file is refused; the rules in use stay.
+    std::fs::write(&file, "groups:\n  - name: g\n    rules:\n      - alert: Broken\n        expr: (\n").unwrap();
+    let (status, body) = http(&addr, "POST", "/api/v1/rules/reload", "");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("rules.yml:5:"), "{body}");
+    assert!(rule_names(&addr).contains(&"Second".to_string()));
+
+    // A change on disk is picked up by the watcher (every 5 s) without a signal.
+    std::fs::write(&file, rules("Third")).unwrap();
+    wait_for(&addr, "Third", dir.path());
+    terminate(child);
+
+    let (child, addr) = serve(dir.path(), &file, &["--no-default-rules"]);
+    assert_eq!(rule_names(&addr), vec!["Third".to_string()]);
+    terminate(child);
+}
