@@ -10,8 +10,9 @@ import { dateTime, seconds, short } from './format.js';
 
 const HISTORY_PANEL = {
   id: 'alerts_history',
-  title: 'Alerts over time (ALERTS)',
+  title: 'Alerts over time (ALERTS, stacked)',
   unit: 'short',
+  stack: true,
   targets: [{ expr: 'count by (alertname, alertstate) (ALERTS)', legend: '{{alertname}} {{alertstate}}' }],
 };
 

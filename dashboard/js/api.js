@@ -140,6 +140,7 @@ export async function createSilence(silence) {
 export async function expireSilence(id) {
   const resp = await fetch(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' });
   if (!resp.ok) await json(resp); // throws with the server's message
+  await resp.text(); // read the (empty) answer to its end
 }
 
 /** `/api/v1/notifications` → {receivers: [{target, sent, failed, dropped, queued}], log: [...]}. */

@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,10 +39,60 @@ async function check(name, fn) {
   log('ok', name);
 }
 
-function startDemo(dataDir) {
+// The test's own alert rules, beside the bundled ones (`--rules`): one alert that fires at once on
+// the demo's traffic (with a runbook link), one that stays pending for an hour, a recording rule.
+const TEST_RULES = `groups:
+  - name: dashboard-test
+    interval: 5s
+    rules:
+      - alert: DashboardTestTraffic
+        expr: sum(rate(recserve_requests_total[1m])) > 1
+        labels:
+          severity: info
+        annotations:
+          summary: "the demo serves {{ $value | humanize }} requests/s"
+          runbook_url: "https://example.com/runbooks#dashboard-test-traffic"
+      - alert: DashboardTestPending
+        expr: sum(rate(recserve_requests_total[1m])) > 1
+        for: 1h
+        labels:
+          severity: info
+        annotations:
+          summary: "the demo has served requests (pending for an hour)"
+      - record: dashboard_test:requests:rate1m
+        expr: sum(rate(recserve_requests_total[1m]))
+`;
+// The same file with a syntax error in one more rule's expression (BROKEN_LINE).
+const BROKEN_RULES = `${TEST_RULES}      - alert: DashboardTestBroken
+        expr: sum(rate(recserve_requests_total[1m]) > 1
+`;
+
+const BROKEN_LINE = BROKEN_RULES.split('\n').findIndex((l) => l.includes('DashboardTestBroken')) + 2;
+
+/** A webhook receiver for the demo's notifications: records each payload. */
+async function startWebhook() {
+  const payloads = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      try {
+        payloads.push(JSON.parse(body));
+      } catch {
+        payloads.push({ unparsable: body });
+      }
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, payloads, url: `http://127.0.0.1:${server.address().port}/hook` };
+}
+
+function startDemo(dataDir, extraArgs = []) {
   const child = spawn(
     BIN,
-    ['demo', '--http-port', '0', '--grpc-port', '0', '--data-dir', dataDir, '--traffic-rate', '30'],
+    ['demo', '--http-port', '0', '--grpc-port', '0', '--data-dir', dataDir, '--traffic-rate', '30', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' } },
   );
   let output = '';
@@ -112,7 +163,10 @@ async function main() {
   assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'recserve-dash-'));
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'recserve-chromium-'));
-  const demo = startDemo(dataDir);
+  const rulesFile = path.join(dataDir, 'dashboard-test.rules.yml');
+  fs.writeFileSync(rulesFile, TEST_RULES);
+  const webhook = await startWebhook();
+  const demo = startDemo(dataDir, ['--rules', rulesFile, '--alert-webhook', webhook.url]);
   let context;
   try {
     const base = await demo.url;
@@ -143,15 +197,19 @@ async function main() {
     // line about them) are expected; nothing else is.
     let expectBadLogs = false;
     const isLogsApi = (url) => new URL(url, base).pathname === '/api/v1/logs';
+    // Likewise the 400 of one API (the bad silence, the broken rule file) while its check runs.
+    let expectBadPath = null;
+    const isExpectedBad = (url) => expectBadPath !== null && new URL(url, base).pathname === expectBadPath;
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       if (expectBadLogs && /status of 400/.test(m.text()) && isLogsApi(m.location()?.url || base)) return;
+      if (/status of 400/.test(m.text()) && isExpectedBad(m.location()?.url || base)) return;
       problems.push(`console error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => {
-      if (r.status() >= 400 && !(expectBadLogs && r.status() === 400 && isLogsApi(r.url()))) {
+      if (r.status() >= 400 && !(r.status() === 400 && ((expectBadLogs && isLogsApi(r.url())) || isExpectedBad(r.url())))) {
         problems.push(`HTTP ${r.status()} for ${r.url()}`);
       }
     });
@@ -543,6 +601,272 @@ async function main() {
       }
     });
 
+    // ---- Alerts page ----
+    const api = async (p, init) => {
+      const r = await fetch(`${base}${p}`, init);
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    };
+    const openAlerts = async (hash = '#alerts') => {
+      await page.evaluate((h) => {
+        location.hash = h;
+      }, hash);
+      await page.waitForFunction(() => document.querySelector('#rules-table').dataset.state === 'done' && document.querySelector('#alerts-table').dataset.state === 'done', null, { timeout: 20_000 });
+    };
+    const ruleRows = () =>
+      page.$$eval('#rules-table tr.rule', (trs) =>
+        trs.map((tr) => ({ ...tr.dataset, lastText: tr.querySelector('.lasteval').textContent, expr: tr.querySelector('code.expr').textContent, error: tr.querySelector('.lasterror')?.textContent || '' })),
+      );
+    const alertRows = () =>
+      page.$$eval('#alerts-table tr.alert', (trs) =>
+        trs.map((tr) => ({
+          alertname: tr.dataset.alertname,
+          state: tr.dataset.state,
+          badge: tr.querySelector('.badge').textContent,
+          summary: tr.querySelector('.summary').textContent,
+          runbook: tr.querySelector('a.runbook')?.getAttribute('href') || null,
+          graph: tr.querySelector('a.graph')?.getAttribute('href') || null,
+          since: tr.querySelector('.since').textContent,
+        })),
+      );
+    const silenceRow = (id) => page.$eval(`#silences-table tr.silence[data-id="${id}"]`, (tr) => ({ state: tr.dataset.state, text: tr.textContent, chips: [...tr.querySelectorAll('.chip')].map((c) => c.textContent) })).catch(() => null);
+
+    await check('alerts: the bundled rules and the test rules listed with health ok and a last evaluation', async () => {
+      await page.click('a[data-page="alerts"]');
+      await openAlerts();
+      // Every rule evaluated at least once: wait until the API says so, then compare.
+      let groups;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        groups = (await api('/api/v1/rules')).body.data.groups;
+        const rules = groups.flatMap((g) => g.rules);
+        if (rules.every((r) => r.health === 'ok' && Date.parse(r.lastEvaluation) > 0)) break;
+        assert.ok(Date.now() < deadline, `rules not all evaluated ok: ${JSON.stringify(rules.map((r) => [r.name, r.health, r.lastEvaluation]))}`);
+        await sleep(500);
+      }
+      const bundled = groups.filter((g) => /bundled/.test(g.file));
+      assert.ok(bundled.length >= 3, `bundled groups: ${groups.map((g) => g.file)}`);
+      const want = groups.flatMap((g) => g.rules.map((r) => ({ group: g.name, name: r.name })));
+      await page.waitForFunction((n) => document.querySelectorAll('#rules-table tr.rule[data-health="ok"][data-last-evaluation]:not([data-last-evaluation=""])').length === n, want.length, { timeout: 15_000 });
+      const rows = await ruleRows();
+      assert.deepEqual(rows.map((r) => `${r.group}/${r.rule}`).sort(), want.map((r) => `${r.group}/${r.name}`).sort(), 'the table lists the rules of the API');
+      for (const r of rows) {
+        assert.equal(r.health, 'ok', `health of ${r.rule}`);
+        assert.match(r.lastText, /^(just now|\d+ (s|min) ago)$/, `last evaluation of ${r.rule}: ${r.lastText}`);
+        assert.ok(Math.abs(Date.now() - Number(r.lastEvaluation)) < 10 * 60_000, `last evaluation of ${r.rule} is recent: ${r.lastEvaluation}`);
+        assert.equal(r.error, '', `no last error for ${r.rule}`);
+      }
+      for (const g of bundled) {
+        for (const rule of g.rules) {
+          const row = rows.find((r) => r.rule === rule.name && r.group === g.name);
+          assert.equal(row.expr, rule.query.trim(), `the expression of ${rule.name}`);
+        }
+      }
+      assert.ok(rows.some((r) => r.rule === 'RecserveHighErrorRatio' && r.type === 'alerting'));
+      assert.ok(rows.some((r) => r.rule === 'dashboard_test:requests:rate1m' && r.type === 'recording'));
+      log(`${rows.length} rules in ${groups.length} groups, all ok`);
+    });
+
+    await check('alerts: firing and pending alerts with state, summary and runbook; the ALERTS history chart', async () => {
+      await page.waitForSelector('#alerts-table tr.alert[data-alertname="DashboardTestTraffic"][data-state="firing"]', { timeout: 30_000 });
+      await page.waitForSelector('#alerts-table tr.alert[data-alertname="DashboardTestPending"][data-state="pending"]', { timeout: 30_000 });
+      // The table shows what the API answers (after a refresh caught up with it).
+      let rows;
+      let apiAlerts;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        apiAlerts = (await api('/api/v1/alerts')).body.data.alerts;
+        rows = await alertRows();
+        const key = (xs) => xs.map((a) => `${a.alertname ?? a.labels.alertname}/${a.state}`).sort().join(',');
+        if (key(rows) === key(apiAlerts)) break;
+        assert.ok(Date.now() < deadline, `alerts table ${key(rows)} vs API ${key(apiAlerts)}`);
+        await sleep(500);
+      }
+      const firing = rows.find((r) => r.alertname === 'DashboardTestTraffic');
+      assert.equal(firing.badge, 'firing');
+      assert.match(firing.summary, /^the demo serves \d+(\.\d+)?k? requests\/s$/, `templated summary: ${firing.summary}`);
+      assert.equal(firing.runbook, 'https://example.com/runbooks#dashboard-test-traffic', 'runbook link from the annotation');
+      assert.match(firing.since, /ago|just now/);
+      assert.ok(firing.graph && firing.graph.startsWith('#alerts?expr='), `graph link: ${firing.graph}`);
+      const pending = rows.find((r) => r.alertname === 'DashboardTestPending');
+      assert.equal(pending.badge, 'pending');
+      assert.equal(pending.runbook, null, 'no runbook annotation, no link');
+      assert.match(await page.textContent('#alerts-count'), /^\d+ firing, \d+ pending$/);
+      // The history of ALERTS over the header's range: a series for the firing test alert.
+      await page.waitForFunction(() => Number(document.querySelector('#alerts-history').dataset.points) > 0 && document.querySelector('#alerts-history canvas'), null, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('#alerts-history .legend').textContent.includes('DashboardTestTraffic firing'), null, { timeout: 30_000 });
+      await page.screenshot({ path: path.join(SHOTS, 'alerts.png'), fullPage: true });
+    });
+
+    await check("alerts: a rule's expression graph draws the value and its threshold", async () => {
+      await page.click('#rules-table tr.rule[data-rule="DashboardTestTraffic"] a.graph');
+      const hash = await page.evaluate(() => location.hash);
+      const q = new URLSearchParams(hash.split('?')[1]);
+      assert.equal(q.get('expr'), 'sum(rate(recserve_requests_total[1m])) > 1');
+      assert.equal(q.get('title'), 'DashboardTestTraffic');
+      await page.waitForSelector('#alerts-graph:not([hidden]) .panel canvas', { timeout: 20_000 });
+      const graph = await page.$eval('#alerts-graph', (c) => ({
+        split: c.dataset.split,
+        expr: c.querySelector('#alerts-graph-expr').textContent,
+        points: Number(c.querySelector('.panel').dataset.points),
+        series: Number(c.querySelector('.panel').dataset.series),
+        legend: c.querySelector('.legend').textContent,
+      }));
+      assert.equal(graph.split, 'threshold');
+      assert.equal(graph.expr, q.get('expr'));
+      // The compared value has as many series as query_range answers for it, plus the threshold.
+      const now = Math.floor(Date.now() / 1000);
+      const value = await promQuery(base, '/api/v1/query_range', { query: 'sum(rate(recserve_requests_total[1m]))', start: now - 900, end: now, step: 5 });
+      assert.equal(value.body.status, 'success');
+      assert.equal(value.body.data.result.length, 1);
+      assert.equal(graph.series, value.body.data.result.length + 1, `series drawn: ${JSON.stringify(graph)}`);
+      assert.ok(graph.points > 2, `points drawn: ${JSON.stringify(graph)}`);
+      assert.match(graph.legend, /threshold > 1/);
+      await page.screenshot({ path: path.join(SHOTS, 'alerts-graph.png'), fullPage: true });
+      // An expression without a number threshold is drawn whole: the recording rule.
+      await page.click('#rules-table tr.rule[data-rule="dashboard_test:requests:rate1m"] a.graph');
+      await page.waitForFunction(() => {
+        const c = document.querySelector('#alerts-graph');
+        return c.dataset.split === 'whole' && Number(c.querySelector('.panel').dataset.points) > 0;
+      }, null, { timeout: 20_000 });
+      assert.equal(await page.$eval('#alerts-graph .panel', (p) => Number(p.dataset.series)), 1);
+      // From an alert row too; "close" hides the graph.
+      await page.click('#alerts-table tr.alert[data-alertname="DashboardTestTraffic"] a.graph');
+      await page.waitForFunction(() => document.querySelector('#alerts-graph').dataset.split === 'threshold', null, { timeout: 10_000 });
+      await page.click('#alerts-graph-close');
+      await page.waitForSelector('#alerts-graph', { state: 'hidden' });
+      assert.equal(await page.evaluate(() => location.hash), '#alerts');
+    });
+
+    await check('alerts: the notification log shows the firing notification the webhook received', async () => {
+      // group_wait is 30 s from the first firing evaluation.
+      await page.waitForSelector('#notifications-table tr.notification[data-status="firing"][data-outcome="sent"]', { timeout: 90_000 });
+      const received = webhook.payloads.filter((p) => p.status === 'firing' && (p.alerts || []).some((a) => a.labels?.alertname === 'DashboardTestTraffic'));
+      assert.ok(received.length >= 1, `the webhook received the firing alert: ${JSON.stringify(webhook.payloads).slice(0, 500)}`);
+      const { log: entries, receivers } = (await api('/api/v1/notifications')).body.data;
+      assert.ok(entries.some((e) => e.status === 'firing' && e.outcome === 'sent'), JSON.stringify(entries));
+      assert.ok(receivers.length >= 1 && receivers[0].sent >= 1, JSON.stringify(receivers));
+      assert.match(await page.textContent('#notifications-receivers'), /\d+ sent, \d+ failed/);
+    });
+
+    await check('alerts: "Reload rules" reports success, and a broken rule file with its file:line:col', async () => {
+      await openAlerts();
+      const groups = (await api('/api/v1/rules')).body.data.groups;
+      const nRules = groups.reduce((n, g) => n + g.rules.length, 0);
+      const reload = async () => {
+        await page.$eval('#rules-reload-outcome', (b) => {
+          b.dataset.state = 'stale';
+        });
+        await page.click('#rules-reload');
+        await page.waitForFunction(() => ['ok', 'error'].includes(document.querySelector('#rules-reload-outcome').dataset.state), null, { timeout: 20_000 });
+        return page.$eval('#rules-reload-outcome', (b) => ({ state: b.dataset.state, text: b.textContent, visible: !b.hidden }));
+      };
+      let out = await reload();
+      assert.equal(out.state, 'ok', JSON.stringify(out));
+      assert.ok(out.visible);
+      assert.match(out.text, new RegExp(`Rules reloaded at .*: ${groups.length} groups, ${nRules} rules\\.`));
+      fs.writeFileSync(rulesFile, BROKEN_RULES);
+      expectBadPath = '/api/v1/rules/reload';
+      try {
+        out = await reload();
+      } finally {
+        expectBadPath = null;
+        fs.writeFileSync(rulesFile, TEST_RULES);
+      }
+      assert.equal(out.state, 'error', JSON.stringify(out));
+      assert.match(out.text, /Reload refused \(HTTP 400\); the rules in use stay\./);
+      const where = `${rulesFile}:${BROKEN_LINE}:`;
+      assert.ok(out.text.includes(where), `the error names ${where}: ${out.text}`);
+      await page.screenshot({ path: path.join(SHOTS, 'alerts-reload-error.png'), fullPage: true });
+      // The rules in use stayed; the repaired file reloads.
+      assert.equal((await ruleRows()).length, nRules);
+      out = await reload();
+      assert.equal(out.state, 'ok', JSON.stringify(out));
+      const audit = (await api('/api/v1/audit?action=rules.reload')).body.data.records;
+      assert.ok(audit.some((r) => r.outcome === 'failed') && audit.some((r) => r.outcome === 'ok'), `audit of the reloads: ${JSON.stringify(audit)}`);
+    });
+
+    await check('alerts: a silence from an alert row is created, listed active, audited, then expired', async () => {
+      await openAlerts();
+      await page.click('#alerts-table tr.alert[data-alertname="DashboardTestTraffic"] button.silence');
+      const matchers = await page.inputValue('#silence-form textarea[name="matchers"]');
+      assert.deepEqual(matchers.split('\n').sort(), ['alertname=DashboardTestTraffic', 'severity=info'], `prefilled from the labels: ${matchers}`);
+      await page.fill('#silence-form input[name="duration"]', '90m');
+      await page.fill('#silence-form input[name="createdBy"]', 'dashboard-test');
+      await page.fill('#silence-form input[name="comment"]', 'silenced by the dashboard test');
+      await page.click('#silence-create');
+      await page.waitForSelector('#silence-created[data-id]', { timeout: 10_000 });
+      const id = await page.$eval('#silence-created', (p) => p.dataset.id);
+      assert.match(await page.textContent('#silence-created'), new RegExp(`Silence ${id} created`));
+      await page.waitForSelector(`#silences-table tr.silence[data-id="${id}"][data-state="active"]`, { timeout: 10_000 });
+      const row = await silenceRow(id);
+      assert.deepEqual(row.chips.sort(), ['alertname="DashboardTestTraffic"', 'severity="info"']);
+      assert.match(row.text, /dashboard-test/);
+      assert.match(row.text, /silenced by the dashboard test/);
+      assert.match(row.text, /ends in (1 h (29|30) min|89 min)/, `ends in about 90 min: ${row.text}`);
+      const listed = (await api('/api/v2/silences')).body.find((s) => s.id === id);
+      assert.ok(listed, `GET /api/v2/silences lists ${id}`);
+      assert.equal(listed.status.state, 'active');
+      assert.equal(listed.createdBy, 'dashboard-test');
+      assert.equal(listed.comment, 'silenced by the dashboard test');
+      assert.deepEqual(
+        listed.matchers.map((m) => [m.name, m.value, m.isRegex, m.isEqual]).sort(),
+        [['alertname', 'DashboardTestTraffic', false, true], ['severity', 'info', false, true]],
+      );
+      const minutes = (Date.parse(listed.endsAt) - Date.parse(listed.startsAt)) / 60_000;
+      assert.ok(Math.abs(minutes - 90) < 1, `90 minutes long: ${minutes}`);
+      const audited = async (action) => (await api('/api/v1/audit?action=silence.')).body.data.records.find((r) => r.action === action && r.target === id);
+      const created = await audited('silence.create');
+      assert.ok(created, `the audit trail has silence.create of ${id}`);
+      assert.equal(created.outcome, 'ok');
+      await page.screenshot({ path: path.join(SHOTS, 'alerts-silence.png'), fullPage: true });
+      // Expire it.
+      await page.click(`#silences-table tr.silence[data-id="${id}"] button.expire`);
+      await page.waitForSelector(`#silences-table tr.silence[data-id="${id}"][data-state="expired"]`, { timeout: 10_000 });
+      assert.equal(await page.$(`#silences-table tr.silence[data-id="${id}"] button.expire`), null, 'an expired silence has no Expire button');
+      assert.match((await silenceRow(id)).text, /ended (just now|\d+ s ago)/);
+      assert.equal((await api('/api/v2/silences')).body.find((s) => s.id === id).status.state, 'expired');
+      assert.ok(await audited('silence.expire'), `the audit trail has silence.expire of ${id}`);
+    });
+
+    await check("alerts: a bad silence shows the server's error; a bad matcher line is named", async () => {
+      await openAlerts();
+      const body = { matchers: [], startsAt: new Date().toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(), createdBy: 'x', comment: 'x' };
+      const direct = await api('/api/v2/silences', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      assert.equal(direct.status, 400);
+      assert.ok(direct.body.error, JSON.stringify(direct.body));
+      const before = (await api('/api/v2/silences')).body.length;
+      await page.fill('#silence-form textarea[name="matchers"]', '');
+      await page.fill('#silence-form input[name="duration"]', '1h');
+      expectBadPath = '/api/v2/silences';
+      try {
+        await page.$eval('#silence-error', (p) => {
+          p.textContent = '';
+        });
+        await page.click('#silence-create');
+        await page.waitForFunction(() => document.querySelector('#silence-error').textContent !== '', null, { timeout: 10_000 });
+      } finally {
+        expectBadPath = null;
+      }
+      const text = await page.textContent('#silence-error');
+      assert.ok(text.includes(direct.body.error), `the server's error "${direct.body.error}" is shown: ${text}`);
+      assert.match(text, /400/);
+      assert.equal(await page.isVisible('#silence-error'), true);
+      assert.equal(await page.textContent('#silence-created'), '', 'no "created" message');
+      assert.equal((await api('/api/v2/silences')).body.length, before, 'no silence was created');
+      await page.screenshot({ path: path.join(SHOTS, 'alerts-silence-error.png'), fullPage: true });
+      // A line that is no matcher is refused in the page, naming the line; a bad duration too.
+      await page.fill('#silence-form textarea[name="matchers"]', 'alertname=X\nseverity warning');
+      await page.fill('#silence-form input[name="duration"]', 'soon');
+      await page.click('#silence-create');
+      const local = await page.textContent('#silence-error');
+      assert.match(local, /line 2: "severity warning"/);
+      assert.match(local, /duration: "soon"/);
+      assert.equal((await api('/api/v2/silences')).body.length, before, 'nothing sent');
+      await page.click('#silence-clear');
+      assert.equal(await page.isVisible('#silence-error'), false, 'Clear removes the error');
+    });
+
     await check('placeholders show no data; range switch redraws', async () => {
       await page.click('a[data-page="deployments"]');
       assert.match(await page.textContent('#page-deployments'), /Nothing is shown here until then/);
@@ -568,6 +892,7 @@ async function main() {
     demo.child.kill('SIGTERM');
     await Promise.race([new Promise((r) => demo.child.once('exit', r)), sleep(10_000)]);
     if (demo.child.exitCode === null) demo.child.kill('SIGKILL');
+    webhook.server.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
     fs.rmSync(profile, { recursive: true, force: true });
   }
