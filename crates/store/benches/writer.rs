@@ -6,14 +6,44 @@
 //! (defaults: 5 s; SQLite 25k,50k,100k/s; MySQL 10k,20k,40k,80k/s). A rate is sustained when
 //! nothing was dropped and the queue drained within a second of the last submit.
 //! `RECSERVE_BENCH_MAX_BATCH` and `RECSERVE_BENCH_CAPACITY` override the writer's defaults.
-//! Records: 10 000 distinct users, ~150-byte input, top-10 output, 4 stages.
+//! Records: `RECSERVE_BENCH_RECORDS` = `users` (recommend-like: 10 000 distinct users, ~150-byte
+//! input, top-10 output, 4 stages), `nousers` (V2-like: the same sizes, no user, no pipeline) or
+//! `both` (default: each rate runs with both kinds).
 
 use std::time::{Duration, Instant};
 
 use recserve_store::{LogRecord, Pseudonymizer, RequestRecord, Retention, Store, StoreConfig, WriterConfig, input_or_digest};
 use sqlx::{AssertSqlSafe, Connection};
 
-fn record(i: usize, p: &Pseudonymizer) -> RequestRecord {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Recommend-like: pseudonymised user, pipeline.
+    Users,
+    /// V2-inference-like: no user, no pipeline.
+    NoUsers,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Users => "recommend-like records (with users)",
+            Kind::NoUsers => "V2-like records (no user)",
+        }
+    }
+}
+
+fn record(i: usize, p: &Pseudonymizer, kind: Kind) -> RequestRecord {
+    if kind == Kind::NoUsers {
+        let mut r = record(i, p, Kind::Users);
+        r.user = None;
+        r.pipeline = None;
+        r.model = Some("classifier".into());
+        r.input = Some(format!(
+            r#"{{"inputs":[{{"name":"features","shape":[1,12],"datatype":"FP32","data":[{}]}}]}}"#,
+            (0..12).map(|k| format!("{:.3}", (i % 97 + k) as f64 / 7.0)).collect::<Vec<_>>().join(",")
+        ));
+        return r;
+    }
     let items: Vec<String> = (0..10).map(|k| format!("{{\"item\":{},\"score\":{:.4}}}", i * 7 + k, 1.0 / (k + 1) as f64)).collect();
     RequestRecord {
         request_id: format!("bench-{i:09}"),
@@ -46,7 +76,7 @@ struct Outcome {
     total_secs: f64,
 }
 
-async fn run_rate(store: &Store, rate: u64, seconds: u64) -> Outcome {
+async fn run_rate(store: &Store, rate: u64, seconds: u64, kind: Kind) -> Outcome {
     let mut config = WriterConfig::default();
     if let Some(n) = std::env::var("RECSERVE_BENCH_MAX_BATCH").ok().and_then(|v| v.parse().ok()) {
         config.max_batch = n;
@@ -57,7 +87,7 @@ async fn run_rate(store: &Store, rate: u64, seconds: u64) -> Outcome {
     let writer = store.start_writer(config);
     let sink = writer.sink();
     let p = Pseudonymizer::new(b"bench");
-    let templates: Vec<RequestRecord> = (0..4096).map(|i| record(i, &p)).collect();
+    let templates: Vec<RequestRecord> = (0..4096).map(|i| record(i, &p, kind)).collect();
     let started = Instant::now();
     let producer = std::thread::spawn(move || {
         let total = rate * seconds;
@@ -87,8 +117,9 @@ async fn run_rate(store: &Store, rate: u64, seconds: u64) -> Outcome {
     }
 }
 
-async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds: u64) {
-    println!("\n{name}: {seconds} s per rate, WriterConfig::default() (capacity 65536, max_batch 4096, flush 200 ms)");
+async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds: u64, kind: Kind) {
+    let name = format!("{name}, {}", kind.label());
+    println!("\n{name}: {seconds} s per rate, WriterConfig::default() (capacity 65536, max_batch 16384, flush 200 ms)");
     println!("{:>10} {:>10} {:>9} {:>10} {:>8} {:>12} {:>10}  sustained", "rate/s", "accepted", "dropped", "committed", "batches", "committed/s", "drain s");
     let mut best = 0;
     for &rate in rates {
@@ -99,7 +130,7 @@ async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds:
                 return;
             }
         };
-        let o = run_rate(&store, rate, seconds).await;
+        let o = run_rate(&store, rate, seconds, kind).await;
         let sustained = o.dropped == 0 && o.committed == o.accepted && o.total_secs - o.submit_secs < 1.0;
         if sustained {
             best = best.max(rate);
@@ -139,10 +170,19 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        for (i, rate) in custom.clone().unwrap_or_else(|| vec![25_000, 50_000, 100_000]).into_iter().enumerate() {
-            // A fresh SQLite file per rate so earlier runs do not grow the indexes.
-            let config = StoreConfig::sqlite_in(dir.path().join(format!("run{i}")));
-            bench_backend("SQLite", &config, &[rate], seconds).await;
+        let kinds = match std::env::var("RECSERVE_BENCH_RECORDS").as_deref() {
+            Ok("users") => vec![Kind::Users],
+            Ok("nousers") => vec![Kind::NoUsers],
+            _ => vec![Kind::Users, Kind::NoUsers],
+        };
+        let mut run = 0;
+        for &kind in &kinds {
+            for rate in custom.clone().unwrap_or_else(|| vec![25_000, 50_000, 100_000]) {
+                // A fresh SQLite file per rate so earlier runs do not grow the indexes.
+                let config = StoreConfig::sqlite_in(dir.path().join(format!("run{run}")));
+                run += 1;
+                bench_backend("SQLite", &config, &[rate], seconds, kind).await;
+            }
         }
         match std::env::var("RECSERVE_TEST_MYSQL_URL") {
             Ok(url) => {
@@ -155,7 +195,9 @@ fn main() {
                 let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(url.clone());
                 let config = StoreConfig { url: Some(format!("{base}/{name}")), data_dir: dir.path().to_path_buf(), retention: Retention::default() };
                 let rates = custom.clone().unwrap_or_else(|| vec![10_000, 20_000, 40_000, 80_000]);
-                bench_backend("MySQL/MariaDB", &config, &rates, seconds).await;
+                for &kind in &kinds {
+                    bench_backend("MySQL/MariaDB", &config, &rates, seconds, kind).await;
+                }
                 let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&mut conn).await;
             }
             Err(_) => println!("\nMySQL: skipped (RECSERVE_TEST_MYSQL_URL not set)"),

@@ -106,7 +106,15 @@ impl Store {
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .statement_cache_capacity(256)
                     .pragma("temp_store", "MEMORY")
-                    .pragma("cache_size", "-16384");
+                    .pragma("cache_size", "-16384")
+                    // Checkpoint after 16 384 WAL pages (64 MiB) instead of SQLite's 1000: a
+                    // log-writer commit of a few thousand records already writes more than 1000
+                    // pages, so the default checkpointed after nearly every commit, copying the
+                    // same hot index pages into the database again and again. Measured: ~40k/s →
+                    // ~53k/s sustained for records with users. journal_size_limit truncates the
+                    // WAL file back to 64 MiB after a checkpoint reset it.
+                    .pragma("wal_autocheckpoint", "16384")
+                    .pragma("journal_size_limit", "67108864");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.sqlite)
                     .min_connections(1)

@@ -240,9 +240,8 @@ impl Store {
         self.backend() == crate::Backend::MySql
     }
 
-    /// Request log records matching `q`, newest first.
-    #[tracing::instrument(skip_all)]
-    pub async fn query_requests(&self, q: &LogQuery) -> Result<Page<RequestRecord>, StoreError> {
+    /// The request-log query of `q`: its SQL text, filter (with the bound values) and page size.
+    fn request_query(&self, q: &LogQuery) -> Result<(String, Filter, u32), StoreError> {
         let mut f = common(q, &["error", "input", "output"], self.is_mysql())?;
         for (column, value) in [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline), ("user_hash", &q.user)] {
             if let Some(v) = value.as_deref() {
@@ -262,6 +261,31 @@ impl Store {
             f.sql(),
             limit + 1
         );
+        Ok((sql, f, limit))
+    }
+
+    /// SQLite's plan (`EXPLAIN QUERY PLAN`, one `detail` line per step) of the query
+    /// [`Store::query_requests`] runs for `q`: which index serves which filter. Empty on MySQL.
+    pub async fn explain_request_query(&self, q: &LogQuery) -> Result<Vec<String>, StoreError> {
+        let crate::db::Pool::Sqlite(p) = self.pool() else {
+            return Ok(Vec::new());
+        };
+        let (sql, f, _) = self.request_query(q)?;
+        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for a in &f.args {
+            query = match a {
+                Arg::I64(v) => query.bind(*v),
+                Arg::Str(v) => query.bind(v.clone()),
+            };
+        }
+        let rows = query.fetch_all(p).await.map_err(self.err("explaining a request log query"))?;
+        Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
+    }
+
+    /// Request log records matching `q`, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn query_requests(&self, q: &LogQuery) -> Result<Page<RequestRecord>, StoreError> {
+        let (sql, f, limit) = self.request_query(q)?;
         let rows = fetch_rows!(self, RequestRow, sql, &f.args).map_err(self.err("querying the request log"))?;
         let more = rows.len() > limit as usize;
         let mut records = Vec::with_capacity(rows.len().min(limit as usize));
