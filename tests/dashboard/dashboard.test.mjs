@@ -7,8 +7,14 @@
 //     returning items, the log writer card, the Logs page (request and service logs, filters in
 //     the URL hash, paging, row details, sorting, the JSON-lines export, the server's error for a
 //     bad filter, a failed recommendation found by its x-request-id), a click on a chart point
-//     opening the logs of its time bucket, no console errors, no failed requests. Screenshots go
-//     to SCREENSHOT_DIR.
+//     opening the logs of its time bucket, the Alerts page (rules with health and last evaluation,
+//     firing and pending alerts, the ALERTS history, a rule's expression graph, the notification
+//     log against a webhook receiver, reloading the rules and a broken rule file's file:line:col,
+//     silences created from an alert, listed, audited, expired, the server's error for a bad one),
+//     no console errors, no failed requests. Screenshots go to SCREENSHOT_DIR.
+//
+// The demo runs with the bundled rules plus the test's own (--rules, TEST_RULES: an alert that
+// fires on the demo's traffic, one that stays pending) and --alert-webhook to a local receiver.
 //
 // Env: RECSERVE_BIN (the binary), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
 // (default bench/results/dashboard), TRAFFIC_SECS (default 15).
