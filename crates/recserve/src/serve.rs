@@ -510,4 +510,44 @@ mod tests {
         let e = Settings::resolve(&ServeArgs { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{e:#}").contains("http_prot"), "{e:#}");
     }
+
+    #[test]
+    fn store_request_log_and_alerting_settings_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "model_repository = '/m'\nstore = 'mysql://u:p@db:3306/r'\nlog_retention_days = 3\nlog_max_mb = 10\n\
+             [request_log]\nsample_rate = 0.5\nmodel_sample_rates = { ranker = 0.1 }\n\
+             [alerting]\nrules = ['/etc/a.yml']\nwebhooks = ['http://h/1']\ngroup_wait_secs = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            rules: vec!["/etc/b.yml".into()],
+            request_log_sample_rate: Some(0.25),
+            no_default_rules: true,
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.store.as_deref(), Some("mysql://u:p@db:3306/r"));
+        assert_eq!(s.log_retention, Duration::from_secs(3 * 86_400));
+        assert_eq!(s.log_max_bytes, 10 << 20);
+        assert_eq!(s.request_log.sample_rate, 0.25, "the flag wins");
+        assert_eq!(s.request_log.model_sample_rates.get("ranker"), Some(&0.1));
+        assert_eq!(s.alerting.rules, vec![PathBuf::from("/etc/a.yml"), PathBuf::from("/etc/b.yml")]);
+        assert_eq!(s.alerting.webhooks, vec!["http://h/1".to_string()]);
+        assert!(!s.alerting.default_rules);
+        let config = s.alerting.config("127.0.0.1:8000".parse().unwrap());
+        assert_eq!(config.route.group_wait_ms, 5_000);
+        assert_eq!(config.eval.external_url, "http://127.0.0.1:8000");
+        assert_eq!(config.rule_sources.len(), 2, "no bundled rules");
+
+        let bad = ServeArgs { request_log_sample_rate: Some(2.0), ..args };
+        let e = Settings::resolve(&bad).unwrap_err().to_string();
+        assert!(e.contains("sample rate 2"), "{e}");
+        std::fs::write(&file, "model_repository = '/m'\n[alerting]\nwebhook = ['x']\n").unwrap();
+        let e = Settings::resolve(&ServeArgs { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(format!("{e:#}").contains("webhook"), "{e:#}");
+    }
 }
