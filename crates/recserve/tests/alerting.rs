@@ -1,11 +1,11 @@
 //! Alerting in the real binary: rule files given with --rules reload on SIGHUP and when they
 //! change on disk; a broken file keeps the rules in use; the bundled rules load by default.
 
-use super::telemetry::{log_file, server_log, terminate};
-use super::{http, wait_ready};
-use std::io::{BufRead, BufReader};
+use super::http;
+use super::telemetry::{serve_with, server_log, terminate};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn rules(name: &str) -> String {
@@ -13,31 +13,9 @@ fn rules(name: &str) -> String {
 }
 
 fn serve(data: &Path, rules: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_recserve"))
-        .args(["serve", "--http-port", "0", "--grpc-port", "0", "--repository-poll-secs", "0"])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--model-repository")
-        .arg(recserve_testkit::fixture_models())
-        .arg("--rules")
-        .arg(rules)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(log_file(data))
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server prints its address");
-    wait_ready(&addr);
-    (child, addr)
+    let mut args: Vec<&OsStr> = vec![OsStr::new("--rules"), rules.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    serve_with(data, &args)
 }
 
 /// Names of the alerting rules the server has loaded.

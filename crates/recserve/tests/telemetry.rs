@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 /// Starts `recserve serve` with `data` as its data directory, scraping every second.
 pub(crate) fn serve(data: &Path) -> (Child, String) {
+    serve_with(data, &[])
+}
+
+/// As [`serve`], with more flags; the service log goes to `<data>/server.log`.
+pub(crate) fn serve_with(data: &Path, extra: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recserve"))
         .args(["serve", "--http-port", "0", "--grpc-port", "0", "--repository-poll-secs", "0"])
         .args(["--scrape-interval-secs", "1", "--retention-hours", "1"])
@@ -16,6 +21,7 @@ pub(crate) fn serve(data: &Path) -> (Child, String) {
         .arg(data)
         .arg("--model-repository")
         .arg(recserve_testkit::fixture_models())
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(log_file(data))
         .spawn()
@@ -35,7 +41,7 @@ pub(crate) fn serve(data: &Path) -> (Child, String) {
 }
 
 /// The server's service log (JSON lines on stdout), appended to `<data>/server.log`.
-pub(crate) fn log_file(data: &Path) -> std::fs::File {
+fn log_file(data: &Path) -> std::fs::File {
     std::fs::OpenOptions::new().create(true).append(true).open(data.join("server.log")).unwrap()
 }
 
