@@ -12,7 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use recserve_store::{LogRecord, Pseudonymizer, RequestRecord, Retention, Store, StoreConfig, WriterConfig, input_or_digest};
+use recserve_store::{
+    LogRecord, Pseudonymizer, RequestRecord, Retention, Store, StoreConfig, WriterConfig, input_or_digest,
+};
 use sqlx::{AssertSqlSafe, Connection};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,7 +46,8 @@ fn record(i: usize, p: &Pseudonymizer, kind: Kind) -> RequestRecord {
         ));
         return r;
     }
-    let items: Vec<String> = (0..10).map(|k| format!("{{\"item\":{},\"score\":{:.4}}}", i * 7 + k, 1.0 / (k + 1) as f64)).collect();
+    let items: Vec<String> =
+        (0..10).map(|k| format!("{{\"item\":{},\"score\":{:.4}}}", i * 7 + k, 1.0 / (k + 1) as f64)).collect();
     RequestRecord {
         request_id: format!("bench-{i:09}"),
         time_ms: 1_700_000_000_000 + i as i64,
@@ -56,11 +59,20 @@ fn record(i: usize, p: &Pseudonymizer, kind: Kind) -> RequestRecord {
         user: Some(p.pseudonymize(&format!("user-{}", i % 10_000))),
         raw_user: None,
         input: Some(input_or_digest(
-            format!(r#"{{"user":"u{}","context":{{"device":"mobile","page":"home","query":"running shoes size {}"}},"k":10}}"#, i % 10_000, i % 13),
+            format!(
+                r#"{{"user":"u{}","context":{{"device":"mobile","page":"home","query":"running shoes size {}"}},"k":10}}"#,
+                i % 10_000,
+                i % 13
+            ),
             4096,
         )),
         output: Some(format!("[{}]", items.join(","))),
-        stages: vec![("retrieval".into(), 1.8), ("preprocess".into(), 0.2), ("ranking".into(), 2.9), ("postprocess".into(), 0.1)],
+        stages: vec![
+            ("retrieval".into(), 1.8),
+            ("preprocess".into(), 0.2),
+            ("ranking".into(), 2.9),
+            ("postprocess".into(), 0.1),
+        ],
         latency_ms: 5.1,
         status: if i.is_multiple_of(50) { 503 } else { 200 },
         error: if i.is_multiple_of(50) { Some("overloaded".into()) } else { None },
@@ -120,7 +132,10 @@ async fn run_rate(store: &Store, rate: u64, seconds: u64, kind: Kind) -> Outcome
 async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds: u64, kind: Kind) {
     let name = format!("{name}, {}", kind.label());
     println!("\n{name}: {seconds} s per rate, WriterConfig::default() (capacity 65536, max_batch 16384, flush 200 ms)");
-    println!("{:>10} {:>10} {:>9} {:>10} {:>8} {:>12} {:>10}  sustained", "rate/s", "accepted", "dropped", "committed", "batches", "committed/s", "drain s");
+    println!(
+        "{:>10} {:>10} {:>9} {:>10} {:>8} {:>12} {:>10}  sustained",
+        "rate/s", "accepted", "dropped", "committed", "batches", "committed/s", "drain s"
+    );
     let mut best = 0;
     for &rate in rates {
         let store = match Store::open(config).await {
@@ -193,7 +208,11 @@ fn main() {
                 };
                 let _ = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await;
                 let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(url.clone());
-                let config = StoreConfig { url: Some(format!("{base}/{name}")), data_dir: dir.path().to_path_buf(), retention: Retention::default() };
+                let config = StoreConfig {
+                    url: Some(format!("{base}/{name}")),
+                    data_dir: dir.path().to_path_buf(),
+                    retention: Retention::default(),
+                };
                 let rates = custom.clone().unwrap_or_else(|| vec![10_000, 20_000, 40_000, 80_000]);
                 for &kind in &kinds {
                     bench_backend("MySQL/MariaDB", &config, &rates, seconds, kind).await;

@@ -84,12 +84,8 @@ impl Target {
             if options.get_database().is_none_or(str::is_empty) {
                 return Err(bad("no database name (mysql://user:pass@host:port/<db>)".into()));
             }
-            let display = format!(
-                "{}:{}/{}",
-                options.get_host(),
-                options.get_port(),
-                options.get_database().unwrap_or_default()
-            );
+            let display =
+                format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default());
             return Ok(Target::MySql { options, display });
         }
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("(none)");

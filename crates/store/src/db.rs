@@ -223,9 +223,9 @@ impl Store {
             sqlx::query(
                 "ANALYZE TABLE request_log, service_log, series, series_samples, state_documents, notifications, audit",
             )
-                .execute(p)
-                .await
-                .map_err(self.err("ANALYZE TABLE"))?;
+            .execute(p)
+            .await
+            .map_err(self.err("ANALYZE TABLE"))?;
         }
         Ok(())
     }

@@ -91,7 +91,9 @@ impl Pseudonymizer {
         }
         match options.open(&path) {
             Ok(mut file) => {
-                file.write_all(format!("{}\n", hex::encode(key)).as_bytes()).and_then(|_| file.sync_all()).map_err(io)?;
+                file.write_all(format!("{}\n", hex::encode(key)).as_bytes())
+                    .and_then(|_| file.sync_all())
+                    .map_err(io)?;
                 tracing::info!(path = %path.display(), "created a new pseudonym key");
                 Ok(Self::new(&key))
             }

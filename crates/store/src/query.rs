@@ -122,10 +122,8 @@ impl Filter {
 
 /// The position a page ends at: (time, id) of its last record.
 pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
-    let bad = || StoreError::BadQuery {
-        field: "cursor",
-        reason: format!("not a cursor from a previous page: {cursor:?}"),
-    };
+    let bad =
+        || StoreError::BadQuery { field: "cursor", reason: format!("not a cursor from a previous page: {cursor:?}") };
     let (t, id) = cursor.trim().split_once('_').ok_or_else(bad)?;
     Ok((t.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?))
 }
@@ -155,7 +153,11 @@ pub(crate) fn limit_of(limit: Option<u32>) -> u32 {
 }
 
 /// The time range and the keyset cursor on (time_ms, id): what every paged table shares.
-pub(crate) fn time_and_cursor(from_ms: Option<i64>, to_ms: Option<i64>, cursor: Option<&str>) -> Result<Filter, StoreError> {
+pub(crate) fn time_and_cursor(
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Filter, StoreError> {
     let mut f = Filter::default();
     if let Some(from) = from_ms {
         f.push("time_ms >= ?", [Arg::I64(from)]);
@@ -243,7 +245,9 @@ impl Store {
     /// The request-log query of `q`: its SQL text, filter (with the bound values) and page size.
     fn request_query(&self, q: &LogQuery) -> Result<(String, Filter, u32), StoreError> {
         let mut f = common(q, &["error", "input", "output"], self.is_mysql())?;
-        for (column, value) in [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline), ("user_hash", &q.user)] {
+        for (column, value) in
+            [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline), ("user_hash", &q.user)]
+        {
             if let Some(v) = value.as_deref() {
                 f.push(&format!("{column} = ?"), [Arg::Str(v.to_string())]);
             }
@@ -271,7 +275,8 @@ impl Store {
             return Ok(Vec::new());
         };
         let (sql, f, _) = self.request_query(q)?;
-        let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        let mut query =
+            sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
         for a in &f.args {
             query = match a {
                 Arg::I64(v) => query.bind(*v),
@@ -292,7 +297,8 @@ impl Store {
         let mut last = None;
         for r in rows.into_iter().take(limit as usize) {
             last = Some((r.time_ms, r.id));
-            let corrupt = |reason: String| StoreError::Corrupt { target: self.describe(), table: "request_log", reason };
+            let corrupt =
+                |reason: String| StoreError::Corrupt { target: self.describe(), table: "request_log", reason };
             let stages: Vec<(String, f64)> = serde_json::from_str(&r.stages)
                 .map_err(|e| corrupt(format!("row {}: stages {:?}: {e}", r.id, r.stages)))?;
             let status = u16::try_from(r.status).map_err(|_| corrupt(format!("row {}: status {}", r.id, r.status)))?;

@@ -80,7 +80,11 @@ impl Store {
                 let requests = self.count(Log::Requests).await?;
                 let service = self.count(Log::Service).await?;
                 if requests + service == 0 {
-                    tracing::warn!(used, max_bytes, "the store is over its size limit with no log records left to delete");
+                    tracing::warn!(
+                        used,
+                        max_bytes,
+                        "the store is over its size limit with no log records left to delete"
+                    );
                     break;
                 }
                 let share = ((used as f64 - max_bytes as f64 * SIZE_TARGET) / used as f64).clamp(0.01, 1.0);
@@ -128,9 +132,16 @@ impl Store {
     async fn used_bytes(&self, deleted: bool) -> Result<u64, StoreError> {
         match self.pool() {
             Pool::Sqlite(p) => {
-                let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(p).await.map_err(self.err("PRAGMA page_count"))?;
-                let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(p).await.map_err(self.err("PRAGMA freelist_count"))?;
-                let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(p).await.map_err(self.err("PRAGMA page_size"))?;
+                let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                    .fetch_one(p)
+                    .await
+                    .map_err(self.err("PRAGMA page_count"))?;
+                let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+                    .fetch_one(p)
+                    .await
+                    .map_err(self.err("PRAGMA freelist_count"))?;
+                let size: i64 =
+                    sqlx::query_scalar("PRAGMA page_size").fetch_one(p).await.map_err(self.err("PRAGMA page_size"))?;
                 Ok(((pages - free).max(0) * size) as u64)
             }
             Pool::MySql(_) => {
@@ -198,14 +209,23 @@ impl Store {
     async fn give_space_back(&self) -> Result<(), StoreError> {
         match self.pool() {
             Pool::Sqlite(p) => {
-                sqlx::query("PRAGMA incremental_vacuum").execute(p).await.map_err(self.err("PRAGMA incremental_vacuum"))?;
+                sqlx::query("PRAGMA incremental_vacuum")
+                    .execute(p)
+                    .await
+                    .map_err(self.err("PRAGMA incremental_vacuum"))?;
                 // Readers may keep the checkpoint from finishing; that only delays the shrink.
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(p).await.map_err(self.err("PRAGMA wal_checkpoint"))?;
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(p)
+                    .await
+                    .map_err(self.err("PRAGMA wal_checkpoint"))?;
             }
             Pool::MySql(p) => {
                 // InnoDB: OPTIMIZE recreates the table (online) and returns the space of a
                 // file-per-table tablespace.
-                sqlx::query("OPTIMIZE TABLE request_log, service_log, notifications").execute(p).await.map_err(self.err("OPTIMIZE TABLE"))?;
+                sqlx::query("OPTIMIZE TABLE request_log, service_log, notifications")
+                    .execute(p)
+                    .await
+                    .map_err(self.err("OPTIMIZE TABLE"))?;
             }
         }
         Ok(())

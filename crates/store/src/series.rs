@@ -43,7 +43,8 @@ impl SqlSeriesPersistence {
     /// Opens the store on a new thread (migrations included) and waits until it is ready.
     /// Safe to call from inside or outside a tokio runtime.
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        let thread = StoreThread::spawn("recserve-series-store", config, |store| Worker { store, ids: HashMap::new() })?;
+        let thread =
+            StoreThread::spawn("recserve-series-store", config, |store| Worker { store, ids: HashMap::new() })?;
         Ok(Self { thread, rows: 0, compacted_rows: 0 })
     }
 

@@ -373,7 +373,8 @@ async fn write_batch(
 }
 
 /// Retries of a failed batch, with these waits before each.
-const RETRY_BACKOFF: [Duration; 3] = [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1600)];
+const RETRY_BACKOFF: [Duration; 3] =
+    [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1600)];
 
 struct Task {
     store: Store,

@@ -68,7 +68,8 @@ async fn mysql_database() -> Option<(String, String)> {
         return None;
     };
     let name = format!("recserve_t_{}", random_hex(6));
-    let mut conn = sqlx::MySqlConnection::connect(&url).await.unwrap_or_else(|e| panic!("connecting to {MYSQL_URL_ENV}: {e}"));
+    let mut conn =
+        sqlx::MySqlConnection::connect(&url).await.unwrap_or_else(|e| panic!("connecting to {MYSQL_URL_ENV}: {e}"));
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("CREATE DATABASE");
     let _ = conn.close().await;
     let (base, query) = split_db(&url);
@@ -98,7 +99,8 @@ where
         }
         Kind::MySql => {
             let Some((url, name)) = mysql_database().await else { return };
-            let config = StoreConfig { url: Some(url), data_dir: dir.path().to_path_buf(), retention: Retention::default() };
+            let config =
+                StoreConfig { url: Some(url), data_dir: dir.path().to_path_buf(), retention: Retention::default() };
             check(Ctx { kind, config }).await;
             drop_mysql_database(&name).await;
         }

@@ -29,7 +29,8 @@ fn child_writer() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         let store = Store::open(&config).await.expect("child open");
-        let writer = store.start_writer(WriterConfig { flush_interval: Duration::from_millis(20), ..Default::default() });
+        let writer =
+            store.start_writer(WriterConfig { flush_interval: Duration::from_millis(20), ..Default::default() });
         let sink = writer.sink();
         let started = Instant::now();
         let mut i = 0usize;
@@ -101,12 +102,11 @@ async fn killed_writer_loses_nothing_committed(ctx: Ctx) {
     let mut cursor = None;
     let mut seen = 0u64;
     loop {
-        let page = store
-            .query_requests(&LogQuery { limit: Some(1000), cursor, ..Default::default() })
-            .await
-            .expect("page");
+        let page =
+            store.query_requests(&LogQuery { limit: Some(1000), cursor, ..Default::default() }).await.expect("page");
         for r in &page.records {
-            let i: usize = r.request_id.strip_prefix("req-").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{r:?}"));
+            let i: usize =
+                r.request_id.strip_prefix("req-").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{r:?}"));
             assert_eq!(r, &request(i, 1000 + i as i64));
         }
         seen += page.records.len() as u64;

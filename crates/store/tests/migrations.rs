@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use recserve_store::{AuditOutcome, AuditQuery, AuditRecord, Backend, NotificationQuery, NotificationRecord};
 use recserve_store::db::{MYSQL_MIGRATIONS, SQLITE_MIGRATIONS};
+use recserve_store::{AuditOutcome, AuditQuery, AuditRecord, Backend, NotificationQuery, NotificationRecord};
 
 use crate::common::{Ctx, Kind, req, request};
 

@@ -92,7 +92,10 @@ fn load_or_create_reads_the_environment() {
     .output()
     .expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find_map(|l| l.rsplit_once("pseudonym ").map(|(_, p)| p.trim())).unwrap_or_else(|| panic!("child printed {stdout}"));
+    let line = stdout
+        .lines()
+        .find_map(|l| l.rsplit_once("pseudonym ").map(|(_, p)| p.trim()))
+        .unwrap_or_else(|| panic!("child printed {stdout}"));
     assert_eq!(line, Pseudonymizer::new(b"from the environment").pseudonymize("alice"));
     assert!(!dir.path().join("pseudonym.key").exists(), "no key file when the environment gives the key");
 }
@@ -123,7 +126,11 @@ async fn raw_ids_never_stored_unless_allowed(ctx: Ctx) {
     writer.shutdown().await;
 
     let by_user = store
-        .query_requests(&LogQuery { user: Some(p.pseudonymize("alice.secret@example.com")), limit: Some(1000), ..Default::default() })
+        .query_requests(&LogQuery {
+            user: Some(p.pseudonymize("alice.secret@example.com")),
+            limit: Some(1000),
+            ..Default::default()
+        })
         .await
         .expect("query");
     assert_eq!(by_user.records.len(), 50);
@@ -146,7 +153,10 @@ async fn raw_ids_never_stored_unless_allowed(ctx: Ctx) {
         assert!(has("bob.raw@example.com"), "the allowed raw id is stored (the scan works)");
         assert!(!has("alice.secret"), "a raw user id reached the database file");
     } else {
-        let hits = store.query_requests(&LogQuery { text: Some("alice.secret".into()), ..Default::default() }).await.expect("q");
+        let hits = store
+            .query_requests(&LogQuery { text: Some("alice.secret".into()), ..Default::default() })
+            .await
+            .expect("q");
         assert!(hits.records.is_empty());
         store.close().await;
     }

@@ -61,7 +61,10 @@ async fn request_filters(ctx: Ctx) {
     let q = LogQuery::default;
     let cases: Vec<Case<RequestRecord>> = vec![
         (q(), Box::new(|_| true)),
-        (LogQuery { from_ms: Some(BASE + 200), to_ms: Some(BASE + 400), ..q() }, Box::new(|r| (BASE + 200..=BASE + 400).contains(&r.time_ms))),
+        (
+            LogQuery { from_ms: Some(BASE + 200), to_ms: Some(BASE + 400), ..q() },
+            Box::new(|r| (BASE + 200..=BASE + 400).contains(&r.time_ms)),
+        ),
         (LogQuery { from_ms: Some(BASE + 500), ..q() }, Box::new(|r| r.time_ms >= BASE + 500)),
         (LogQuery { model: Some("tower".into()), ..q() }, Box::new(|r| r.model.as_deref() == Some("tower"))),
         (LogQuery { model: Some("Tower".into()), ..q() }, Box::new(|_| false)),
@@ -77,15 +80,29 @@ async fn request_filters(ctx: Ctx) {
         (LogQuery { request_id: Some("req-000042".into()), ..q() }, Box::new(|r| r.request_id == "req-000042")),
         (LogQuery { user: Some("user-3".into()), ..q() }, Box::new(|r| r.user.as_deref() == Some("user-3"))),
         // Case-insensitive substring over error, input and output.
-        (LogQuery { text: Some("timeout".into()), ..q() }, Box::new(|r| r.error.as_deref().is_some_and(|e| e.contains("TIMEOUT")))),
-        (LogQuery { text: Some("notfound 13".into()), ..q() }, Box::new(|r| r.error.as_deref() == Some("model NotFound 13"))),
-        (LogQuery { text: Some("SHOES SIZE 10".into()), ..q() }, Box::new(|r| r.input.as_deref().is_some_and(|i| i.contains("Shoes size 10")))),
+        (
+            LogQuery { text: Some("timeout".into()), ..q() },
+            Box::new(|r| r.error.as_deref().is_some_and(|e| e.contains("TIMEOUT"))),
+        ),
+        (
+            LogQuery { text: Some("notfound 13".into()), ..q() },
+            Box::new(|r| r.error.as_deref() == Some("model NotFound 13")),
+        ),
+        (
+            LogQuery { text: Some("SHOES SIZE 10".into()), ..q() },
+            Box::new(|r| r.input.as_deref().is_some_and(|i| i.contains("Shoes size 10"))),
+        ),
         (LogQuery { text: Some("[7,8]".into()), ..q() }, Box::new(|r| r.request_id == "req-000007")),
         // LIKE wildcards in the text are literal.
         (LogQuery { text: Some("50%".into()), ..q() }, Box::new(|r| r.status == 503)),
         (LogQuery { text: Some("_".into()), ..q() }, Box::new(|_| false)),
         (
-            LogQuery { status: Some(StatusFilter::Error), model: Some("tower".into()), from_ms: Some(BASE + 300), ..q() },
+            LogQuery {
+                status: Some(StatusFilter::Error),
+                model: Some("tower".into()),
+                from_ms: Some(BASE + 300),
+                ..q()
+            },
             Box::new(|r| r.status >= 400 && r.model.as_deref() == Some("tower") && r.time_ms >= BASE + 300),
         ),
         // Level does not apply to requests.
@@ -116,8 +133,14 @@ async fn service_filters(ctx: Ctx) {
         (LogQuery { level: Some("error".into()), ..q() }, Box::new(|s| s.level == "ERROR")),
         (LogQuery { level: Some("TRACE".into()), ..q() }, Box::new(|_| true)),
         (LogQuery { level: Some("info".into()), ..q() }, Box::new(move |s| rank(&s.level) >= 2)),
-        (LogQuery { from_ms: Some(BASE + 100), to_ms: Some(BASE + 150), ..q() }, Box::new(|s| (BASE + 100..=BASE + 150).contains(&s.time_ms))),
-        (LogQuery { request_id: Some("req-000004".into()), ..q() }, Box::new(|s| s.request_id.as_deref() == Some("req-000004"))),
+        (
+            LogQuery { from_ms: Some(BASE + 100), to_ms: Some(BASE + 150), ..q() },
+            Box::new(|s| (BASE + 100..=BASE + 150).contains(&s.time_ms)),
+        ),
+        (
+            LogQuery { request_id: Some("req-000004".into()), ..q() },
+            Box::new(|s| s.request_id.as_deref() == Some("req-000004")),
+        ),
         (LogQuery { text: Some("EVENT 5 handled".into()), ..q() }, Box::new(|s| s.message == "event 5 Handled")),
         (LogQuery { text: Some("peer\":\"10.0.0.2".into()), ..q() }, Box::new(|s| s.fields.contains("10.0.0.2"))),
         (
@@ -186,7 +209,8 @@ async fn cursors_page_through_everything_once(ctx: Ctx) {
             break;
         }
     }
-    let expected: Vec<ServiceRecord> = newest_first(&services, |s| matches!(s.level.as_str(), "INFO" | "WARN" | "ERROR"));
+    let expected: Vec<ServiceRecord> =
+        newest_first(&services, |s| matches!(s.level.as_str(), "INFO" | "WARN" | "ERROR"));
     assert_eq!(got, expected);
 
     // Default limit 100, maximum 1000.

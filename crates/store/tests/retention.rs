@@ -29,7 +29,8 @@ async fn deletes_by_age(ctx: Ctx) {
     assert_eq!(report.deleted_requests, 100);
     assert_eq!(report.deleted_service, 34, "{report:?}"); // i % 3 == 0 for i in 0..100
     assert_eq!(store.count_logs().await.expect("count"), (200, 66));
-    let oldest = store.query_requests(&LogQuery { to_ms: Some(now - 3_600_000), ..Default::default() }).await.expect("q");
+    let oldest =
+        store.query_requests(&LogQuery { to_ms: Some(now - 3_600_000), ..Default::default() }).await.expect("q");
     assert!(oldest.records.is_empty());
     // Nothing more to delete the second time.
     let again = store.enforce_retention().await.expect("retention");
@@ -76,9 +77,13 @@ async fn deletes_oldest_until_under_size_and_shrinks(ctx: Ctx) {
     let all = store.query_requests(&LogQuery { limit: Some(1000), ..Default::default() }).await.expect("q");
     assert_eq!(all.records[0].request_id, format!("req-{:06}", n - 1));
     let oldest_left = 1_000_000 + (n as i64 - left_req as i64);
-    let older = store.query_requests(&LogQuery { to_ms: Some(oldest_left - 1), ..Default::default() }).await.expect("q");
+    let older =
+        store.query_requests(&LogQuery { to_ms: Some(oldest_left - 1), ..Default::default() }).await.expect("q");
     assert!(older.records.is_empty(), "an older record survived while newer ones were deleted");
-    let kept = store.query_requests(&LogQuery { to_ms: Some(oldest_left), limit: Some(1), ..Default::default() }).await.expect("q");
+    let kept = store
+        .query_requests(&LogQuery { to_ms: Some(oldest_left), limit: Some(1), ..Default::default() })
+        .await
+        .expect("q");
     assert_eq!(kept.records.len(), 1);
     store.close().await;
 }

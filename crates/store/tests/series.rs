@@ -8,7 +8,8 @@ use recserve_telemetry::store::{SeriesData, SeriesStore, StoreConfig as SeriesCo
 use crate::common::Ctx;
 
 fn bits(data: Vec<SeriesData>) -> Vec<(LabelSet, Vec<(i64, u64)>)> {
-    let mut v: Vec<_> = data.into_iter().map(|(l, pts)| (l, pts.into_iter().map(|(t, x)| (t, x.to_bits())).collect())).collect();
+    let mut v: Vec<_> =
+        data.into_iter().map(|(l, pts)| (l, pts.into_iter().map(|(t, x)| (t, x.to_bits())).collect())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }

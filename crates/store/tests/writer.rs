@@ -9,7 +9,11 @@ use crate::common::{Ctx, req, request, service, svc};
 
 async fn commits_everything_and_counts(ctx: Ctx) {
     let store = ctx.open().await;
-    let writer = store.start_writer(WriterConfig { capacity: 20_000, max_batch: 1000, flush_interval: Duration::from_millis(50) });
+    let writer = store.start_writer(WriterConfig {
+        capacity: 20_000,
+        max_batch: 1000,
+        flush_interval: Duration::from_millis(50),
+    });
     let sink = writer.sink();
     for i in 0..7000 {
         assert!(sink.submit(req(request(i, 1_000_000 + i as i64))));
@@ -47,7 +51,8 @@ async fn full_channel_drops_and_counts_exactly(ctx: Ctx) {
     let store = ctx.open().await;
     // The test runs on a current-thread runtime: the writer task cannot run between these
     // submits, so the channel fills at exactly `capacity`.
-    let writer = store.start_writer(WriterConfig { capacity: 10, max_batch: 4, flush_interval: Duration::from_millis(10) });
+    let writer =
+        store.start_writer(WriterConfig { capacity: 10, max_batch: 4, flush_interval: Duration::from_millis(10) });
     let sink = writer.sink();
     let results: Vec<bool> = (0..25).map(|i| sink.submit(req(request(i, i as i64)))).collect();
     assert_eq!(results.iter().filter(|&&ok| ok).count(), 10);
@@ -73,7 +78,8 @@ async fn full_channel_drops_and_counts_exactly(ctx: Ctx) {
 
 async fn flush_waits_for_records_submitted_concurrently(ctx: Ctx) {
     let store = ctx.open().await;
-    let writer = store.start_writer(WriterConfig { capacity: 100_000, max_batch: 512, flush_interval: Duration::from_secs(5) });
+    let writer =
+        store.start_writer(WriterConfig { capacity: 100_000, max_batch: 512, flush_interval: Duration::from_secs(5) });
     let sink = writer.sink();
     let producer = std::thread::spawn(move || {
         for i in 0..20_000 {
