@@ -881,19 +881,9 @@ def main() -> None:
         return e
 
     # -- ranker rows
-    def ranker_rows(window: np.ndarray, users_t: Table, items_t: Table):
-        ui = users_t.ids(inter.user_id[window])
-        ii = items_t.ids(inter.item_id[window])
-        uemb = embed(users_t)
-        score = np.einsum("nd,nd->n", gather_rows(uemb, ui), gather_rows(item_emb, ii)).astype(np.float64)
-        dev = gather(user_device, users.ids(inter.user_id[window]), None)
-        ctx = Context(users_t, items_t, ui, ii, context={"device": dev}, retrieval_score=score,
-                      queries=inter.query[window])
-        return build_matrix(rk_feats, ctx)
-
-    x_c, info_c = ranker_rows(win_c, users_ab, items_ab)
+    x_c, info_c = ranker_rows(rk_feats, inter, win_c, users, users_ab, items_ab, embed(users_ab), item_emb)
     y_c = inter.clicked[win_c].astype(np.int64)
-    x_e, info_e = ranker_rows(win_e, users_abc, items_abc)
+    x_e, info_e = ranker_rows(rk_feats, inter, win_e, users, users_abc, items_abc, embed(users_abc), item_emb)
     y_e = inter.clicked[win_e].astype(np.int64)
     log(f"ranker rows: train {x_c.shape} ({y_c.mean():.3f} clicked), eval {x_e.shape} ({y_e.mean():.3f} clicked)")
 
@@ -977,6 +967,20 @@ def main() -> None:
         log(f"ranking {k}: {v}")
     print(markdown_table(metrics), flush=True)
     log("done")
+
+
+def ranker_rows(rk_feats: list[dict], inter: Interactions, window: np.ndarray, users: Table, users_t: Table,
+                items_t: Table, uemb: np.ndarray, item_emb: np.ndarray) -> tuple[np.ndarray, dict[str, dict]]:
+    """The ranker's input rows for the impressions in `window` (build_matrix): history tables
+    `users_t`/`items_t`, `uemb` = the user tower's output for every row of `users_t`, the device
+    from `users.csv` (`users`). Also used by make_weak_ranker.py."""
+    ui = users_t.ids(inter.user_id[window])
+    ii = items_t.ids(inter.item_id[window])
+    score = np.einsum("nd,nd->n", gather_rows(uemb, ui), gather_rows(item_emb, ii)).astype(np.float64)
+    dev = gather(users.str("device"), users.ids(inter.user_id[window]), None)
+    ctx = Context(users_t, items_t, ui, ii, context={"device": dev}, retrieval_score=score,
+                  queries=inter.query[window])
+    return build_matrix(rk_feats, ctx)
 
 
 def write_feature_samples(path: Path, inter, win_e, users_t: Table, items_t: Table, user_device, ut_feats,

@@ -182,6 +182,9 @@ pub struct EvalOutput {
     pub state_changed: bool,
     /// Groups evaluated.
     pub groups_evaluated: usize,
+    /// Alerts that started firing in this evaluation (once per firing episode; an alert
+    /// restored as firing after a restart is not in here again).
+    pub fired: Vec<Alert>,
 }
 
 /// The rule evaluator.
@@ -601,6 +604,7 @@ fn eval_alerting(
             a.state = AlertState::Firing;
             a.fired_at = Some(t);
             out.state_changed = true;
+            out.fired.push(a.clone());
         }
         let mut l = key.clone();
         l.insert(METRIC_NAME.to_string(), "ALERTS".to_string());

@@ -55,13 +55,27 @@ pub use delivery::{
     NotificationLog, NotificationLogEntry, NotificationSink, RetryConfig, Target, TargetKind, TargetStatsView,
 };
 pub use error::{AlertingError, PersistError, SilenceError};
-pub use eval::{AlertState, AlertsData, EvalConfig, EvalOutput, Evaluator, PersistedAlert, RuleHealth, RulesData};
+pub use eval::{
+    Alert, AlertState, AlertsData, EvalConfig, EvalOutput, Evaluator, PersistedAlert, RuleHealth, RulesData,
+};
 pub use notify::{Dispatcher, NotifyAlert, RouteConfig, WebhookPayload};
 pub use persist::{AlertStatePersistence, JsonFilePersistence};
 pub use rules::{Diagnostic, RuleFiles, RuleSource, check_file};
 pub use silence::{Matcher, NewSilence, Silence, SilenceView, Silences};
 
 use delivery::{DeliveryQueue, Notification};
+
+/// The label that asks recserve to act when an alert starts firing. Its one value today is
+/// `rollback`: roll back the canary named by the alert's `model` and `version` labels (see
+/// [`Remediation`]). Prometheus and Alertmanager carry the label like any other.
+pub const ACTION_LABEL: &str = "recserve_action";
+
+/// Acts on alerts that carry [`ACTION_LABEL`] when they start firing (once per firing episode;
+/// silenced alerts are left alone). Called on the evaluator's blocking thread: hand slow work
+/// to a task.
+pub trait Remediation: Send + Sync {
+    fn on_fired(&self, alert: &Alert);
+}
 
 /// The bundled default rules for model serving (`deploy/rules/recserve.rules.yml`).
 pub fn default_rules() -> &'static str {
@@ -142,6 +156,7 @@ pub struct ReloadOutcome {
 }
 
 struct Shared {
+    remediation: Mutex<Option<Arc<dyn Remediation>>>,
     config: AlertingConfig,
     store: Arc<SeriesStore>,
     evaluator: Mutex<Evaluator>,
@@ -254,6 +269,7 @@ impl Alerting {
         let dispatcher = Dispatcher::new(config.route.clone(), config.eval.external_url.clone());
         Ok(Self {
             shared: Arc::new(Shared {
+                remediation: Mutex::new(None),
                 mtimes: Mutex::new(mtimes(&config.rule_sources)),
                 config,
                 store,
@@ -312,6 +328,31 @@ impl Alerting {
                 };
                 for q in &self.shared.am_queues {
                     q.push(n.clone());
+                }
+            }
+        }
+        let acting: Vec<&Alert> = out
+            .fired
+            .iter()
+            .filter(|a| {
+                a.labels.contains_key(ACTION_LABEL)
+                    && self
+                        .shared
+                        .silences
+                        .muting(&recserve_telemetry::LabelSet::from_pairs(a.labels.clone()), t_ms)
+                        .is_empty()
+            })
+            .collect();
+        if !acting.is_empty() {
+            let remediation = self.shared.remediation.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for alert in acting {
+                match &remediation {
+                    Some(r) => r.on_fired(alert),
+                    None => tracing::warn!(
+                        alert = alert.labels.get("alertname").map(String::as_str).unwrap_or(""),
+                        action = alert.labels.get(ACTION_LABEL).map(String::as_str).unwrap_or(""),
+                        "an alert asks for an action but nothing acts on alerts in this process"
+                    ),
                 }
             }
         }
@@ -522,6 +563,12 @@ impl Alerting {
     /// Every delivery attempt, oldest first (bounded).
     pub fn notification_log(&self) -> Vec<NotificationLogEntry> {
         self.shared.log.entries()
+    }
+
+    /// Sets the hook that acts on alerts asking for an action (label [`ACTION_LABEL`]) when
+    /// they start firing.
+    pub fn set_remediation(&self, remediation: Arc<dyn Remediation>) {
+        *self.shared.remediation.lock().unwrap_or_else(|e| e.into_inner()) = Some(remediation);
     }
 
     /// Sets the hook each notification log entry is also given to (the store).

@@ -306,3 +306,86 @@ fn file_changes_are_picked_up_and_bad_files_keep_the_old_rules() {
     assert_eq!(alerting.rules().groups[0].rules.len(), 2, "old rules kept");
     assert_eq!(alerting.last_reload_error().unwrap().len(), 1);
 }
+
+/// Remembers the alerts it was asked to act on.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<recserve_alerting::Alert>>);
+
+impl recserve_alerting::Remediation for Recorder {
+    fn on_fired(&self, alert: &recserve_alerting::Alert) {
+        self.0.lock().unwrap().push(alert.clone());
+    }
+}
+
+const ACTION_RULES: &str = r#"
+groups:
+  - name: g
+    interval: 15s
+    rules:
+      - alert: BadCanary
+        expr: errors > 5
+        for: 30s
+        labels:
+          recserve_action: rollback
+      - alert: JustTelling
+        expr: errors > 5
+"#;
+
+#[test]
+fn alerts_with_an_action_label_reach_the_remediation_once_per_firing_episode() {
+    // Silences start no earlier than the wall clock, so this timeline starts now.
+    let t0 = recserve_alerting::time::now_ms();
+    let dir = tempfile::tempdir().unwrap();
+    let s = store();
+    let config = AlertingConfig { rule_sources: vec![embedded(ACTION_RULES)], ..AlertingConfig::default() };
+    let persistence = Arc::new(JsonFilePersistence::new(dir.path()).unwrap());
+    let recorder = Arc::new(Recorder::default());
+    {
+        let alerting = Alerting::new(config.clone(), s.clone(), Some(persistence.clone())).unwrap();
+        alerting.set_remediation(recorder.clone());
+        set(&s, "ranker", t0, 10.0);
+        alerting.evaluate_at(t0);
+        assert!(recorder.0.lock().unwrap().is_empty(), "pending alerts do not act");
+        alerting.evaluate_at(t0 + 30_000);
+        alerting.evaluate_at(t0 + 45_000);
+        let acted = recorder.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "once, although it keeps firing: {acted:?}");
+        assert_eq!(acted[0].labels["alertname"], "BadCanary");
+        assert_eq!(acted[0].labels["model"], "ranker");
+        assert_eq!(acted[0].labels["recserve_action"], "rollback");
+    }
+    // A restart restores the firing alert without acting again.
+    let alerting = Alerting::new(config, s.clone(), Some(persistence)).unwrap();
+    alerting.set_remediation(recorder.clone());
+    set(&s, "ranker", t0 + 50_000, 10.0);
+    alerting.evaluate_at(t0 + 60_000);
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+    // Resolved, then firing again: a new episode acts again.
+    set(&s, "ranker", t0 + 70_000, 0.0);
+    alerting.evaluate_at(t0 + 75_000);
+    set(&s, "ranker", t0 + 80_000, 9.0);
+    alerting.evaluate_at(t0 + 90_000);
+    alerting.evaluate_at(t0 + 120_000);
+    assert_eq!(recorder.0.lock().unwrap().len(), 2);
+    // A silenced alert does not act.
+    alerting
+        .add_silence(recserve_alerting::NewSilence {
+            matchers: vec![recserve_alerting::Matcher {
+                name: "alertname".into(),
+                value: "BadCanary".into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            starts_at: t0,
+            ends_at: t0 + 3_600_000,
+            created_by: "test".into(),
+            comment: "hold".into(),
+        })
+        .unwrap();
+    set(&s, "ranker", t0 + 130_000, 0.0);
+    alerting.evaluate_at(t0 + 135_000);
+    set(&s, "ranker", t0 + 140_000, 9.0);
+    alerting.evaluate_at(t0 + 150_000);
+    alerting.evaluate_at(t0 + 180_000);
+    assert_eq!(recorder.0.lock().unwrap().len(), 2, "silenced");
+}

@@ -9,6 +9,8 @@
 //!   for a model shipped without them.
 //! - [`monitor`]: [`DriftMonitor`], the per-model sliding windows recorded from request handlers,
 //!   and [`DriftSnapshot`] with PSI, JS, sample size and [`Verdict`] per feature.
+//! - [`hub`]: [`DriftHub`], the monitors of every model version the server serves, created on
+//!   first use against the shipped reference or capturing one, and [`VersionDrift`] snapshots.
 //! - [`metrics`]: the two distances and their conventions.
 //!
 //! # Defaults
@@ -60,12 +62,14 @@
 //! ```
 
 pub mod capture;
+pub mod hub;
 pub mod metrics;
 pub mod monitor;
 pub mod reference;
 mod window;
 
 pub use capture::{DEFAULT_CAPTURE_REQUESTS, FeatureValue, ReferenceCapture};
+pub use hub::{DriftHub, ReferenceLookup, ReferenceSource, VersionDrift, shipped_reference};
 pub use metrics::{PSI_FLOOR, js_distance, psi};
 pub use monitor::{
     CaptureProgress, ConfigError, DriftConfig, DriftMonitor, DriftSnapshot, FeatureDrift, SCORE_NAME, Thresholds,

@@ -325,9 +325,7 @@ impl DriftMonitor {
     /// An invalid window configuration.
     pub fn new(reference: ReferenceStats, config: DriftConfig) -> Result<Self, ConfigError> {
         let slice_ms = slice_ms(&config)?;
-        let tracked = OnceLock::new();
-        let _ = tracked.set(Tracked::new(reference, config.sub_buckets));
-        Ok(Self { config, slice_ms, tracked, capture: Mutex::new(None) })
+        Ok(Self::validated(Some(reference), config, slice_ms))
     }
 
     /// A monitor for a model without reference statistics: the first `config.capture_requests`
@@ -339,8 +337,21 @@ impl DriftMonitor {
     /// An invalid window configuration.
     pub fn capturing(config: DriftConfig) -> Result<Self, ConfigError> {
         let slice_ms = slice_ms(&config)?;
-        let capture = ReferenceCapture::new(config.capture_requests);
-        Ok(Self { config, slice_ms, tracked: OnceLock::new(), capture: Mutex::new(Some(capture)) })
+        Ok(Self::validated(None, config, slice_ms))
+    }
+
+    /// A monitor against `reference`, or capturing one when it is `None`, for a configuration
+    /// already checked by [`slice_ms`] (which gave `slice_ms`).
+    pub(crate) fn validated(reference: Option<ReferenceStats>, config: DriftConfig, slice_ms: u64) -> Self {
+        let tracked = OnceLock::new();
+        let capture = match reference {
+            Some(reference) => {
+                let _ = tracked.set(Tracked::new(reference, config.sub_buckets));
+                None
+            }
+            None => Some(ReferenceCapture::new(config.capture_requests)),
+        };
+        Self { config, slice_ms, tracked, capture: Mutex::new(capture) }
     }
 
     /// The configuration.
@@ -413,7 +424,8 @@ impl DriftMonitor {
     }
 }
 
-fn slice_ms(config: &DriftConfig) -> Result<u64, ConfigError> {
+/// The length of one sub-bucket, or why the window configuration is invalid.
+pub(crate) fn slice_ms(config: &DriftConfig) -> Result<u64, ConfigError> {
     if config.sub_buckets == 0 {
         return Err(ConfigError::NoSubBuckets);
     }
@@ -424,6 +436,7 @@ fn slice_ms(config: &DriftConfig) -> Result<u64, ConfigError> {
     Ok(config.window_ms / subs)
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

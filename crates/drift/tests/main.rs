@@ -3,6 +3,7 @@
 mod capture;
 mod common;
 mod ecommerce;
+mod hub;
 mod metrics;
 mod monitor;
 mod reference;

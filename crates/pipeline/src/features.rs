@@ -248,6 +248,12 @@ impl Feature {
         self.width
     }
 
+    /// True when the feature encodes a category (its last transform is `one_hot`, `vocabulary`
+    /// or `hash`): drift monitoring then counts its raw values, as `reference_stats.json` does.
+    pub fn is_categorical(&self) -> bool {
+        matches!(self.ops.last(), Some(Op::OneHot(..) | Op::Vocabulary(..) | Op::Hash(_)))
+    }
+
     fn default_raw(&self) -> Raw<'_> {
         match &self.default {
             DefaultValue::Num(x) => Raw::Num(*x),

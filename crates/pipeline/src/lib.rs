@@ -77,6 +77,6 @@ pub use config::PipelinesConfig;
 pub use features::{FeatureSpec, SpecError};
 pub use pipeline::{ConfigError, ItemInfo, Pipelines};
 pub use request::{
-    ErrorClass, Filters, ModelOutput, ModelRunner, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem,
-    RunnerError, RunnerErrorKind, StageTimings,
+    ErrorClass, FeatureValue, Filters, ModelOutput, ModelRunner, PipelineError, RankObserver, RecommendRequest,
+    RecommendResponse, RecommendedItem, RunnerError, RunnerErrorKind, StageTimings,
 };

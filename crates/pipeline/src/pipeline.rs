@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -21,8 +21,8 @@ use crate::ann::{AnnError, ItemIndex, top_k};
 use crate::config::{MergePolicy, PipelinesConfig, ScenarioConfig};
 use crate::features::{FeatureSet, FeatureSpec, Raw, Source, SpecError};
 use crate::request::{
-    ModelRunner, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem, RunnerError, RunnerErrorKind,
-    StageTimings,
+    FeatureValue, ModelRunner, PipelineError, RankObserver, RecommendRequest, RecommendResponse, RecommendedItem,
+    RunnerError, RunnerErrorKind, StageTimings,
 };
 use crate::tables::{ItemCatalog, Table, TableError, load_embeddings};
 use crate::text::{Bm25Index, overlap, query_tokens};
@@ -90,6 +90,8 @@ struct Snapshot {
     /// Users-table column `aff_<category>` per category id.
     affinity_columns: Vec<Option<usize>>,
     avg_price_column: Option<usize>,
+    /// Item-table column of each ranker feature read from `item.*` (raw values for drift).
+    ranker_item_columns: Vec<Option<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,7 @@ pub struct Pipelines {
     spec: FeatureSpec,
     snapshot: ArcSwap<Snapshot>,
     reload_lock: Mutex<()>,
+    observer: OnceLock<Arc<dyn RankObserver>>,
 }
 
 impl std::fmt::Debug for Pipelines {
@@ -150,7 +153,14 @@ impl Pipelines {
             spec,
             snapshot: ArcSwap::from_pointee(snap),
             reload_lock: Mutex::new(()),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Sets the observer that sees the features and score of every shown item (once; a second
+    /// call returns the observer back as the error).
+    pub fn set_rank_observer(&self, observer: Arc<dyn RankObserver>) -> Result<(), Arc<dyn RankObserver>> {
+        self.observer.set(observer)
     }
 
     /// Scenario names, in file order.
@@ -276,7 +286,8 @@ impl Pipelines {
         stages.retrieval = t.elapsed();
         let n = candidates.len();
 
-        let mut scored: Vec<(u32, f32, u8)> = Vec::new();
+        let mut scored: Vec<(u32, f32, u8, u32)> = Vec::new();
+        let mut ranked: Option<(Vec<f32>, String)> = None;
         if n > 0 {
             // Ranker rows.
             let t = Instant::now();
@@ -290,12 +301,15 @@ impl Pipelines {
                 self.fill_candidate(&snap, user_row, embedding.as_deref(), &qtok, r as usize, row_out);
             }
             stages.preprocess = t.elapsed();
+            let observed = self.observer.get().is_some_and(|o| o.wants(&set.model)).then(|| rows.clone());
             let t = Instant::now();
             let out = run_model(runner, set, rows, n).await?;
             let scores = out_column_values(&out.1, set, n, set.output_column)?;
             stages.ranking = t.elapsed();
-            model_versions.insert(set.model.clone(), out.0);
-            scored = candidates.iter().zip(scores).map(|(&(r, tag), s)| (r, s, tag)).collect();
+            scored =
+                candidates.iter().zip(scores).enumerate().map(|(i, (&(r, tag), s))| (r, s, tag, i as u32)).collect();
+            model_versions.insert(set.model.clone(), out.0.clone());
+            ranked = observed.map(|rows| (rows, out.0));
         }
 
         // Business rules and top-k.
@@ -305,7 +319,8 @@ impl Pipelines {
         let mut per_category: HashMap<u32, usize> = HashMap::new();
         let mut seen = std::collections::HashSet::with_capacity(scored.len());
         let mut out_items = Vec::with_capacity(v.k);
-        for (r, score, tag) in scored {
+        let mut shown = Vec::with_capacity(v.k);
+        for (r, score, tag, idx) in scored {
             if out_items.len() == v.k {
                 break;
             }
@@ -318,6 +333,7 @@ impl Pipelines {
                 continue;
             }
             *c += 1;
+            shown.push((r as usize, idx as usize, score));
             out_items.push(RecommendedItem {
                 item_id: cat.id(row).to_string(),
                 score,
@@ -331,6 +347,9 @@ impl Pipelines {
             });
         }
         stages.rules = t.elapsed();
+        if let (Some(observer), Some((rows, version))) = (self.observer.get(), &ranked) {
+            self.observe_shown(observer.as_ref(), version, &snap, user_row, req.context.as_ref(), rows, &shown);
+        }
         stages.total = t_start.elapsed();
         Ok(RecommendResponse {
             scenario: scenario.name.clone(),
@@ -414,6 +433,52 @@ impl Pipelines {
         if v.filters_nothing { items.index.search(query, k, None) } else { items.index.search(query, k, Some(keep)) }
     }
 
+    /// Hands the ranker features and score of each shown item to the observer, when it wants
+    /// this request. `rows` are the ranker's input rows; `shown` is (catalog row, candidate
+    /// index, score) per shown item.
+    #[allow(clippy::too_many_arguments)]
+    fn observe_shown(
+        &self,
+        observer: &dyn RankObserver,
+        version: &str,
+        snap: &Snapshot,
+        user_row: Option<usize>,
+        context: Option<&serde_json::Map<String, serde_json::Value>>,
+        rows: &[f32],
+        shown: &[(usize, usize, f32)],
+    ) {
+        let set = &self.spec.ranker;
+        if shown.is_empty() {
+            return;
+        }
+        let cat = &snap.items.catalog;
+        let mut values: Vec<(&str, FeatureValue<'_>)> = Vec::with_capacity(set.features.len());
+        for &(r, idx, score) in shown {
+            values.clear();
+            let row = &rows[idx * set.width..(idx + 1) * set.width];
+            for (i, (f, b)) in set.features.iter().zip(&snap.ranker).enumerate() {
+                let value = if f.is_categorical() {
+                    let raw = match b {
+                        Bound::UserColumn(c) => user_row.and_then(|u| text(snap.users.cell(u, *c))),
+                        Bound::Context(key) => match context.and_then(|c| c.get(key)) {
+                            Some(serde_json::Value::String(s)) => text(s),
+                            _ => None,
+                        },
+                        Bound::ItemPrecomputed(_) => {
+                            snap.ranker_item_columns[i].and_then(|c| text(cat.table.cell(r, c)))
+                        }
+                        _ => None,
+                    };
+                    raw.map_or(FeatureValue::Missing, FeatureValue::Categorical)
+                } else {
+                    FeatureValue::Numeric(f64::from(row[set.offsets[i]]))
+                };
+                values.push((f.name.as_str(), value));
+            }
+            observer.observe(&set.model, version, &values, f64::from(score));
+        }
+    }
+
     /// Writes the candidate-dependent ranker columns of item row `r` into `row`.
     fn fill_candidate(
         &self,
@@ -463,6 +528,11 @@ impl Pipelines {
     }
 }
 
+/// A raw categorical value, `None` when blank (the drift monitor counts it as missing).
+fn text(s: &str) -> Option<&str> {
+    if s.trim().is_empty() { None } else { Some(s) }
+}
+
 /// Loads the tables (reusing `current`'s item side when its files are unchanged) and binds
 /// every feature to its column.
 fn build_snapshot(
@@ -505,7 +575,16 @@ fn build_snapshot(
     let ranker = bind(&spec.ranker)?;
     let affinity_columns = items.catalog.categories.names.iter().map(|c| users.column(&format!("aff_{c}"))).collect();
     let avg_price_column = users.column("avg_price");
-    Ok(Snapshot { users, items, user_tower, ranker, affinity_columns, avg_price_column })
+    let ranker_item_columns = spec
+        .ranker
+        .features
+        .iter()
+        .map(|f| match &f.source {
+            Source::Item(c) => items.catalog.table.column(c),
+            _ => None,
+        })
+        .collect();
+    Ok(Snapshot { users, items, user_tower, ranker, affinity_columns, avg_price_column, ranker_item_columns })
 }
 
 /// Loads the item table and embeddings, builds the indexes and the item feature matrix.

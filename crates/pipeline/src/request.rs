@@ -7,6 +7,7 @@
 //! `context.device`, …). [`RecommendRequest::from_json`] checks the fields one by one instead
 //! of relying on serde's messages, which do not name the field of a type error.
 
+pub use recserve_drift::FeatureValue;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -68,6 +69,18 @@ pub trait ModelRunner: Send + Sync {
         model: &'a str,
         inputs: Vec<(String, Tensor)>,
     ) -> futures::future::BoxFuture<'a, Result<ModelOutput, RunnerError>>;
+}
+
+/// Sees the ranker features and score of every item a pipeline shows, for drift monitoring.
+/// The server sets one on [`crate::Pipelines`]; without it the pipeline does no extra work.
+pub trait RankObserver: Send + Sync {
+    /// Whether to observe this request's items for `model` (sampling is the observer's
+    /// business); when false the pipeline skips the feature gathering.
+    fn wants(&self, model: &str) -> bool;
+    /// One shown item: the ranker's features by name — categorical features as their raw value
+    /// (what `reference_stats.json` counts), numeric ones as the model sees them (after the
+    /// transforms) — and the item's score.
+    fn observe(&self, model: &str, version: &str, features: &[(&str, FeatureValue<'_>)], score: f64);
 }
 
 /// Errors of the pipeline layer.

@@ -196,3 +196,60 @@ fn demo_feature_rows_match_train_py() {
         }
     }
 }
+
+/// (model, version, features as (name, debug value), score) of one observed item.
+type Observation = (String, String, Vec<(String, String)>, f64);
+
+/// Collects what the pipeline hands to its rank observer.
+#[derive(Default)]
+struct Collector {
+    want: bool,
+    seen: std::sync::Mutex<Vec<Observation>>,
+}
+
+impl recserve_pipeline::RankObserver for Collector {
+    fn wants(&self, _model: &str) -> bool {
+        self.want
+    }
+    fn observe(
+        &self,
+        model: &str,
+        version: &str,
+        features: &[(&str, recserve_pipeline::FeatureValue<'_>)],
+        score: f64,
+    ) {
+        let features = features.iter().map(|(n, v)| (n.to_string(), format!("{v:?}"))).collect();
+        self.seen.lock().unwrap().push((model.to_string(), version.to_string(), features, score));
+    }
+}
+
+#[test]
+fn the_rank_observer_sees_each_shown_item_with_raw_categories_and_model_values() {
+    let p = Pipelines::load(&shop().join("pipelines.toml")).unwrap();
+    let collector = std::sync::Arc::new(Collector { want: true, ..Default::default() });
+    p.set_rank_observer(collector.clone()).map_err(|_| "set twice").unwrap();
+    assert!(p.set_rank_observer(collector.clone()).is_err(), "the observer is set once");
+    let got =
+        run(&p, serde_json::json!({"scenario": "home_feed", "user_id": "U0000003", "context": {"device": "desktop"}}));
+    let seen = collector.seen.lock().unwrap();
+    assert_eq!(seen.len(), got.items.len(), "one observation per shown item");
+    for ((model, version, features, score), item) in seen.iter().zip(&got.items) {
+        assert_eq!((model.as_str(), version.as_str()), ("ranker", "1"));
+        assert!((score - f64::from(item.score)).abs() < 1e-9);
+        let value = |name: &str| features.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(features.len(), 12, "every ranker feature");
+        // one_hot / vocabulary: the raw value; numeric chains: the number the model sees.
+        assert_eq!(value("c_device"), "Categorical(\"desktop\")");
+        assert_eq!(value("i_category"), format!("Categorical({:?})", item.category));
+        assert!(value("u_segment").starts_with("Categorical("), "{}", value("u_segment"));
+        assert!(value("i_log_price").starts_with("Numeric("), "{}", value("i_log_price"));
+        assert!(value("i_brand_hash").starts_with("Numeric("), "hash then standardize ends numeric");
+    }
+    drop(seen);
+
+    let quiet = Pipelines::load(&shop().join("pipelines.toml")).unwrap();
+    let collector = std::sync::Arc::new(Collector::default());
+    quiet.set_rank_observer(collector.clone()).map_err(|_| "set twice").unwrap();
+    run(&quiet, serde_json::json!({"scenario": "home_feed", "user_id": "U0000003"}));
+    assert!(collector.seen.lock().unwrap().is_empty(), "an observer that does not want the request sees nothing");
+}
