@@ -27,6 +27,8 @@ pub enum Command {
     /// Alert rule files: check them, or print the bundled ones.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Deploy model versions on a running server: register, canary, A/B, promote, roll back.
+    Deploy(DeployArgs),
     /// The synthetic shop (catalog, shoppers, ground truth) behind the e-commerce example.
     #[command(subcommand)]
     Shop(ShopCommand),
@@ -106,6 +108,14 @@ pub struct ServeArgs {
     /// [default: 1].
     #[arg(long, env = "RECSERVE_REQUEST_LOG_SAMPLE_RATE")]
     pub request_log_sample_rate: Option<f64>,
+    /// Window of the online metrics (CTR, conversion per deployment arm) and their comparisons,
+    /// in minutes [default: 10].
+    #[arg(long, env = "RECSERVE_ONLINE_WINDOW_MINS")]
+    pub online_window_mins: Option<u64>,
+    /// Share of recommendation requests whose shown items feed the drift monitors (0–1)
+    /// [default: 0.25].
+    #[arg(long, env = "RECSERVE_DRIFT_SAMPLE_RATE")]
+    pub drift_sample_rate: Option<f64>,
     /// Name of this replica in logs shared through a MySQL store [default: none].
     #[arg(long, env = "RECSERVE_REPLICA")]
     pub replica: Option<String>,
@@ -142,6 +152,88 @@ pub enum RulesCommand {
     },
     /// Print the bundled rules for model serving (to load into Prometheus, or to edit).
     Default,
+}
+
+/// `recserve deploy`: talks to a running server's deployment API.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The server's HTTP address.
+    #[arg(long, env = "RECSERVE_SERVER", default_value = "http://127.0.0.1:8000", global = true)]
+    pub server: String,
+    #[command(subcommand)]
+    pub command: DeployCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeployCommand {
+    /// Show every model's deployment (or one model's): arms, traffic shares, versions.
+    Status {
+        /// Only this model.
+        model: Option<String>,
+    },
+    /// Register a new version: upload an ONNX file (with its validation samples), or take a
+    /// version directory already in the repository. It passes the validation gate and a latency
+    /// check against the model's `latency_budget_ms`, then waits, loaded, for a canary or A/B.
+    Register {
+        model: String,
+        /// The ONNX file to upload as the next version.
+        #[arg(long, conflicts_with = "version", required_unless_present = "version")]
+        file: Option<PathBuf>,
+        /// Validation samples for the uploaded version (JSON, the format of validation.json).
+        #[arg(long, requires = "file")]
+        validation: Option<PathBuf>,
+        /// A version already in the repository.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Requests of the latency check.
+        #[arg(long, default_value_t = 50)]
+        latency_requests: usize,
+        /// Why (kept in the audit trail).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Send a share of the traffic (sticky per user) to a version as a canary.
+    Canary {
+        model: String,
+        #[arg(long)]
+        version: u64,
+        /// Share of users, in percent (0–100, exclusive).
+        #[arg(long)]
+        percent: f64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Change the running canary's share of traffic.
+    Percent {
+        model: String,
+        percent: f64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Split traffic between 2–4 named arms; the first is the control.
+    Ab {
+        model: String,
+        /// An arm as NAME=VERSION:PERCENT, e.g. `control=3:50 treatment=4:50`.
+        #[arg(long = "arm", required = true, num_args = 1..)]
+        arms: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Make the canary (or the named A/B arm) the stable version.
+    Promote {
+        model: String,
+        /// The A/B arm to promote.
+        #[arg(long)]
+        arm: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Send all traffic back to the stable (control) version; the others are retired.
+    Rollback {
+        model: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 /// Settings of `recserve demo`: those of `serve`, plus the simulated shoppers.

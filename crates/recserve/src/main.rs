@@ -5,6 +5,7 @@
 mod alert_store;
 mod cli;
 mod demo;
+mod deploy;
 mod logging;
 mod rules;
 mod serve;
@@ -23,5 +24,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Bench(args) => runtime.block_on(cli::bench(args)),
         cli::Command::Shop(command) => shop::run(command),
         cli::Command::Rules(command) => rules::run(command),
+        cli::Command::Deploy(args) => runtime.block_on(deploy::run(args)),
     }
 }

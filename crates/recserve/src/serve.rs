@@ -12,6 +12,8 @@ use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
 use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_NAME, RuleSource};
 use recserve_pipeline::Pipelines;
+use recserve_server::deployments::AutoRollback;
+use recserve_server::experiments::ExperimentsConfig;
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
 use recserve_server::shop::ShopApi;
@@ -66,6 +68,8 @@ pub struct Settings {
     pub replica: Option<String>,
     /// Alert rules, receivers and timers.
     pub alerting: AlertingSettings,
+    /// Online metrics and drift monitoring.
+    pub experiments: ExperimentsConfig,
 }
 
 /// The `[alerting]` table of the config file (rules, webhooks and Alertmanagers add to the
@@ -212,6 +216,19 @@ impl Settings {
         if let Some(secs) = args.evaluation_interval_secs {
             alerting.evaluation_interval_secs = secs;
         }
+        let mut experiments = ExperimentsConfig::default();
+        if let Some(mins) = args.online_window_mins {
+            if mins == 0 {
+                bail!("--online-window-mins must be at least 1");
+            }
+            experiments.online.window_ms = mins * 60_000;
+        }
+        if let Some(rate) = args.drift_sample_rate {
+            if !(0.0..=1.0).contains(&rate) {
+                bail!("--drift-sample-rate must be between 0 and 1, got {rate}");
+            }
+            experiments.drift_sample_rate = rate;
+        }
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -242,6 +259,7 @@ impl Settings {
             pseudonym_key: file.pseudonym_key,
             replica: args.replica.clone().or(file.replica),
             alerting,
+            experiments,
         })
     }
 }
@@ -326,6 +344,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     telemetry.registry.register_collector(Box::new(LogWriterCollector::new(writer.sink())));
 
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
+    let restored =
+        recserve_server::deployments::restore(&store, &registry).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if restored > 0 {
+        info!(deployments = restored, "deployments restored from the store");
+    }
     let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
     let telemetry_tasks = telemetry.start();
     state.limits = Limits { max_body_bytes: settings.max_body_bytes };
@@ -337,7 +360,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     )));
     state.store = Some(store.clone());
     if let Some(pipelines) = &pipelines {
-        state.shop = Some(Arc::new(ShopApi::new(pipelines.clone(), registry.clone())));
+        let shop = ShopApi::with_experiments(pipelines.clone(), registry.clone(), settings.experiments.clone())
+            .map_err(|e| anyhow::anyhow!("invalid experiment settings: {e}"))?;
+        recserve_server::experiments::register_collector(&telemetry.registry, shop.experiments().clone());
+        state.shop = Some(Arc::new(shop));
     }
 
     let alerting = {
@@ -356,6 +382,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         store.start_notification_recorder(NOTIFICATION_QUEUE),
         settings.replica.clone(),
     )));
+    let auto_rollback = AutoRollback::new(tokio::runtime::Handle::current());
+    alerting.set_remediation(auto_rollback.clone());
     let alerting = Arc::new(alerting);
     let alerting_tasks = alerting.start();
     if let Err(e) = alerting.reload_on_sighup() {
@@ -363,6 +391,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     info!(rules = alerting.rules().groups.iter().map(|g| g.rules.len()).sum::<usize>(), "alert rules loaded");
     state.alerting = Some(alerting);
+    auto_rollback.set_state(state.clone());
 
     let stop = CancellationToken::new();
     let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));

@@ -30,10 +30,15 @@ pub struct Action<'a> {
 /// Commits `action` to the audit trail (when the server has a store). A failure to write it is
 /// an error the caller answers with: an action is acknowledged only once audited.
 pub async fn record(state: &AppState, action: Action<'_>) -> Result<(), ApiError> {
+    record_as(state, ANONYMOUS, action).await
+}
+
+/// [`record`] with a named actor (e.g. `alerting` for an automatic rollback).
+pub async fn record_as(state: &AppState, actor: &str, action: Action<'_>) -> Result<(), ApiError> {
     let Some(store) = &state.store else { return Ok(()) };
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut record = AuditRecord::new(now, ANONYMOUS, action.action, action.outcome);
+    let mut record = AuditRecord::new(now, actor, action.action, action.outcome);
     record.target = action.target.map(str::to_string);
     record.reason = action.reason;
     record.details = action.details.map(|d| d.to_string());

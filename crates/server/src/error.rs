@@ -27,6 +27,9 @@ pub enum ApiError {
     /// Something the request needs is not ready (a model still loading or unloaded).
     #[error("{0}")]
     Unavailable(String),
+    /// The request conflicts with the current state (e.g. a second canary while one runs).
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -40,7 +43,10 @@ impl ApiError {
                 ServingError::InvalidInput(_) => StatusCode::BAD_REQUEST,
                 ServingError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
                 ServingError::Inference { .. } | ServingError::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ServingError::Deployment(_) => StatusCode::CONFLICT,
+                ServingError::BadDeployment(_) => StatusCode::BAD_REQUEST,
             },
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -59,6 +65,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
             StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
             StatusCode::NOT_IMPLEMENTED => tonic::Code::Unimplemented,
+            StatusCode::CONFLICT => tonic::Code::FailedPrecondition,
             _ => tonic::Code::Internal,
         }
     }

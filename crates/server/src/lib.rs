@@ -8,7 +8,9 @@
 pub mod alerts;
 pub mod audit;
 pub mod dashboard;
+pub mod deployments;
 pub mod error;
+pub mod experiments;
 pub mod grpc;
 pub mod inference;
 pub mod listen;

@@ -4,12 +4,14 @@
 //! showed it. [`ShopApi`] owns the pipelines, the request ids and the recent-request journal.
 
 use crate::error::ApiError;
+use crate::experiments::{Experiments, ExperimentsConfig, ServedArm};
 use recserve_engine::Tensor;
+use recserve_online::Event;
 use recserve_pipeline::{
     ErrorClass, ModelOutput, ModelRunner, PipelineError, Pipelines, RecommendRequest, RecommendedItem, RunnerError,
     RunnerErrorKind, StageTimings,
 };
-use recserve_serving::{ModelRegistry, NamedTensor, ServingError};
+use recserve_serving::{ModelRegistry, NamedTensor, ServingError, route_key};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -17,15 +19,24 @@ use std::sync::{Arc, Mutex};
 /// How many recent requests feedback can still be joined to.
 const JOURNAL_CAPACITY: usize = 100_000;
 
-/// Runs pipeline models through the model registry: the latest ready version of each model,
-/// through its batcher, exactly as a V2 request would.
+/// Runs pipeline models through the model registry for one request: each model's version is
+/// the deployment arm the user falls in (sticky per user, see `serving::deployment`), run
+/// through its batcher exactly as a V2 request would be. Remembers which arm of each model ran.
 pub struct RegistryRunner {
     registry: Arc<ModelRegistry>,
+    subject: String,
+    served: Mutex<Vec<ServedArm>>,
 }
 
 impl RegistryRunner {
-    pub fn new(registry: Arc<ModelRegistry>) -> RegistryRunner {
-        RegistryRunner { registry }
+    /// A runner for a request of `subject` (the user id: the same user keeps the same arm).
+    pub fn new(registry: Arc<ModelRegistry>, subject: &str) -> RegistryRunner {
+        RegistryRunner { registry, subject: subject.to_string(), served: Mutex::new(Vec::new()) }
+    }
+
+    /// The arms that ran, in call order.
+    pub fn served(&self) -> Vec<ServedArm> {
+        self.served.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -36,7 +47,16 @@ impl ModelRunner for RegistryRunner {
         inputs: Vec<(String, Tensor)>,
     ) -> futures::future::BoxFuture<'a, Result<ModelOutput, RunnerError>> {
         Box::pin(async move {
-            let loaded = self.registry.resolve(model, None).map_err(|e| runner_error(model, e))?;
+            let key = route_key(model, &self.subject);
+            let routed = self.registry.route(model, key).map_err(|e| runner_error(model, e))?;
+            let loaded = routed.version;
+            if let Ok(mut served) = self.served.lock() {
+                served.push(ServedArm {
+                    model: model.to_string(),
+                    arm: routed.arm,
+                    version: loaded.version.to_string(),
+                });
+            }
             let inputs = inputs.into_iter().map(|(name, tensor)| NamedTensor { name, tensor }).collect();
             let tensors = loaded.infer(inputs).await.map_err(|e| runner_error(model, e))?;
             let outputs = loaded.signature.outputs.iter().map(|s| s.name.clone()).zip(tensors).collect();
@@ -53,7 +73,10 @@ fn runner_error(model: &str, e: ServingError) -> RunnerError {
         | ServingError::NotReady { .. }
         | ServingError::ShuttingDown => RunnerErrorKind::NotReady,
         ServingError::InvalidInput(_) => RunnerErrorKind::BadInput,
-        ServingError::Inference { .. } | ServingError::Repository(_) => RunnerErrorKind::Failed,
+        ServingError::Inference { .. }
+        | ServingError::Repository(_)
+        | ServingError::Deployment(_)
+        | ServingError::BadDeployment(_) => RunnerErrorKind::Failed,
     };
     RunnerError::new(kind, model, e.to_string())
 }
@@ -76,6 +99,8 @@ pub struct RecommendReply {
     pub scenario: String,
     pub items: Vec<RecommendedItem>,
     pub model_versions: BTreeMap<String, String>,
+    /// Model → deployment arm that served it (`stable` without a canary or A/B test).
+    pub arms: BTreeMap<String, String>,
     /// True when the user is unknown and was served by popularity within the context.
     pub cold_start: bool,
     /// Time spent per stage (for telemetry; not part of the JSON body).
@@ -196,6 +221,7 @@ struct Shown {
     scenario: String,
     user_id: String,
     items: Vec<String>,
+    arms: Vec<ServedArm>,
 }
 
 #[derive(Default)]
@@ -208,13 +234,34 @@ struct Journal {
 /// The recommendation API's state.
 pub struct ShopApi {
     pipelines: Arc<Pipelines>,
-    runner: RegistryRunner,
+    registry: Arc<ModelRegistry>,
     journal: Mutex<Journal>,
+    experiments: Arc<Experiments>,
 }
 
 impl ShopApi {
+    /// The API with default experiment settings (see [`ExperimentsConfig`]).
     pub fn new(pipelines: Arc<Pipelines>, registry: Arc<ModelRegistry>) -> ShopApi {
-        ShopApi { pipelines, runner: RegistryRunner::new(registry), journal: Mutex::new(Journal::default()) }
+        Self::with_experiments(pipelines, registry, ExperimentsConfig::default())
+            .unwrap_or_else(|e| unreachable!("the default experiment settings are valid: {e}"))
+    }
+
+    /// The API with the given online-metric and drift settings; an invalid setting is explained.
+    pub fn with_experiments(
+        pipelines: Arc<Pipelines>,
+        registry: Arc<ModelRegistry>,
+        config: ExperimentsConfig,
+    ) -> Result<ShopApi, String> {
+        let experiments = Arc::new(Experiments::new(registry.clone(), config)?);
+        if pipelines.set_rank_observer(experiments.clone()).is_err() {
+            tracing::warn!("the pipelines already report to another drift observer; drift is not monitored here");
+        }
+        Ok(ShopApi { pipelines, registry, journal: Mutex::new(Journal::default()), experiments })
+    }
+
+    /// Online metrics per arm and drift per model version.
+    pub fn experiments(&self) -> &Arc<Experiments> {
+        &self.experiments
     }
 
     pub fn pipelines(&self) -> &Arc<Pipelines> {
@@ -225,13 +272,18 @@ impl ShopApi {
     /// journal that feedback joins to, and the logs.
     pub async fn recommend(&self, body: &[u8], request_id: String) -> Result<RecommendReply, ApiError> {
         let request = RecommendRequest::from_json(body)?;
-        let response = self.pipelines.recommend(request.clone(), &self.runner).await?;
+        let runner = RegistryRunner::new(self.registry.clone(), &request.user_id);
+        let response = self.pipelines.recommend(request.clone(), &runner).await?;
+        let served = runner.served();
+        self.experiments.record_request(&response.scenario, &served, response.items.len() as u64);
+        let arms = served.iter().map(|a| (a.model.clone(), a.arm.to_string())).collect();
         self.remember(
             &request_id,
             Shown {
                 scenario: response.scenario.clone(),
                 user_id: request.user_id.clone(),
                 items: response.items.iter().map(|i| i.item_id.clone()).collect(),
+                arms: served,
             },
         );
         Ok(RecommendReply {
@@ -239,6 +291,7 @@ impl ShopApi {
             scenario: response.scenario,
             items: response.items,
             model_versions: response.model_versions,
+            arms,
             cold_start: response.cold_start,
             stages: response.stages,
             request,
@@ -259,12 +312,12 @@ impl ShopApi {
     /// Validates and records one feedback event.
     pub fn feedback(&self, body: &[u8]) -> Result<FeedbackReply, ApiError> {
         let event = FeedbackRequest::from_json(body)?;
-        if self.pipelines.item(&event.item_id).is_none() {
+        let Some(item) = self.pipelines.item(&event.item_id) else {
             return Err(ApiError::BadRequest(format!(
                 "invalid feedback: field `item_id`: no item '{}' in the catalog",
                 event.item_id
             )));
-        }
+        };
         let mut journal =
             self.journal.lock().map_err(|_| ApiError::Internal("feedback journal is poisoned".to_string()))?;
         let scenario = match journal.shown.get(&event.request_id) {
@@ -280,7 +333,16 @@ impl ShopApi {
                     event.item_id, event.request_id
                 )));
             }
-            Some(shown) => Some(shown.scenario.clone()),
+            Some(shown) => {
+                let (online_event, revenue) = match event.event {
+                    FeedbackEvent::Impression => (Event::Impression, 0.0),
+                    FeedbackEvent::Click => (Event::Click, 0.0),
+                    FeedbackEvent::AddToCart => (Event::AddToCart, 0.0),
+                    FeedbackEvent::Purchase => (Event::Purchase, item.price),
+                };
+                self.experiments.record_event(&shown.scenario, &shown.arms, online_event, revenue);
+                Some(shown.scenario.clone())
+            }
             None => None,
         };
         let joined = scenario.is_some();

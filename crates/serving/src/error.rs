@@ -22,6 +22,24 @@ pub enum ServingError {
     ShuttingDown,
     #[error("{0}")]
     Repository(String),
+    /// A deployment change that does not fit the current state: a canary already running, a
+    /// version that fails the gate, a model unloaded through the API.
+    #[error("{0}")]
+    Deployment(String),
+    /// A deployment change with wrong arguments: a percent out of range, a bad arm name, an
+    /// uploaded model that fails the validation gate.
+    #[error("{0}")]
+    BadDeployment(String),
+}
+
+impl From<crate::deployment::DeployError> for ServingError {
+    fn from(e: crate::deployment::DeployError) -> ServingError {
+        use crate::deployment::DeployError;
+        match e {
+            DeployError::Conflict(m) => ServingError::Deployment(m),
+            DeployError::Invalid(m) => ServingError::BadDeployment(m),
+        }
+    }
 }
 
 impl ServingError {

@@ -1,22 +1,31 @@
 //! The registry of served models: which versions of which models are ready, which failed the
-//! gate and why. Reads on the request path are lock-free (an `ArcSwap` snapshot); loads,
-//! unloads and repository polls are serialised and publish a new snapshot only once new
+//! gate and why, and each model's [`Deployment`] (which versions take traffic, in what share).
+//! Reads on the request path are lock-free (an `ArcSwap` snapshot; the deployment travels inside
+//! the model's entry, so one load sees both); loads, unloads, repository polls, deployment
+//! changes and version registrations are serialised and publish a new snapshot only once new
 //! versions are ready, so a swap never fails an in-flight request (it keeps the `Arc` of the
 //! version it started on).
+//!
+//! Version selection: the config's version policy picks among the versions on disk that are not
+//! retired by the deployment, and every version a deployment arm names is loaded as well.
 
 use crate::batcher::BatchObserver;
 use crate::config::ModelConfig;
+use crate::deployment::{DeployError, Deployment, STABLE_ARM};
 use crate::error::ServingError;
 use crate::gate::{self, EngineLoader, GateInput};
-use crate::repository::{ModelDir, Repository, RepositoryError};
-use crate::version::{Fingerprint, LoadedVersion};
+use crate::repository::{MODEL_FILE, ModelDir, Repository, RepositoryError};
+use crate::version::{Fingerprint, LoadedVersion, NamedTensor};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{error, info, instrument, warn};
+
+/// File name of uploaded validation samples when the model's config names none.
+pub const DEFAULT_SAMPLES_FILE: &str = "validation.json";
 
 /// The state of one version of a model.
 #[derive(Clone)]
@@ -39,6 +48,9 @@ pub struct ModelEntry {
     pub error: Option<String>,
     /// Unloaded through the API: polling leaves it alone until it is loaded again.
     pub unloaded: bool,
+    /// The model's deployment, when it has one (the same `Arc` as in
+    /// [`ModelRegistry::deployments`]).
+    pub deployment: Option<Arc<Deployment>>,
 }
 
 impl ModelEntry {
@@ -50,8 +62,14 @@ impl ModelEntry {
         })
     }
 
-    /// The version that serves requests that name none: the highest ready one.
+    /// The version that serves requests that name none: the deployment's stable (control) arm
+    /// when it is ready, else the highest ready one.
     pub fn default_version(&self) -> Option<&Arc<LoadedVersion>> {
+        if let Some(d) = &self.deployment
+            && let Some(VersionState::Ready(v)) = self.versions.get(&d.stable_version())
+        {
+            return Some(v);
+        }
         self.ready().next()
     }
 
@@ -90,11 +108,35 @@ pub struct IndexEntry {
 /// Makes the batch observer of a newly loaded version (telemetry sets one on the registry).
 pub type BatchObserverFactory = Arc<dyn Fn(&LoadedVersion) -> Option<Arc<dyn BatchObserver>> + Send + Sync>;
 
+/// The version a request goes to and the deployment arm that chose it.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub version: Arc<LoadedVersion>,
+    /// The arm's name; "stable" when the model has no deployment or the picked arm's version
+    /// was not ready.
+    pub arm: Arc<str>,
+}
+
+/// Latency of a version measured through its normal request path (see
+/// [`ModelRegistry::latency_check`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LatencyReport {
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// The config's `latency_budget_ms`.
+    pub budget_ms: Option<f64>,
+    /// True when there is no budget or p99 is within it.
+    pub within_budget: bool,
+}
+
 /// Served models and their versions.
 pub struct ModelRegistry {
     repository: Repository,
     loader: EngineLoader,
     models: ArcSwap<BTreeMap<String, Arc<ModelEntry>>>,
+    deployments: ArcSwap<BTreeMap<String, Arc<Deployment>>>,
     write: tokio::sync::Mutex<()>,
     started: AtomicBool,
     observers: RwLock<Option<BatchObserverFactory>>,
@@ -107,6 +149,7 @@ impl ModelRegistry {
             repository: Repository::new(root),
             loader,
             models: ArcSwap::from_pointee(BTreeMap::new()),
+            deployments: ArcSwap::from_pointee(BTreeMap::new()),
             write: tokio::sync::Mutex::new(()),
             started: AtomicBool::new(false),
             observers: RwLock::new(None),
@@ -173,6 +216,67 @@ impl ModelRegistry {
         }
     }
 
+    /// Every model's deployment (a consistent snapshot).
+    pub fn deployments(&self) -> Arc<BTreeMap<String, Arc<Deployment>>> {
+        self.deployments.load_full()
+    }
+
+    /// One model's deployment, if it has one.
+    pub fn deployment(&self, model: &str) -> Option<Arc<Deployment>> {
+        self.deployments.load().get(model).cloned()
+    }
+
+    /// The version and arm a request with routing key `key` (see
+    /// [`crate::deployment::route_key`]) goes to when it names no version. The picked arm's
+    /// version when it is ready; otherwise the stable arm (a canary that is not ready never fails
+    /// a request), as for a model without a deployment: the default version, arm "stable".
+    pub fn route(&self, model: &str, key: u64) -> Result<Routed, ServingError> {
+        let guard = self.models.load();
+        let entry = guard.get(model).ok_or_else(|| ServingError::ModelNotFound { model: model.to_string() })?;
+        if let Some(d) = &entry.deployment {
+            let arm = d.pick(key);
+            if let Some(VersionState::Ready(v)) = entry.versions.get(&arm.version) {
+                return Ok(Routed { version: v.clone(), arm: Arc::from(arm.name.as_str()) });
+            }
+        }
+        let version = entry
+            .default_version()
+            .cloned()
+            .ok_or_else(|| ServingError::NotReady { model: model.to_string(), reason: entry.unavailable_reason() })?;
+        Ok(Routed { version, arm: Arc::from(STABLE_ARM) })
+    }
+
+    /// Sets the deployments (persisted state) without loading anything: meant for startup,
+    /// before the first [`ModelRegistry::poll`], which then loads every arm's version. Replaces
+    /// the deployments held; invalid ones are logged and skipped. Models already loaded see
+    /// their deployment at once (arms whose version is not loaded fall back to stable until the
+    /// next poll).
+    pub fn restore_deployments(&self, deployments: Vec<Deployment>) {
+        let mut map = BTreeMap::new();
+        for d in deployments {
+            match d.validate() {
+                Ok(()) => {
+                    info!(model = %d.model, deployment = %d, "deployment restored");
+                    map.insert(d.model.clone(), Arc::new(d));
+                }
+                Err(e) => error!(model = %d.model, error = %e, "persisted deployment is invalid; ignoring it"),
+            }
+        }
+        self.deployments.store(Arc::new(map.clone()));
+        let models = self.snapshot();
+        if !models.is_empty() {
+            let next = models
+                .iter()
+                .map(|(name, entry)| {
+                    let mut entry = (**entry).clone();
+                    entry.deployment = map.get(name).cloned();
+                    (name.clone(), Arc::new(entry))
+                })
+                .collect();
+            self.models.store(Arc::new(next));
+        }
+    }
+
     /// Loads (or reloads) every model in the repository; marks the registry ready the first
     /// time. Models that fail are reported, the rest serve.
     #[instrument(skip(self), fields(repository = %self.repository.root().display()))]
@@ -202,7 +306,8 @@ impl ModelRegistry {
                 next.insert(dir.name.clone(), old.cloned().expect("checked above"));
                 continue;
             }
-            let entry = self.sync_dir(dir, old.map(|o| o.as_ref())).await;
+            let deployment = self.deployment(&dir.name);
+            let entry = self.sync_dir(dir, old.map(|o| o.as_ref()), deployment, &BTreeSet::new()).await;
             next.insert(dir.name.clone(), Arc::new(entry));
         }
         self.models.store(Arc::new(next));
@@ -220,7 +325,7 @@ impl ModelRegistry {
         })?;
         let current = self.snapshot();
         let old = current.get(model).filter(|o| !o.unloaded).map(|o| o.as_ref());
-        let entry = self.sync_dir(&dir, old).await;
+        let entry = self.sync_dir(&dir, old, self.deployment(model), &BTreeSet::new()).await;
         let result = if entry.default_version().is_some() {
             Ok(())
         } else {
@@ -245,11 +350,286 @@ impl ModelRegistry {
         let mut next = (*current).clone();
         next.insert(
             model.to_string(),
-            Arc::new(ModelEntry { name: model.to_string(), versions: BTreeMap::new(), error: None, unloaded: true }),
+            Arc::new(ModelEntry {
+                name: model.to_string(),
+                versions: BTreeMap::new(),
+                error: None,
+                unloaded: true,
+                deployment: self.deployment(model),
+            }),
         );
         self.models.store(Arc::new(next));
         info!(model, "model unloaded");
         Ok(())
+    }
+
+    /// Deploys `deployment`: loads every arm's version through the gate (versions already
+    /// ready are kept), then publishes the model's versions and the deployment together.
+    /// Versions no longer selected (e.g. retired by a rollback) are unloaded. When an arm's
+    /// version cannot serve, nothing is published and the error names the version and the gate's
+    /// reason; the previous deployment and versions keep serving.
+    #[instrument(skip(self, deployment), fields(model = %deployment.model, deployment = %deployment))]
+    pub async fn apply_deployment(&self, deployment: Deployment) -> Result<(), ServingError> {
+        deployment.validate()?;
+        let _write = self.write.lock().await;
+        self.apply_locked(deployment).await
+    }
+
+    /// Reads the model's deployment, changes it with `change` (e.g.
+    /// `|d| d.start_canary(3, 10.0).map(|d| (d, ()))`, or `|d| d.rollback()`) and applies the
+    /// result as [`ModelRegistry::apply_deployment`] does, all under the registry's write lock,
+    /// so concurrent changes cannot lose one another. A model without a deployment starts from
+    /// `Deployment::stable(model, its default version)`. Returns the deployment now serving and
+    /// what `change` returned.
+    #[instrument(skip(self, change))]
+    pub async fn update_deployment<T>(
+        &self,
+        model: &str,
+        change: impl FnOnce(&Deployment) -> Result<(Deployment, T), DeployError>,
+    ) -> Result<(Arc<Deployment>, T), ServingError> {
+        let _write = self.write.lock().await;
+        let current = match self.deployment(model) {
+            Some(d) => d,
+            None => {
+                let entry = self.entry(model)?;
+                let version = entry.default_version().map(|v| v.version).ok_or_else(|| ServingError::NotReady {
+                    model: model.to_string(),
+                    reason: entry.unavailable_reason(),
+                })?;
+                Arc::new(Deployment::stable(model, version))
+            }
+        };
+        let (next, out) = change(&current)?;
+        if next.model != model {
+            return Err(ServingError::BadDeployment(format!(
+                "a change of model '{model}'s deployment produced one for model '{}'",
+                next.model
+            )));
+        }
+        next.validate()?;
+        self.apply_locked(next).await?;
+        let applied = self.deployment(model).ok_or_else(|| {
+            ServingError::Deployment(format!("model '{model}'s deployment vanished while it was applied"))
+        })?;
+        Ok((applied, out))
+    }
+
+    async fn apply_locked(&self, deployment: Deployment) -> Result<(), ServingError> {
+        let model = deployment.model.clone();
+        let dir = self.model_dir(&model)?;
+        let current = self.snapshot();
+        let old = current.get(&model);
+        if old.is_some_and(|o| o.unloaded) {
+            return Err(unloaded_conflict(&model, "deploying"));
+        }
+        if let Some(arm) = deployment.arms.iter().find(|a| !dir.versions.contains_key(&a.version)) {
+            return Err(ServingError::VersionNotFound { model, version: arm.version.to_string() });
+        }
+        let deployment = Arc::new(deployment);
+        let entry = self.sync_dir(&dir, old.map(|o| o.as_ref()), Some(deployment.clone()), &BTreeSet::new()).await;
+        for arm in &deployment.arms {
+            let why = match entry.versions.get(&arm.version) {
+                Some(VersionState::Ready(_)) => continue,
+                Some(VersionState::Failed { reason, .. }) => format!("failed the validation gate: {reason}"),
+                None => format!("could not be loaded: {}", entry.unavailable_reason()),
+            };
+            return Err(ServingError::Deployment(format!(
+                "cannot deploy model '{model}' ({deployment}): version {} of arm '{}' {why}; the current deployment keeps serving",
+                arm.version, arm.name
+            )));
+        }
+        info!(model = %model, deployment = %deployment, "deployment applied");
+        self.publish(entry, Some(deployment));
+        Ok(())
+    }
+
+    /// Publishes one model's entry and, when given, its deployment. Callers hold the write lock.
+    fn publish(&self, entry: ModelEntry, deployment: Option<Arc<Deployment>>) {
+        let mut models = (*self.snapshot()).clone();
+        models.insert(entry.name.clone(), Arc::new(entry));
+        self.models.store(Arc::new(models));
+        if let Some(d) = deployment {
+            let mut deployments = (*self.deployments()).clone();
+            deployments.insert(d.model.clone(), d);
+            self.deployments.store(Arc::new(deployments));
+        }
+    }
+
+    /// A model's directory, with repository errors as serving errors.
+    fn model_dir(&self, model: &str) -> Result<ModelDir, ServingError> {
+        self.repository.model(model).map_err(|e| match e {
+            RepositoryError::NoSuchModel { .. } => ServingError::ModelNotFound { model: model.to_string() },
+            other => ServingError::Repository(other.to_string()),
+        })
+    }
+
+    /// Adds a version to the repository: writes `<repo>/<model>/<highest + 1>/model.onnx` (and
+    /// the validation samples, under the name the model's config gives, default
+    /// `validation.json`) atomically, and passes it through the gate, so it is loaded and ready
+    /// but takes traffic only once a deployment arm names it: a model serving a version without
+    /// a deployment first gets `Deployment::stable(model, that version)`. A version that fails
+    /// the gate is removed again and the error says why. A model not yet in the repository is
+    /// created (its config.toml is optional). Returns the new version number.
+    #[instrument(skip(self, onnx, validation_samples), fields(bytes = onnx.len()))]
+    pub async fn register_version(
+        &self,
+        model: &str,
+        onnx: &[u8],
+        validation_samples: Option<&[u8]>,
+    ) -> Result<u64, ServingError> {
+        check_model_name(model)?;
+        let _write = self.write.lock().await;
+        let current = self.snapshot();
+        let old = current.get(model);
+        if old.is_some_and(|o| o.unloaded) {
+            return Err(unloaded_conflict(model, "registering a version"));
+        }
+        let model_dir = self.repository.root().join(model);
+        let config = ModelConfig::load(&model_dir)
+            .map_err(|e| ServingError::Deployment(format!("cannot register a version of model '{model}': {e}")))?;
+        let samples_name = match &config.validation {
+            Some(v) => v.samples.clone(),
+            None => {
+                if validation_samples.is_some() {
+                    warn!(
+                        model,
+                        "validation samples given, but the model's config has no [validation] section: they are stored, not checked"
+                    );
+                }
+                DEFAULT_SAMPLES_FILE.to_string()
+            }
+        };
+        let samples_path = PathBuf::from(&samples_name);
+        if samples_path.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(ServingError::Deployment(format!(
+                "model '{model}': validation samples '{samples_name}' must be a path inside the version directory"
+            )));
+        }
+        let files = NewVersion {
+            model_dir: model_dir.clone(),
+            onnx: onnx.to_vec(),
+            samples: validation_samples.map(|s| (samples_path, s.to_vec())),
+        };
+        let written = tokio::task::spawn_blocking(move || files.write())
+            .await
+            .unwrap_or_else(|e| Err(format!("writing the version panicked: {e}")))
+            .map_err(|e| ServingError::Repository(format!("cannot register a version of model '{model}': {e}")))?;
+        let version = written.version;
+        info!(model, version, path = %written.version_dir.display(), "version written to the repository");
+
+        let mut deployment = self.deployment(model);
+        if deployment.is_none()
+            && let Some(serving) = old.and_then(|o| o.default_version())
+        {
+            deployment = Some(Arc::new(Deployment::stable(model, serving.version)));
+        }
+        if let Some(d) = deployment.as_mut().filter(|d| d.retired.contains(&version)) {
+            Arc::make_mut(d).retired.remove(&version);
+        }
+        let failure = match self.repository.model(model) {
+            Ok(dir) => {
+                let pinned = BTreeSet::from([version]);
+                let entry = self.sync_dir(&dir, old.map(|o| o.as_ref()), deployment.clone(), &pinned).await;
+                match entry.versions.get(&version) {
+                    Some(VersionState::Ready(_)) => {
+                        info!(
+                            model,
+                            version, "registered version is ready; it takes traffic once a deployment names it"
+                        );
+                        self.publish(entry, deployment);
+                        return Ok(version);
+                    }
+                    Some(VersionState::Failed { reason, .. }) => format!("failed the validation gate: {reason}"),
+                    None => format!("could not be loaded: {}", entry.unavailable_reason()),
+                }
+            }
+            Err(e) => format!("could not be read back: {e}"),
+        };
+        let cleanup = written.remove();
+        if let Err(e) = &cleanup {
+            error!(model, version, error = %e, "cannot remove the refused version from the repository");
+        }
+        Err(ServingError::BadDeployment(format!(
+            "version {version} of model '{model}' {failure}; it was not registered{}",
+            cleanup.err().map(|e| format!(" (and removing it failed: {e})")).unwrap_or_default()
+        )))
+    }
+
+    /// Registers a version already in the repository: gives the model a deployment when it has
+    /// none (so the version takes no traffic), takes the version off the retired list, and
+    /// loads it through the gate. It stays loaded while the version policy selects it or a
+    /// deployment arm names it. The error names the gate's reason when it cannot serve.
+    #[instrument(skip(self))]
+    pub async fn stage_version(&self, model: &str, version: u64) -> Result<(), ServingError> {
+        let _write = self.write.lock().await;
+        let dir = self.model_dir(model)?;
+        if !dir.versions.contains_key(&version) {
+            return Err(ServingError::VersionNotFound { model: model.to_string(), version: version.to_string() });
+        }
+        let current = self.snapshot();
+        let old = current.get(model);
+        if old.is_some_and(|o| o.unloaded) {
+            return Err(unloaded_conflict(model, "registering a version"));
+        }
+        let mut deployment = self.deployment(model);
+        if deployment.is_none()
+            && let Some(serving) = old.and_then(|o| o.default_version())
+        {
+            deployment = Some(Arc::new(Deployment::stable(model, serving.version)));
+        }
+        if let Some(d) = deployment.as_mut().filter(|d| d.retired.contains(&version)) {
+            Arc::make_mut(d).retired.remove(&version);
+        }
+        let pinned = BTreeSet::from([version]);
+        let entry = self.sync_dir(&dir, old.map(|o| o.as_ref()), deployment.clone(), &pinned).await;
+        let failure = match entry.versions.get(&version) {
+            Some(VersionState::Ready(_)) => {
+                info!(model, version, "repository version is ready; it takes traffic once a deployment names it");
+                self.publish(entry, deployment);
+                return Ok(());
+            }
+            Some(VersionState::Failed { reason, .. }) => format!("failed the validation gate: {reason}"),
+            None => format!("could not be loaded: {}", entry.unavailable_reason()),
+        };
+        Err(ServingError::BadDeployment(format!("version {version} of model '{model}' {failure}")))
+    }
+
+    /// Sends `requests` single-row requests (zeros, shaped like the warm-up batch) one after
+    /// another through the version's normal path ([`LoadedVersion::infer`]: queue, batcher,
+    /// engine) and reports the wall-time percentiles against the config's `latency_budget_ms`.
+    /// The requests count in the version's statistics like any other.
+    #[instrument(skip(self))]
+    pub async fn latency_check(
+        &self,
+        model: &str,
+        version: u64,
+        requests: usize,
+    ) -> Result<LatencyReport, ServingError> {
+        if requests == 0 {
+            return Err(ServingError::BadDeployment("a latency check needs at least 1 request".into()));
+        }
+        let loaded = self.resolve(model, Some(&version.to_string()))?;
+        let inputs: Vec<NamedTensor> = loaded
+            .signature
+            .inputs
+            .iter()
+            .zip(gate::warmup_inputs(&loaded.signature, 1))
+            .map(|(spec, tensor)| NamedTensor { name: spec.name.clone(), tensor })
+            .collect();
+        let mut ms = Vec::with_capacity(requests);
+        for _ in 0..requests {
+            let started = Instant::now();
+            loaded.infer(inputs.clone()).await?;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        ms.sort_by(f64::total_cmp);
+        let n = ms.len();
+        // Nearest rank: the smallest value with at least q of the samples at or below it.
+        let rank = |q: f64| ms[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let (p50_ms, p99_ms, max_ms) = (rank(0.5), rank(0.99), ms[n - 1]);
+        let budget_ms = loaded.config.latency_budget_ms;
+        let within_budget = budget_ms.is_none_or(|b| p99_ms <= b);
+        Ok(LatencyReport { requests, p50_ms, p99_ms, max_ms, budget_ms, within_budget })
     }
 
     /// Every model on disk or in memory with each version's state.
@@ -286,9 +666,16 @@ impl ModelRegistry {
     }
 
     /// Brings one model in line with its directory: admits new or changed versions the policy
-    /// selects (stepping back to older versions when a newer one fails the gate), keeps ready
-    /// ones that did not change, drops the rest.
-    async fn sync_dir(&self, dir: &ModelDir, old: Option<&ModelEntry>) -> ModelEntry {
+    /// selects among those the deployment has not retired (stepping back to older versions when
+    /// a newer one fails the gate), plus every version a deployment arm names and the `pinned`
+    /// ones; keeps ready ones that did not change, drops the rest.
+    async fn sync_dir(
+        &self,
+        dir: &ModelDir,
+        old: Option<&ModelEntry>,
+        deployment: Option<Arc<Deployment>>,
+        pinned: &BTreeSet<u64>,
+    ) -> ModelEntry {
         let name = &dir.name;
         let old_versions = old.map(|o| o.versions.clone()).unwrap_or_default();
         let config = match ModelConfig::load(&dir.path) {
@@ -300,15 +687,21 @@ impl ModelRegistry {
                     versions: old_versions.into_iter().filter(|(_, s)| matches!(s, VersionState::Ready(_))).collect(),
                     error: Some(e.to_string()),
                     unloaded: false,
+                    deployment,
                 };
             }
         };
         let available: Vec<u64> = dir.versions.keys().copied().collect();
+        let retired = deployment.as_ref().map(|d| d.retired.clone()).unwrap_or_default();
+        let mut wanted: BTreeSet<u64> = deployment.as_ref().map(|d| d.versions()).unwrap_or_default();
+        wanted.extend(pinned);
         let mut failed: BTreeMap<u64, VersionState> = BTreeMap::new();
         let mut admitted: BTreeMap<u64, VersionState> = BTreeMap::new();
         loop {
-            let candidates: Vec<u64> = available.iter().copied().filter(|v| !failed.contains_key(v)).collect();
-            let selected = config.version_policy.select(&candidates);
+            let candidates: Vec<u64> =
+                available.iter().copied().filter(|v| !failed.contains_key(v) && !retired.contains(v)).collect();
+            let mut selected: BTreeSet<u64> = config.version_policy.select(&candidates).into_iter().collect();
+            selected.extend(wanted.iter().filter(|v| dir.versions.contains_key(v) && !failed.contains_key(v)));
             let mut progress = false;
             for v in &selected {
                 if admitted.contains_key(v) {
@@ -354,6 +747,22 @@ impl ModelRegistry {
                 info!(model = %name, version = v, "version no longer selected; unloading");
             }
         }
+        // Arms that cannot serve: the model keeps serving its other versions (requests routed to
+        // such an arm fall back to the stable one). Said once, when it happens.
+        for arm in deployment.iter().flat_map(|d| &d.arms) {
+            let v = arm.version;
+            if !dir.versions.contains_key(&v) {
+                if old.is_none() || old_versions.contains_key(&v) {
+                    error!(model = %name, version = v, arm = %arm.name,
+                        "the deployment names a version that is not in the repository; serving the other versions");
+                }
+            } else if let Some(VersionState::Failed { reason, .. }) = failed.get(&v)
+                && !matches!(old_versions.get(&v), Some(VersionState::Failed { .. }))
+            {
+                error!(model = %name, version = v, arm = %arm.name, %reason,
+                    "a deployment arm's version failed the validation gate; serving the other versions");
+            }
+        }
         let error = if available.is_empty() {
             Some(format!("no version directory with a model.onnx in {}", dir.path.display()))
         } else {
@@ -361,7 +770,7 @@ impl ModelRegistry {
         };
         let mut versions = failed;
         versions.extend(admitted);
-        ModelEntry { name: name.clone(), versions, error, unloaded: false }
+        ModelEntry { name: name.clone(), versions, error, unloaded: false, deployment }
     }
 
     async fn admit(
@@ -394,4 +803,133 @@ impl ModelRegistry {
             }
         }
     }
+}
+
+/// The refusal of a deployment change on a model unloaded through the repository API.
+fn unloaded_conflict(model: &str, action: &str) -> ServingError {
+    ServingError::Deployment(format!(
+        "model '{model}' was unloaded through the repository API; load it before {action}"
+    ))
+}
+
+/// Checks the name of a model to create in the repository: 1–128 characters, no path
+/// separators, not starting with '.'.
+fn check_model_name(model: &str) -> Result<(), ServingError> {
+    let ok = (1..=128).contains(&model.len())
+        && !model.starts_with('.')
+        && !model.chars().any(|c| matches!(c, '/' | '\\' | '\0') || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ServingError::BadDeployment(format!(
+            "model name '{model}' is not valid: use 1 to 128 characters, no '/' or '\\', not starting with '.'"
+        )))
+    }
+}
+
+/// The files of a version to add to a model directory.
+struct NewVersion {
+    model_dir: PathBuf,
+    onnx: Vec<u8>,
+    /// Path relative to the version directory, and contents.
+    samples: Option<(PathBuf, Vec<u8>)>,
+}
+
+/// A version written into the repository by [`NewVersion::write`].
+struct WrittenVersion {
+    version: u64,
+    version_dir: PathBuf,
+    /// The model directory was created for it (removed with it).
+    created_model_dir: Option<PathBuf>,
+}
+
+impl NewVersion {
+    /// Writes the version as `<model_dir>/<highest existing + 1>/`: into a dot-directory (which
+    /// the repository scan ignores) first, every file synced, then renamed into place.
+    fn write(self) -> Result<WrittenVersion, String> {
+        let dir = &self.model_dir;
+        let created_model_dir = if dir.is_dir() {
+            None
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            Some(dir.clone())
+        };
+        let result = self.write_into(dir);
+        if result.is_err()
+            && let Some(created) = &created_model_dir
+            && let Err(e) = std::fs::remove_dir_all(created)
+        {
+            warn!(path = %created.display(), error = %e, "cannot remove a model directory made for a version that was not written");
+        }
+        let (version, version_dir) = result?;
+        Ok(WrittenVersion { version, version_dir, created_model_dir })
+    }
+
+    fn write_into(&self, dir: &Path) -> Result<(u64, PathBuf), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let highest = entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok()).max();
+        let version = match highest {
+            None => 1,
+            Some(v) => {
+                v.checked_add(1).ok_or_else(|| format!("version {v} in {} is the highest possible", dir.display()))?
+            }
+        };
+        let tmp = dir.join(format!(".{version}.tmp-{}", std::process::id()));
+        let target = dir.join(version.to_string());
+        if let Err(e) = self.write_files(&tmp, &target) {
+            if tmp.exists()
+                && let Err(cleanup) = std::fs::remove_dir_all(&tmp)
+            {
+                warn!(path = %tmp.display(), error = %cleanup, "cannot remove a half-written version directory");
+            }
+            return Err(format!("cannot write {}: {e}", target.display()));
+        }
+        Ok((version, target))
+    }
+
+    /// Writes the files into `tmp`, syncs them, renames `tmp` to `target`.
+    fn write_files(&self, tmp: &Path, target: &Path) -> std::io::Result<()> {
+        if tmp.exists() {
+            std::fs::remove_dir_all(tmp)?;
+        }
+        std::fs::create_dir(tmp)?;
+        write_synced(&tmp.join(MODEL_FILE), &self.onnx)?;
+        if let Some((name, bytes)) = &self.samples {
+            let path = tmp.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            write_synced(&path, bytes)?;
+        }
+        sync_directory(tmp)?;
+        std::fs::rename(tmp, target)?;
+        match target.parent() {
+            Some(parent) => sync_directory(parent),
+            None => Ok(()),
+        }
+    }
+}
+
+impl WrittenVersion {
+    /// Takes the version (and a model directory made for it) out of the repository again.
+    fn remove(&self) -> Result<(), String> {
+        let path = self.created_model_dir.as_ref().unwrap_or(&self.version_dir);
+        std::fs::remove_dir_all(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes a directory's entries durable (a no-op where directories cannot be opened).
+fn sync_directory(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(path)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! The model repository on disk, Triton-style: `<repo>/<model>/<version>/model.onnx` with an
 //! optional `<repo>/<model>/config.toml`. This module only reads the directory tree; loading
-//! and serving are the registry's job.
+//! and serving are the registry's job. Names starting with '.' (and version directories whose
+//! name is not a number) are ignored, so a version being written as `.<n>.tmp-<pid>` is never
+//! seen half-written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,7 @@ mod tests {
         touch(&dir.path().join("a/2/model.onnx"));
         touch(&dir.path().join("a/3/other.bin"));
         touch(&dir.path().join("a/latest/model.onnx"));
+        touch(&dir.path().join("a/.4.tmp-123/model.onnx"));
         touch(&dir.path().join("b/10/model.onnx"));
         touch(&dir.path().join(".hidden/1/model.onnx"));
         touch(&dir.path().join("README.md"));

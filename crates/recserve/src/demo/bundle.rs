@@ -19,8 +19,8 @@ pub struct Extracted {
 /// Files of the bundle the server needs (the training script and its docs stay out).
 fn wanted(path: &Path) -> bool {
     let top = path.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
-    matches!(top.as_str(), "models" | "data")
-        || matches!(path.to_str(), Some("feature_spec.json" | "reference_stats.json" | "pipelines.toml"))
+    matches!(top.as_str(), "models" | "data" | "canary")
+        || matches!(path.to_str(), Some("feature_spec.json" | "pipelines.toml"))
 }
 
 /// Writes the bundle under `<data_dir>/demo/`. Files whose content is already there are left
