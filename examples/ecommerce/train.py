@@ -948,8 +948,8 @@ def main() -> None:
         else:
             feats_stats[f["name"]] = numeric_stats(i["values"][:, 0], int(i["missing"].sum()))
     ref = {"version": 1, "features": feats_stats, "score": numeric_stats(p_e, 0)}
-    (out / "models" / "ranker" / "reference_stats.json").write_text(json.dumps(ref, indent=1) + "\n")
-    log("models/ranker/reference_stats.json written")
+    (out / "models" / "ranker" / "training_stats.json").write_text(json.dumps(ref, indent=1) + "\n")
+    log("models/ranker/training_stats.json written")
 
     # -- offline evaluation on window E
     metrics = evaluate(inter, items, users, users_abc, items_abc, win_abc, win_e, embed, item_emb, x_e, y_e, p_e,

@@ -24,7 +24,7 @@ impl Rng {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/ecommerce/models/ranker/reference_stats.json");
+        .join("../../examples/ecommerce/models/ranker/training_stats.json");
     let stats = ReferenceStats::load(path)?;
     let thresholds = Thresholds::default();
     let mut rng = Rng(1);

@@ -48,7 +48,7 @@ fn run(monitor: &DriftMonitor, requests: &[Vec<(String, f64, Option<String>)>], 
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/ecommerce/models/ranker/reference_stats.json");
+        .join("../../examples/ecommerce/models/ranker/training_stats.json");
     let stats = ReferenceStats::load(path)?;
     let requests = Arc::new(requests(&stats));
     let monitor = Arc::new(DriftMonitor::new(stats, DriftConfig::default())?);

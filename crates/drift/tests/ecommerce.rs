@@ -1,4 +1,4 @@
-//! The demo's real reference statistics (examples/ecommerce/models/ranker/reference_stats.json, written by
+//! The demo's real reference statistics (examples/ecommerce/models/ranker/training_stats.json, written by
 //! train.py): they parse, and values drawn from their own bins show no drift while shifted ones
 //! do.
 
@@ -9,7 +9,7 @@ use recserve_drift::{
 use crate::common::{Rng, feature};
 
 fn path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce/models/ranker/reference_stats.json")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce/models/ranker/training_stats.json")
 }
 
 fn load() -> ReferenceStats {

@@ -248,6 +248,14 @@ pub struct DemoArgs {
     /// Seed of the simulated shoppers' choices.
     #[arg(long, env = "RECSERVE_DEMO_TRAFFIC_SEED", default_value_t = 7)]
     pub traffic_seed: u64,
+    /// A scripted incident to watch on the dashboard: `bad-canary` (a worse ranker as a 50%
+    /// canary, rolled back automatically when its click-through falls), `drift` (the shoppers'
+    /// inputs shift away from the reference), `overload` (traffic at 25 times the rate).
+    #[arg(long, env = "RECSERVE_DEMO_SCENARIO", value_enum)]
+    pub scenario: Option<crate::demo::scenario::Scenario>,
+    /// Seconds of normal traffic before the scenario starts.
+    #[arg(long, env = "RECSERVE_DEMO_SCENARIO_DELAY_SECS", default_value_t = 60)]
+    pub scenario_delay_secs: u64,
 }
 
 pub async fn bench(args: recserve_loadgen::BenchArgs) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@
 
 mod alerting;
 mod demo;
+mod deployments;
 mod logs;
 mod shop_export;
 mod telemetry;

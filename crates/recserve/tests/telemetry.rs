@@ -19,8 +19,11 @@ pub(crate) fn serve_with(data: &Path, extra: &[&std::ffi::OsStr]) -> (Child, Str
         .args(["--scrape-interval-secs", "1", "--retention-hours", "1"])
         .arg("--data-dir")
         .arg(data)
-        .arg("--model-repository")
-        .arg(recserve_testkit::fixture_models())
+        .args(if extra.iter().any(|a| *a == "--model-repository") {
+            Vec::new()
+        } else {
+            vec![std::ffi::OsString::from("--model-repository"), recserve_testkit::fixture_models().into_os_string()]
+        })
         .args(extra)
         .stderr(Stdio::piped())
         .stdout(log_file(data))

@@ -52,7 +52,9 @@ pub struct ExperimentsConfig {
 
 impl Default for ExperimentsConfig {
     fn default() -> Self {
-        ExperimentsConfig { online: OnlineConfig::default(), drift: DriftConfig::default(), drift_sample_rate: 0.25 }
+        // A captured reference freezes this many shown items (a request shows ~20).
+        let drift = DriftConfig { capture_requests: 20_000, ..DriftConfig::default() };
+        ExperimentsConfig { online: OnlineConfig::default(), drift, drift_sample_rate: 0.25 }
     }
 }
 
@@ -343,6 +345,36 @@ fn experiments(state: &AppState) -> Result<&Arc<Experiments>, ApiError> {
 pub async fn online(State(state): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = experiments(&state)?.online_snapshot();
     Ok(Json(serde_json::json!({"status": "success", "data": snapshot})).into_response())
+}
+
+/// `GET /api/v1/drift/reference?model=M&version=V`: the reference a version's drift is measured
+/// against (shipped, or captured from its first observations), in the `reference_stats.json`
+/// format, ready to ship with the model.
+pub async fn reference(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let hub = &experiments(&state)?.drift;
+    let model = q.get("model").ok_or_else(|| ApiError::BadRequest("parameter `model` is missing".into()))?;
+    let version = q
+        .get("version")
+        .ok_or_else(|| ApiError::BadRequest("parameter `version` is missing".into()))?
+        .parse::<u64>()
+        .map_err(|_| ApiError::BadRequest("parameter `version` must be a version number".into()))?;
+    let monitor = hub.get(model, version).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "version {version} of model '{model}' has no drift monitor: it has not ranked any sampled request yet"
+        ))
+    })?;
+    let reference = monitor.reference().ok_or_else(|| {
+        let progress = monitor.snapshot().capturing.map(|c| format!(" ({} of {} observations)", c.requests, c.target));
+        ApiError::Unavailable(format!(
+            "version {version} of model '{model}' is still capturing its reference{}",
+            progress.unwrap_or_default()
+        ))
+    })?;
+    let json = reference.to_json().map_err(|e| ApiError::Internal(format!("cannot encode the reference: {e}")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// `GET /api/v1/drift`: every monitored model version's drift per feature and score.

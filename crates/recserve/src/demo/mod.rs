@@ -3,6 +3,7 @@
 //! can be watched live with one command.
 
 pub mod bundle;
+pub mod scenario;
 pub mod traffic;
 
 use crate::cli::DemoArgs;
@@ -47,7 +48,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let config = traffic::TrafficConfig { rate: args.traffic_rate, seed: args.traffic_seed, ..Default::default() };
     let stats = Arc::new(traffic::TrafficStats::default());
-    tokio::spawn(traffic::run(Arc::new(shop), running.http_addr, config, stats, running.stop.clone()));
+    let control = Arc::new(traffic::TrafficControl::default());
+    tokio::spawn(traffic::run(Arc::new(shop), running.http_addr, config, stats, control.clone(), running.stop.clone()));
+    if let Some(scenario) = args.scenario {
+        let delay = std::time::Duration::from_secs(args.scenario_delay_secs);
+        tokio::spawn(scenario::run(scenario, running.http_addr, delay, control, running.stop.clone()));
+    }
     running.wait_for_shutdown().await
 }
 

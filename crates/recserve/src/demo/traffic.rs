@@ -40,6 +40,41 @@ impl Default for TrafficConfig {
     }
 }
 
+/// Changes to the traffic while it runs (the demo scenarios use them).
+#[derive(Debug)]
+pub struct TrafficControl {
+    /// Multiplies the configured rate (f64 bits).
+    rate_factor: AtomicU64,
+    /// When set, every shopper reports this device (a shift in the population's inputs).
+    device: std::sync::Mutex<Option<&'static str>>,
+}
+
+impl Default for TrafficControl {
+    fn default() -> Self {
+        TrafficControl { rate_factor: AtomicU64::new(1f64.to_bits()), device: std::sync::Mutex::new(None) }
+    }
+}
+
+impl TrafficControl {
+    pub fn set_rate_factor(&self, factor: f64) {
+        self.rate_factor.store(factor.max(0.01).to_bits(), Ordering::Relaxed);
+    }
+
+    fn rate_factor(&self) -> f64 {
+        f64::from_bits(self.rate_factor.load(Ordering::Relaxed))
+    }
+
+    pub fn force_device(&self, device: Option<&'static str>) {
+        if let Ok(mut d) = self.device.lock() {
+            *d = device;
+        }
+    }
+
+    fn device(&self) -> Option<&'static str> {
+        self.device.lock().ok().and_then(|d| *d)
+    }
+}
+
 /// Running totals of the simulated traffic.
 #[derive(Debug, Default)]
 pub struct TrafficStats {
@@ -89,6 +124,7 @@ pub async fn run(
     addr: SocketAddr,
     config: TrafficConfig,
     stats: Arc<TrafficStats>,
+    control: Arc<TrafficControl>,
     stop: CancellationToken,
 ) {
     if config.rate <= 0.0 {
@@ -98,7 +134,9 @@ pub async fn run(
     let base = format!("http://{addr}");
     let slots = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
     let mut rng = ShopRng::seed_from_u64(config.seed);
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / config.rate));
+    let every = |factor: f64| Duration::from_secs_f64(1.0 / (config.rate * factor));
+    let mut factor = control.rate_factor();
+    let mut ticks = tokio::time::interval(every(factor));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut report = tokio::time::interval(config.report_every);
     report.tick().await;
@@ -108,15 +146,22 @@ pub async fn run(
             _ = stop.cancelled() => break,
             _ = report.tick() => info!("demo traffic: {}", stats.summary()),
             _ = ticks.tick() => {
+                if control.rate_factor() != factor {
+                    factor = control.rate_factor();
+                    ticks = tokio::time::interval(every(factor));
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    info!(rate = config.rate * factor, "demo traffic: rate changed");
+                }
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 let action = shop.next_action(&mut rng);
+                let device = control.device();
                 let task_rng = ShopRng::seed_from_u64(rand_u64(&mut rng));
                 let (shop, client, base, stats, k) = (shop.clone(), client.clone(), base.clone(), stats.clone(), config.k);
                 tokio::spawn(async move {
-                    shopper_visit(&shop, &client, &base, action, k, task_rng, &stats).await;
+                    shopper_visit(&shop, &client, &base, action, device, k, task_rng, &stats).await;
                     drop(permit);
                 });
             }
@@ -130,12 +175,14 @@ fn rand_u64(rng: &mut ShopRng) -> u64 {
     rng.next_u64()
 }
 
-/// One request and the feedback it earns.
+/// One request and the feedback it earns (`device`, when given, replaces the shopper's own).
+#[allow(clippy::too_many_arguments)]
 async fn shopper_visit(
     shop: &Shop,
     client: &HttpClient,
     base: &str,
     action: recserve_shop::Action,
+    device: Option<&'static str>,
     k: usize,
     mut rng: ShopRng,
     stats: &TrafficStats,
@@ -145,7 +192,7 @@ async fn shopper_visit(
     let mut body = json!({
         "scenario": action.scenario.as_str(),
         "user_id": action.user_id,
-        "context": {"device": action.device.as_str()},
+        "context": {"device": device.unwrap_or(action.device.as_str())},
         "k": k,
     });
     if let Some(q) = &query {

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(crate::audit::query))
         .route("/api/v1/experiments", get(crate::experiments::online))
         .route("/api/v1/drift", get(crate::experiments::drift))
+        .route("/api/v1/drift/reference", get(crate::experiments::reference))
         .route("/api/v1/deployments", get(crate::deployments::list))
         .route("/api/v1/deployments/{model}", get(crate::deployments::show))
         .route("/api/v1/deployments/{model}/versions", post(crate::deployments::register))
