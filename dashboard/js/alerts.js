@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { ChartPanel } from './charts.js';
 import { dateTime, seconds, short } from './format.js';
+import { el, emptyRow } from './dom.js';
 
 const HISTORY_PANEL = {
   id: 'alerts_history',
@@ -15,23 +16,6 @@ const HISTORY_PANEL = {
   stack: true,
   targets: [{ expr: 'count by (alertname, alertstate) (ALERTS)', legend: '{{alertname}} {{alertstate}}' }],
 };
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k === 'data') Object.assign(e.dataset, v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c != null) e.append(c);
-  return e;
-}
-
-function emptyRow(tbody, columns, text) {
-  tbody.append(el('tr', { class: 'empty' }, el('td', { class: 'muted', colspan: String(columns), text })));
-}
 
 /** Milliseconds since the epoch of an RFC 3339 time; null for none (or Go's zero time). */
 export function parseTime(text) {

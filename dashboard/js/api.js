@@ -1,6 +1,6 @@
 // The server's HTTP APIs the dashboard reads: the Prometheus query API, the bottleneck report,
-// the V2 repository index, the recommendation API and the log search. Same origin, no other
-// network access.
+// the V2 repository index, the recommendation API, the log search, alerting, and the deployment,
+// experiment and drift APIs. Same origin, no other network access.
 
 async function json(resp) {
   const text = await resp.text();
@@ -146,4 +146,36 @@ export async function expireSilence(id) {
 /** `/api/v1/notifications` → {receivers: [{target, sent, failed, dropped, queued}], log: [...]}. */
 export async function notifications() {
   return success('/api/v1/notifications');
+}
+
+// ---- deployments: the deployment API, the online experiment comparison, drift ----
+
+/** `/api/v1/deployments` → [{model, mode, description, arms: [{name, version, percent}], retired, versions}]. */
+export async function deployments() {
+  return success('/api/v1/deployments');
+}
+
+/** `POST /api/v1/deployments/{model}/{action}` (promote, rollback, percent, canary) with `body`
+ *  → the model's deployment after the change; a refused change throws the server's message. */
+export async function deploymentAction(model, action, body = {}) {
+  const path = `/api/v1/deployments/${encodeURIComponent(model)}/${action}`;
+  const answer = await json(
+    await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    }),
+  );
+  if (!answer || !answer.data) throw new Error(`${path}: unexpected answer ${JSON.stringify(answer).slice(0, 200)}`);
+  return answer.data;
+}
+
+/** `/api/v1/experiments` → {at_ms, window_ms, arms: [{pipeline, model, arm, version, ctr, ctr_interval, …, vs_control}]}. */
+export async function experiments() {
+  return success('/api/v1/experiments');
+}
+
+/** `/api/v1/drift` → [{model, version, reference, snapshot: {at_ms, window_ms, capturing, features, score}}]. */
+export async function drift() {
+  return success('/api/v1/drift');
 }

@@ -1,14 +1,15 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
-// the scenarios, a form that calls /v1/recommend, the Alerts page (alerts.js) and the Logs page
-// (logs.js). Hash routing (`#page`, `#logs?filters` or `#alerts?expr=…`), a time range,
-// auto-refresh. A click on a point of a latency or error chart (panels with a "logs" hint in
-// queries.json) opens the Logs page for that time bucket.
+// the scenarios, a form that calls /v1/recommend, the Deployments page (deployments.js), the
+// Alerts page (alerts.js) and the Logs page (logs.js). Hash routing (`#page`, `#logs?filters` or
+// `#alerts?expr=…`), a time range, auto-refresh. A click on a point of a latency or error chart
+// (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
 
 import * as api from './api.js';
 import { ChartPanel, PALETTE, legendName } from './charts.js';
 import { bytes, percent, reqps, seconds, short } from './format.js';
 import { AlertsPage } from './alerts.js';
+import { DeploymentsPage } from './deployments.js';
 import { LogsPage, logsHash } from './logs.js';
 
 const REFRESH_MS = 5000;
@@ -25,6 +26,7 @@ const state = {
   scenarios: null,
   logs: null, // LogsPage
   alerts: null, // AlertsPage
+  deployments: null, // DeploymentsPage
 };
 if (!RANGES[state.range]) state.range = 900;
 
@@ -424,6 +426,7 @@ async function refresh() {
   if (page === 'models') jobs.push(drawModels());
   if (page === 'pipelines') jobs.push(drawPipelines());
   if (page === 'alerts') jobs.push(state.alerts.refresh());
+  if (page === 'deployments') jobs.push(state.deployments.refresh());
   try {
     const outcomes = await Promise.allSettled(jobs);
     const failed = outcomes.find((o) => o.status === 'rejected');
@@ -482,6 +485,7 @@ async function main() {
       return drawPanel(panel, start, end, step);
     },
   });
+  state.deployments = new DeploymentsPage();
   const spec = await api.queries();
   buildSections(spec);
   await setUpTry().catch((err) => showError(err));

@@ -4,6 +4,7 @@
 // series nearest to it (the dashboard opens the Logs page with them).
 
 import { formatter } from './format.js';
+import { el } from './dom.js';
 
 export const PALETTE = ['#3d7eff', '#f28e2b', '#2ca58d', '#d64545', '#8e6bd6', '#c9a227', '#17a2b8', '#e377c2'];
 
@@ -13,17 +14,6 @@ export function legendName(format, metric) {
   if (name.trim()) return name;
   const labels = Object.entries(metric).filter(([k]) => k !== '__name__');
   return labels.length ? labels.map(([k, v]) => `${k}="${v}"`).join(', ') : 'value';
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c != null) e.append(c);
-  return e;
 }
 
 export class ChartPanel {

@@ -7,6 +7,7 @@
 import * as api from './api.js';
 import { PALETTE } from './charts.js';
 import { clock, dateTime, millis } from './format.js';
+import { el } from './dom.js';
 
 const COMMON = ['start', 'end', 'request_id', 'q', 'limit'];
 const ONLY = {
@@ -18,19 +19,6 @@ const HASH_KEYS = ['kind', 'start', 'end', 'model', 'version', 'pipeline', 'stat
 const SORTS = ['', 'latency', 'latency-asc'];
 
 const RANGE_NAMES = { 900: 'last 15 min', 3600: 'last hour', 21600: 'last 6 hours' };
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null) continue;
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k === 'data') Object.assign(e.dataset, v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c != null) e.append(c);
-  return e;
-}
 
 /** JSON text pretty-printed; anything else as it is. */
 export function pretty(text) {

@@ -11,13 +11,22 @@
 //     firing and pending alerts, the ALERTS history, a rule's expression graph, the notification
 //     log against a webhook receiver, reloading the rules and a broken rule file's file:line:col,
 //     silences created from an alert, listed, audited, expired, the server's error for a bad one),
-//     no console errors, no failed requests. Screenshots go to SCREENSHOT_DIR.
+//     the Deployments page (the ranker's canary and its arms as the deployment API has them, the
+//     online experiment table with the canary arm's CTR and verdict, the drift tables of the
+//     ranker's features, the CTR / traffic split / PSI charts, a cancelled prompt sending nothing,
+//     a refused change showing the server's error, a new canary share, the rollback: by the
+//     bundled rule or from the page), no console errors, no failed requests. Screenshots go to
+//     SCREENSHOT_DIR.
 //
 // The demo runs with the bundled rules plus the test's own (--rules, TEST_RULES: an alert that
-// fires on the demo's traffic, one that stays pending) and --alert-webhook to a local receiver.
+// fires on the demo's traffic, one that stays pending), --alert-webhook to a local receiver, and
+// the bad-canary scenario (--scenario bad-canary): SCENARIO_DELAY_SECS after the start ranker v2
+// takes 50% of the shoppers as a canary, which the bundled rule RecserveCanaryCtrWorse rolls
+// back a minute or two later.
 //
 // Env: RECSERVE_BIN (the binary), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
-// (default bench/results/dashboard), TRAFFIC_SECS (default 15).
+// (default bench/results/dashboard), TRAFFIC_SECS (default 15), SCENARIO_DELAY_SECS (default
+// TRAFFIC_SECS + 10).
 
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -34,6 +43,9 @@ const BIN = process.env.RECSERVE_BIN || path.join(process.env.CARGO_TARGET_DIR |
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.resolve(ROOT, process.env.SCREENSHOT_DIR || 'bench/results/dashboard');
 const TRAFFIC_SECS = Number(process.env.TRAFFIC_SECS || 15);
+// The canary starts after the Grafana queries ran: registering it (the gate, the latency check)
+// takes the CPU for a few seconds, and the throughput check there wants the demo's full rate.
+const SCENARIO_DELAY_SECS = Number(process.env.SCENARIO_DELAY_SECS || TRAFFIC_SECS + 10);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log('[dashboard test]', ...a);
@@ -172,7 +184,16 @@ async function main() {
   const rulesFile = path.join(dataDir, 'dashboard-test.rules.yml');
   fs.writeFileSync(rulesFile, TEST_RULES);
   const webhook = await startWebhook();
-  const demo = startDemo(dataDir, ['--rules', rulesFile, '--alert-webhook', webhook.url]);
+  const demo = startDemo(dataDir, [
+    '--rules',
+    rulesFile,
+    '--alert-webhook',
+    webhook.url,
+    '--scenario',
+    'bad-canary',
+    '--scenario-delay-secs',
+    String(SCENARIO_DELAY_SECS),
+  ]);
   let context;
   try {
     const base = await demo.url;
@@ -203,19 +224,21 @@ async function main() {
     // line about them) are expected; nothing else is.
     let expectBadLogs = false;
     const isLogsApi = (url) => new URL(url, base).pathname === '/api/v1/logs';
-    // Likewise the 400 of one API (the bad silence, the broken rule file) while its check runs.
+    // Likewise the 400 (or 409) of one API (the bad silence, the broken rule file, a refused
+    // deployment change) while its check runs.
     let expectBadPath = null;
     const isExpectedBad = (url) => expectBadPath !== null && new URL(url, base).pathname === expectBadPath;
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       if (expectBadLogs && /status of 400/.test(m.text()) && isLogsApi(m.location()?.url || base)) return;
-      if (/status of 400/.test(m.text()) && isExpectedBad(m.location()?.url || base)) return;
+      if (/status of 40[09]/.test(m.text()) && isExpectedBad(m.location()?.url || base)) return;
       problems.push(`console error: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => {
-      if (r.status() >= 400 && !(r.status() === 400 && ((expectBadLogs && isLogsApi(r.url())) || isExpectedBad(r.url())))) {
+      const expected = (r.status() === 400 && expectBadLogs && isLogsApi(r.url())) || ([400, 409].includes(r.status()) && isExpectedBad(r.url()));
+      if (r.status() >= 400 && !expected) {
         problems.push(`HTTP ${r.status()} for ${r.url()}`);
       }
     });
@@ -290,6 +313,218 @@ async function main() {
       }
     };
     const hashParams = () => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.split('?')[1] || '')));
+
+    /** The server's answer to `p` (the checks compare the pages with the APIs). */
+    const api = async (p, init) => {
+      const r = await fetch(`${base}${p}`, init);
+      const text = await r.text();
+      return { status: r.status, body: text ? JSON.parse(text) : null };
+    };
+
+    // ---- Deployments page helpers ----
+    const deploymentRows = () =>
+      page.$$eval('#deployments-table tr.deployment', (trs) =>
+        trs.map((tr) => ({
+          model: tr.dataset.model,
+          mode: tr.dataset.mode,
+          retired: tr.dataset.retired,
+          retiredText: tr.querySelector('td.retired').textContent,
+          arms: [...tr.querySelectorAll('.arm')].map((a) => ({ name: a.dataset.arm, version: Number(a.dataset.version), percent: Number(a.dataset.percent) })),
+          buttons: [...tr.querySelectorAll('button')].map((b) => b.textContent),
+        })),
+      );
+    const rankerApi = async () => (await api('/api/v1/deployments')).body.data.find((d) => d.model === 'ranker');
+    /** Waits until the table's ranker row shows what the API says (the page refreshes every 5 s). */
+    const rankerShown = async () => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const want = await rankerApi();
+        const row = (await deploymentRows()).find((r) => r.model === 'ranker');
+        const arms = want.arms.map((a) => ({ name: a.name, version: a.version, percent: a.percent }));
+        if (row && row.mode === (want.mode || '') && row.retired === want.retired.join(',') && JSON.stringify(row.arms) === JSON.stringify(arms)) return { row, want };
+        if (Date.now() > deadline) throw new Error(`deployments table ${JSON.stringify(row)} vs API ${JSON.stringify(want)}`);
+        await sleep(500);
+      }
+    };
+    const outcome = () => page.$eval('#deployments-outcome', (b) => ({ state: b.dataset.state, text: b.textContent, visible: !b.hidden }));
+    const rankerRow = '#deployments-table tr.deployment[data-model="ranker"]';
+    const VERDICTS = /^(not enough data yet|no real difference yet|significantly worse|significantly better)$/;
+
+    await check('deployments: the canary as the API has it, its experiment, drift of the ranker features, three charts', async () => {
+      // The scenario starts the canary SCENARIO_DELAY_SECS after the start (after the gate and the
+      // latency check of the new version); the bundled rule rolls it back a minute or two later.
+      let ranker;
+      const deadline = Date.now() + 60_000;
+      while (!((ranker = await rankerApi()).arms.length > 1 || ranker.retired.length)) {
+        assert.ok(Date.now() < deadline, `the bad-canary scenario started no canary: ${JSON.stringify(ranker)}`);
+        await sleep(500);
+      }
+      await page.goto(`${base}/#deployments`, { waitUntil: 'load' });
+      await page.waitForSelector('#deployments-table[data-state="done"]', { timeout: 15_000 });
+      assert.equal(await page.$eval('a[data-page="deployments"]', (a) => a.classList.contains('active')), true, 'the nav marks Deployments');
+      const { row, want } = await rankerShown();
+      if (want.arms.length > 1) {
+        assert.equal(want.mode, 'canary');
+        assert.deepEqual(row.arms.map((a) => `${a.name} v${a.version}`), ['stable v1', 'canary v2'], JSON.stringify(row));
+        assert.deepEqual(row.buttons, ['Promote v2', 'Roll back', 'Set canary share'], 'promote and roll back for a model with two arms');
+        log(`deployments: ranker ${want.description}`);
+      } else {
+        assert.ok(want.retired.includes(2), JSON.stringify(want));
+        assert.match(row.retiredText, /v2/);
+        assert.deepEqual(row.buttons, [], 'no buttons for a single arm');
+        log(`deployments: the canary was already rolled back: ${want.description}, retired ${want.retired}`);
+      }
+      const tower = (await deploymentRows()).find((r) => r.model === 'user_tower');
+      assert.ok(tower, 'user_tower is listed');
+      assert.deepEqual(tower.buttons, [], 'no buttons for a model without arms');
+
+      // Experiments: the ranker's arms per pipeline as the API lists them; the canary arm with a
+      // CTR, its interval and a verdict.
+      const shownArms = () =>
+        page.$$eval('#experiments table.experiment[data-model="ranker"] tr.arm', (trs) =>
+          trs.map((tr) => ({
+            pipeline: tr.closest('table').dataset.pipeline,
+            arm: tr.dataset.arm,
+            version: tr.dataset.version,
+            verdict: tr.dataset.verdict,
+            ctr: tr.querySelector('td.ctr .value').textContent,
+            interval: tr.querySelector('td.ctr .range-text').textContent,
+            bar: !!tr.querySelector('td.ctr .ibar .range'),
+            verdictText: tr.querySelector('td.verdict').textContent,
+          })),
+        );
+      const armKey = (xs) => xs.map((a) => `${a.pipeline}/${a.arm}/v${a.version}`).sort().join(',');
+      let arms;
+      const until = Date.now() + 30_000;
+      for (;;) {
+        const apiArms = (await api('/api/v1/experiments')).body.data.arms.filter((a) => a.model === 'ranker');
+        arms = await shownArms();
+        const canaryWithCtr = arms.some((a) => a.arm === 'canary' && /^\d+(\.\d+)?%$/.test(a.ctr));
+        if (canaryWithCtr && armKey(arms) === armKey(apiArms)) break;
+        assert.ok(Date.now() < until, `experiment rows ${JSON.stringify(arms)} vs API ${armKey(apiArms)}`);
+        await sleep(500);
+      }
+      const canary = arms.filter((a) => a.arm === 'canary');
+      for (const a of canary) {
+        assert.equal(a.version, '2', JSON.stringify(a));
+        assert.match(a.verdictText, VERDICTS, `verdict text: ${JSON.stringify(a)}`);
+      }
+      const measured = canary.find((a) => /^\d+(\.\d+)?%$/.test(a.ctr));
+      assert.match(measured.interval, /^\d+(\.\d+)?% – \d+(\.\d+)?%$/, `CTR interval: ${JSON.stringify(measured)}`);
+      assert.ok(measured.bar, 'the interval is drawn as a bar');
+      for (const a of arms.filter((x) => x.arm === 'stable')) assert.equal(a.verdictText, 'control', JSON.stringify(a));
+      log('experiments:', canary.map((a) => `${a.pipeline} canary ${a.ctr} "${a.verdictText}"`).join('; '));
+
+      // Drift: the ranker's features (and its score) with verdicts, significant first.
+      await page.waitForSelector('#drift[data-state="done"] .drift-set[data-model="ranker"][data-version="1"] tr.feature', { timeout: 15_000 });
+      const drift = (await api('/api/v1/drift')).body.data;
+      const v1 = drift.find((m) => m.model === 'ranker' && String(m.version) === '1');
+      assert.ok(v1 && v1.snapshot.features.length >= 5, `drift of ranker v1: ${JSON.stringify(v1).slice(0, 300)}`);
+      const feats = await page.$$eval('#drift .drift-set[data-model="ranker"][data-version="1"] tr.feature', (trs) =>
+        trs.map((tr) => ({ name: tr.dataset.feature, role: tr.dataset.role, verdict: tr.dataset.verdict, badge: tr.querySelector('.drift-verdict').textContent })),
+      );
+      assert.deepEqual(feats.filter((f) => f.role === 'feature').map((f) => f.name).sort(), v1.snapshot.features.map((f) => f.name).sort(), 'the features of the API');
+      assert.equal(feats.filter((f) => f.role === 'score').length, v1.snapshot.score ? 1 : 0, 'the score row');
+      for (const f of feats) assert.match(f.badge, /^(ok|moderate|significant|insufficient data)$/, `verdict of ${f.name}: ${f.badge}`);
+      const rank = { significant: 0, moderate: 1, ok: 2, insufficient_data: 3 };
+      const ranks = feats.map((f) => rank[f.verdict]);
+      assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b), `significant first: ${feats.map((f) => `${f.name}=${f.verdict}`)}`);
+      const versions = await page.$$eval('#drift .drift-set[data-model="ranker"]', (sets) => sets.map((s) => s.dataset.version));
+      for (const m of drift.filter((x) => x.model === 'ranker')) assert.ok(versions.includes(String(m.version)), `a drift table for ranker v${m.version}`);
+
+      // The charts: online CTR per arm, the traffic split, PSI per feature.
+      await expectCharts('deployments', ['online_ctr', 'traffic_ratio', 'drift_psi']);
+      const legends = () => page.$$eval('.grid[data-section="deployments"] .panel', (cs) => Object.fromEntries(cs.map((c) => [c.dataset.panel, c.querySelector('.legend').textContent])));
+      // The canary's series, once the server has sampled them (the page redraws every 5 s).
+      await page
+        .waitForFunction(
+          () => ['online_ctr', 'traffic_ratio'].every((id) => document.querySelector(`.grid[data-section="deployments"] .panel[data-panel="${id}"] .legend`).textContent.includes('ranker canary v2')),
+          null,
+          { timeout: 30_000 },
+        )
+        .catch(async () => {
+          throw new Error(`no canary series in the charts: ${JSON.stringify(await legends())}`);
+        });
+      const shown = await legends();
+      assert.match(shown.online_ctr, /home_feed ranker canary v2/, `CTR legend: ${shown.online_ctr}`);
+      assert.match(shown.traffic_ratio, /ranker stable v1/, `traffic legend: ${shown.traffic_ratio}`);
+      assert.match(shown.drift_psi, /ranker v1 \w+/, `PSI legend: ${shown.drift_psi.slice(0, 200)}`);
+      await page.screenshot({ path: path.join(SHOTS, 'deployments.png'), fullPage: true });
+    });
+
+    await check("deployments: a cancelled prompt sends nothing; a refused change shows the server's error; a new canary share", async () => {
+      if ((await rankerApi()).arms.length < 2) {
+        log('the canary was rolled back before the action checks: the actions were not exercised');
+        return;
+      }
+      const posts = [];
+      const onRequest = (r) => {
+        if (r.method() === 'POST' && new URL(r.url()).pathname.startsWith('/api/v1/deployments/')) posts.push(new URL(r.url()).pathname);
+      };
+      page.on('request', onRequest);
+      try {
+        // Roll back, then cancel the prompt for the reason: nothing is sent.
+        await page.waitForSelector(`${rankerRow} button.rollback`);
+        const dialog = new Promise((resolve) =>
+          page.once('dialog', async (d) => {
+            const seen = { type: d.type(), message: d.message() };
+            await d.dismiss();
+            resolve(seen);
+          }),
+        );
+        await page.click(`${rankerRow} button.rollback`);
+        const d = await dialog;
+        assert.equal(d.type, 'prompt');
+        assert.match(d.message, /Roll ranker back to stable v1\?/);
+        await sleep(300);
+        assert.deepEqual(posts, [], 'a cancelled prompt sends no request');
+        assert.equal((await outcome()).visible, false, 'no outcome for a cancelled prompt');
+
+        // A canary share out of range: the server refuses; the page shows its error.
+        const share = `${rankerRow} form.split input[name="percent"]`;
+        expectBadPath = '/api/v1/deployments/ranker/percent';
+        try {
+          await page.fill(share, '150');
+          await page.click(`${rankerRow} form.split button[type="submit"]`);
+          await page.waitForFunction(() => ['ok', 'error'].includes(document.querySelector('#deployments-outcome').dataset.state), null, { timeout: 10_000 });
+        } finally {
+          expectBadPath = null;
+        }
+        let out = await outcome();
+        assert.equal(out.state, 'error', JSON.stringify(out));
+        assert.ok(out.visible);
+        const direct = await api('/api/v1/deployments/ranker/percent', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ percent: 150 }) });
+        assert.ok(direct.status >= 400 && direct.status < 500 && direct.body.error, JSON.stringify(direct));
+        assert.ok(out.text.includes(direct.body.error), `the server's error "${direct.body.error}" is shown: ${out.text}`);
+        assert.match(out.text, new RegExp(`ranker: percent refused\\. .*: ${direct.status} `));
+        await page.screenshot({ path: path.join(SHOTS, 'deployments-refused.png'), fullPage: true });
+
+        // A valid share: the table and the API agree on 60/40.
+        await page.$eval('#deployments-outcome', (b) => {
+          b.dataset.state = 'stale';
+        });
+        expectBadPath = '/api/v1/deployments/ranker/percent'; // 409 when the rule rolls back first
+        try {
+          await page.fill(share, '40');
+          await page.click(`${rankerRow} form.split button[type="submit"]`);
+          await page.waitForFunction(() => ['ok', 'error'].includes(document.querySelector('#deployments-outcome').dataset.state), null, { timeout: 10_000 });
+        } finally {
+          expectBadPath = null;
+        }
+        out = await outcome();
+        if (out.state === 'error' && /has no canary/.test(out.text)) {
+          log(`the bundled rule rolled the canary back meanwhile: ${out.text}`);
+        } else {
+          assert.equal(out.state, 'ok', JSON.stringify(out));
+          assert.match(out.text, /ranker canary share set at .*: now stable v1 60%, canary v2 40%\./);
+          const { row } = await rankerShown();
+          if (row.arms.length > 1) assert.deepEqual(row.arms.map((a) => a.percent), [60, 40]);
+        }
+        assert.deepEqual(posts, ['/api/v1/deployments/ranker/percent', '/api/v1/deployments/ranker/percent'], 'one request per change');
+      } finally {
+        page.off('request', onRequest);
+      }
+    });
 
     await check('overview: every chart drawn with data points', async () => {
       await page.goto(`${base}/`, { waitUntil: 'load' });
@@ -608,11 +843,6 @@ async function main() {
     });
 
     // ---- Alerts page ----
-    const api = async (p, init) => {
-      const r = await fetch(`${base}${p}`, init);
-      const text = await r.text();
-      return { status: r.status, body: text ? JSON.parse(text) : null };
-    };
     const openAlerts = async (hash = '#alerts') => {
       await page.evaluate((h) => {
         location.hash = h;
@@ -873,13 +1103,51 @@ async function main() {
       assert.equal(await page.isVisible('#silence-error'), false, 'Clear removes the error');
     });
 
-    await check('placeholders show no data; range switch redraws', async () => {
+    await check('deployments: after the rollback (by the bundled rule or from the page) v2 is retired and audited', async () => {
       await page.click('a[data-page="deployments"]');
-      assert.match(await page.textContent('#page-deployments'), /Nothing is shown here until then/);
-      assert.equal(await page.$eval('a[data-page="deployments"]', (a) => a.classList.contains('soon')), true, 'Deployments is still "soon"');
-      assert.equal(await page.$('#page-logs.placeholder'), null, 'Logs is no longer a placeholder');
-      assert.equal(await page.$('#page-alerts.placeholder'), null, 'Alerts is no longer a placeholder');
-      assert.equal(await page.$eval('a[data-page="alerts"]', (a) => a.classList.contains('soon')), false, 'Alerts is no longer "soon"');
+      await page.waitForSelector('#deployments-table[data-state="done"]', { timeout: 15_000 });
+      if ((await rankerApi()).arms.length > 1) {
+        // The rule has not acted yet: roll back from the page, with a reason.
+        await rankerShown();
+        await page.$eval('#deployments-outcome', (b) => {
+          b.dataset.state = 'stale';
+        });
+        page.once('dialog', (d) => d.accept('dashboard test: the canary clicks worse'));
+        expectBadPath = '/api/v1/deployments/ranker/rollback'; // 409 when the rule rolls back first
+        try {
+          await page.click(`${rankerRow} button.rollback`);
+          await page.waitForFunction(() => ['ok', 'error'].includes(document.querySelector('#deployments-outcome').dataset.state), null, { timeout: 10_000 });
+        } finally {
+          expectBadPath = null;
+        }
+        const out = await outcome();
+        if (out.state === 'ok') assert.match(out.text, /ranker rolled back at .*: now stable v1 100%\./, JSON.stringify(out));
+        else log(`the bundled rule rolled the canary back first: ${out.text}`);
+      }
+      const { row, want } = await rankerShown();
+      assert.equal(want.arms.length, 1, JSON.stringify(want));
+      assert.ok(want.retired.includes(2), `v2 retired: ${JSON.stringify(want)}`);
+      assert.match(row.retiredText, /v2/);
+      assert.deepEqual(row.buttons, [], 'no promote or roll back once a single arm is left');
+      const audit = (await api('/api/v1/audit?action=deploy.rollback')).body.data.records.filter((r) => r.target === 'ranker' && r.outcome === 'ok');
+      assert.equal(audit.length, 1, `one rollback of ranker in the audit trail: ${JSON.stringify(audit)}`);
+      assert.ok(audit[0].reason, `the rollback has its reason: ${JSON.stringify(audit[0])}`);
+      log(`ranker rolled back by ${audit[0].actor}: ${audit[0].reason}`);
+      // The drift table of the canary version stays, marked retired.
+      if ((await api('/api/v1/drift')).body.data.some((m) => m.model === 'ranker' && String(m.version) === '2')) {
+        await page.waitForFunction(() => document.querySelector('#drift .drift-set[data-model="ranker"][data-version="2"] h4 .badge')?.textContent === 'retired', null, { timeout: 15_000 });
+      }
+      await page.screenshot({ path: path.join(SHOTS, 'deployments-rolled-back.png'), fullPage: true });
+    });
+
+    await check('no page is a placeholder; range switch redraws', async () => {
+      assert.equal(await page.$('.page.placeholder'), null, 'no page is a placeholder');
+      assert.deepEqual(await page.$$eval('.nav a.soon', (as) => as.map((a) => a.dataset.page)), [], 'no page is "soon"');
+      assert.deepEqual(
+        await page.$$eval('.nav a', (as) => as.map((a) => a.dataset.page)),
+        ['overview', 'stages', 'models', 'pipelines', 'try', 'deployments', 'alerts', 'logs'],
+        'Deployments between Pipelines and Alerts',
+      );
       await page.click('a[data-page="overview"]');
       const before = await page.$eval('body', (b) => Number(b.dataset.refreshed));
       await page.click('#range button[data-range="3600"]');

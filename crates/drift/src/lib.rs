@@ -66,6 +66,7 @@ pub mod hub;
 pub mod metrics;
 pub mod monitor;
 pub mod reference;
+pub mod ring;
 mod window;
 
 pub use capture::{DEFAULT_CAPTURE_REQUESTS, FeatureValue, ReferenceCapture};

@@ -1,6 +1,7 @@
-//! The sliding window of one histogram: a ring of time sub-buckets, each holding the counts
-//! recorded during its slice of time. This module owns rotation (by a time passed in, so tests
-//! drive it with a manual clock) and summing the sub-buckets still inside the window.
+//! The sliding window of one histogram: a [`TimeRing`] of per-slice histograms. This module owns
+//! where an observation goes and summing the slices still inside the window.
+
+use crate::ring::TimeRing;
 
 /// Where one observation goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,54 +29,34 @@ impl Totals {
     }
 }
 
-#[derive(Debug)]
+/// One slice's histogram.
+#[derive(Debug, Clone)]
 struct SubBucket {
-    /// Which slice of time (`t_ms / slice_ms`) the counts belong to; `None` before first use.
-    epoch: Option<u64>,
     counts: Vec<u64>,
     missing: u64,
     invalid: u64,
 }
 
-/// A histogram over the last `sub_buckets` slices of time. At time `t` (slice `e = t / slice_ms`)
-/// the window holds slices `e − sub_buckets + 1 ..= e`: between `(sub_buckets − 1) · slice_ms`
-/// and `sub_buckets · slice_ms` of history.
+/// A histogram over the last `sub_buckets` slices of time (see [`TimeRing`]).
 #[derive(Debug)]
 pub(crate) struct Window {
-    ring: Vec<SubBucket>,
+    ring: TimeRing<SubBucket>,
 }
 
 impl Window {
     /// An empty window of `sub_buckets` (≥ 1) slices over a histogram of `buckets` buckets.
     pub(crate) fn new(buckets: usize, sub_buckets: usize) -> Self {
-        let ring = (0..sub_buckets.max(1))
-            .map(|_| SubBucket { epoch: None, counts: vec![0; buckets], missing: 0, invalid: 0 })
-            .collect();
-        Self { ring }
-    }
-
-    /// The sub-bucket for slice `epoch`, reset if it last held an older slice. `None` when the
-    /// slice is already older than the window (its place holds a newer slice): the observation
-    /// arrived too late to count.
-    fn sub_bucket(&mut self, epoch: u64) -> Option<&mut SubBucket> {
-        let len = self.ring.len() as u64;
-        let sub = &mut self.ring[(epoch % len) as usize];
-        match sub.epoch {
-            Some(e) if e == epoch => {}
-            Some(e) if e > epoch => return None,
-            _ => {
-                sub.epoch = Some(epoch);
-                sub.counts.fill(0);
-                sub.missing = 0;
-                sub.invalid = 0;
-            }
-        }
-        Some(sub)
+        Self { ring: TimeRing::new(sub_buckets, SubBucket { counts: vec![0; buckets], missing: 0, invalid: 0 }) }
     }
 
     /// Counts `slots` (one observation each) into slice `epoch`.
     pub(crate) fn add(&mut self, epoch: u64, slots: impl IntoIterator<Item = Slot>) {
-        let Some(sub) = self.sub_bucket(epoch) else {
+        let reset = |sub: &mut SubBucket| {
+            sub.counts.fill(0);
+            sub.missing = 0;
+            sub.invalid = 0;
+        };
+        let Some(sub) = self.ring.slot(epoch, reset) else {
             return;
         };
         for slot in slots {
@@ -94,16 +75,12 @@ impl Window {
     /// Adds the slices inside the window ending at slice `epoch` to `totals` (which has as many
     /// buckets as this window).
     pub(crate) fn add_to(&self, epoch: u64, totals: &mut Totals) {
-        let len = self.ring.len() as u64;
-        let first = epoch.saturating_sub(len - 1);
-        for sub in &self.ring {
-            if sub.epoch.is_some_and(|e| e >= first && e <= epoch) {
-                for (t, c) in totals.counts.iter_mut().zip(&sub.counts) {
-                    *t += c;
-                }
-                totals.missing += sub.missing;
-                totals.invalid += sub.invalid;
+        for sub in self.ring.live(epoch) {
+            for (t, c) in totals.counts.iter_mut().zip(&sub.counts) {
+                *t += c;
             }
+            totals.missing += sub.missing;
+            totals.invalid += sub.invalid;
         }
     }
 }

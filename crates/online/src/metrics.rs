@@ -87,7 +87,7 @@ impl ArmKey {
 }
 
 /// A feedback event about an item shown by an arm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// The client reports the item as seen (counted in [`Counts::impression_events`], apart

@@ -182,6 +182,10 @@ pub enum DeployCommand {
         /// Validation samples for the uploaded version (JSON, the format of validation.json).
         #[arg(long, requires = "file")]
         validation: Option<PathBuf>,
+        /// The model's config.toml, for a model new to the repository (it applies to every
+        /// version; a different one than the repository's is refused).
+        #[arg(long, requires = "file")]
+        config: Option<PathBuf>,
         /// A version already in the repository.
         #[arg(long)]
         version: Option<u64>,

@@ -22,7 +22,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
             };
             (false, target, Value::Null)
         }
-        DeployCommand::Register { model, file, validation, version, latency_requests, reason } => {
+        DeployCommand::Register { model, file, validation, config, version, latency_requests, reason } => {
             let mut body = json!({"latency_requests": latency_requests, "reason": reason});
             if let Some(path) = file {
                 let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -33,6 +33,10 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
                     let samples: Value = serde_json::from_str(&text)
                         .with_context(|| format!("{} is not JSON validation samples", v.display()))?;
                     body["validation"] = samples;
+                }
+                if let Some(c) = config {
+                    let text = std::fs::read_to_string(&c).with_context(|| format!("cannot read {}", c.display()))?;
+                    body["config"] = json!(text);
                 }
             } else if let Some(v) = version {
                 body["version"] = json!(v);

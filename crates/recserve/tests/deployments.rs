@@ -285,6 +285,10 @@ fn deployment_api_refusals_are_explained_and_the_cli_drives_a_promotion() {
     assert!(!repo.join("mlp/2").exists(), "a refused upload leaves nothing behind");
     let (s, v) = post(&addr, &format!("{base}/versions"), r#"{}"#);
     assert_eq!(s, 400, "{v}");
+    let (s, v) =
+        post(&addr, &format!("{base}/versions"), r#"{"onnx_base64": "AAAA", "config": "max_batch_size = -3"}"#);
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("config"), "{v}");
     let (s, v) = post(&addr, &format!("{base}/canary"), r#"{"version": 7, "percent": 10}"#);
     assert_eq!(s, 404, "{v}");
     let (s, v) = post(&addr, &format!("{base}/rollback"), "");
@@ -305,9 +309,28 @@ fn deployment_api_refusals_are_explained_and_the_cli_drives_a_promotion() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, out, err) = cli(&["register", "mlp", "--file", model_file.to_str().unwrap(), "--reason", "retrained"]);
+    let config = data.path().join("config.toml");
+    std::fs::write(&config, "max_batch_size = 8\nlatency_budget_ms = 500\n").unwrap();
+    let (ok, out, err) = cli(&[
+        "register",
+        "mlp",
+        "--file",
+        model_file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--reason",
+        "retrained",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("mlp: stable v1 100%") && out.contains("version 2 READY"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(repo.join("mlp/config.toml")).unwrap(),
+        "max_batch_size = 8\nlatency_budget_ms = 500\n"
+    );
+    std::fs::write(&config, "max_batch_size = 4\n").unwrap();
+    let (ok, out, err) =
+        cli(&["register", "mlp", "--file", model_file.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert!(!ok && err.contains("different config.toml"), "{out}{err}");
     let (ok, out, err) = cli(&["canary", "mlp", "--version", "2", "--percent", "150"]);
     assert!(!ok && err.contains("percent"), "{out}{err}");
     let (ok, out, err) = cli(&["canary", "mlp", "--version", "2", "--percent", "30"]);
@@ -337,4 +360,19 @@ fn deployment_api_refusals_are_explained_and_the_cli_drives_a_promotion() {
     let v = get_json(&addr, "/api/v1/deployments/mlp");
     assert_eq!(v["data"]["description"], "stable v2 100%", "{v}\n{}", server_log(data.path()));
     terminate(child);
+}
+
+#[test]
+fn the_overload_scenario_multiplies_the_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, addr) =
+        spawn_demo(dir.path(), &["--traffic-rate", "4", "--scenario", "overload", "--scenario-delay-secs", "0"]);
+    let total = || query_value(&addr, r#"sum(recserve_requests_total{pipeline!="none"})"#);
+    // Let the faster traffic start, then count what arrives over a few seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    let (before, start) = (total(), Instant::now());
+    std::thread::sleep(Duration::from_secs(6));
+    let rate = (total() - before) / start.elapsed().as_secs_f64();
+    assert!(rate > 20.0, "25 × 4 requests/s asked, {rate:.1}/s arrived\n{}", demo_log(dir.path()));
+    child.stop();
 }

@@ -11,8 +11,9 @@
 //!
 //! Routes (all JSON; `reason` is optional everywhere and lands in the audit trail):
 //! - `GET  /api/v1/deployments` — every model: deployment, arms, versions with their state;
-//! - `POST /api/v1/deployments/{model}/versions` — `{"onnx_base64", "validation"?}` uploads a
-//!   new version, or `{"version": n}` takes one already in the repository; both pass the gate
+//! - `POST /api/v1/deployments/{model}/versions` — `{"onnx_base64", "validation"?, "config"?}`
+//!   uploads a new version (a `config`, the model's config.toml text, is written when the model
+//!   has none and must match when it has one), or `{"version": n}` takes one already in the repository; both pass the gate
 //!   and `latency_requests` (default 50) single requests within `latency_budget_ms`;
 //! - `POST …/{model}/canary` `{"version", "percent"}`; `…/percent` `{"percent"}`;
 //!   `…/ab` `{"arms": [{"name", "version", "percent"}]}`; `…/promote` `{"arm"?}`;
@@ -93,7 +94,7 @@ fn model_view(registry: &ModelRegistry, model: &str) -> Value {
         .unwrap_or_default();
     json!({
         "model": model,
-        "mode": deployment.as_ref().map(|d| serde_json::to_value(&d.mode).unwrap_or(Value::Null)),
+        "mode": deployment.as_ref().map(|d| serde_json::to_value(d.mode).unwrap_or(Value::Null)),
         "description": deployment.as_ref().map(|d| d.describe()),
         "arms": arms,
         "retired": deployment.as_ref().map(|d| d.retired.iter().copied().collect::<Vec<_>>()).unwrap_or_default(),
@@ -118,6 +119,7 @@ pub async fn show(State(state): State<AppState>, Path(model): Path<String>) -> R
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     onnx_base64: Option<String>,
+    config: Option<String>,
     validation: Option<Value>,
     version: Option<u64>,
     latency_requests: Option<usize>,
@@ -243,13 +245,16 @@ async fn register_inner(
             let onnx = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| ApiError::BadRequest(format!("field `onnx_base64` is not valid base64: {e}")))?;
+            if let Some(config) = &req.config {
+                write_model_config(registry, model, config).await?;
+            }
             let samples = req.validation.as_ref().map(|v| v.to_string().into_bytes());
             registry.register_version(model, &onnx, samples.as_deref()).await?
         }
         (None, Some(v)) => {
-            if req.validation.is_some() {
+            if req.validation.is_some() || req.config.is_some() {
                 return Err(ApiError::BadRequest(
-                    "`validation` comes with an upload; a repository version uses the samples in its directory".into(),
+                    "`validation` and `config` come with an upload; a repository version uses the files in the repository".into(),
                 ));
             }
             registry.stage_version(model, v).await?;
@@ -267,6 +272,32 @@ async fn register_inner(
         )));
     }
     Ok((version, latency))
+}
+
+/// The model's `config.toml` given with an upload: checked, and written when the model has none.
+/// The config is per model (batching, validation, latency budget apply to every version), so a
+/// different config than the one in the repository is refused rather than silently replaced.
+async fn write_model_config(registry: &ModelRegistry, model: &str, text: &str) -> Result<(), ApiError> {
+    recserve_serving::ModelConfig::parse(text, &format!("the uploaded config of model '{model}'"))
+        .map_err(|e| ApiError::BadRequest(format!("field `config`: {e}")))?;
+    let dir = registry.repository().root().join(model);
+    let path = dir.join("config.toml");
+    let text = text.to_string();
+    let model = model.to_string();
+    tokio::task::spawn_blocking(move || match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == text => Ok(()),
+        Ok(_) => Err(ApiError::Conflict(format!(
+            "model '{model}' already has a different config.toml, which applies to every version; change it in the repository (or upload without `config`)"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(&path, text))
+                .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", path.display())))
+        }
+        Err(e) => Err(ApiError::Internal(format!("cannot read {}: {e}", path.display()))),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("writing the config panicked: {e}")))?
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,6 @@
 use crate::error::ApiError;
 use crate::experiments::{Experiments, ExperimentsConfig, ServedArm};
 use recserve_engine::Tensor;
-use recserve_online::Event;
 use recserve_pipeline::{
     ErrorClass, ModelOutput, ModelRunner, PipelineError, Pipelines, RecommendRequest, RecommendedItem, RunnerError,
     RunnerErrorKind, StageTimings,
@@ -141,15 +140,8 @@ pub fn loggable_body(body: &[u8]) -> Option<(Option<String>, String)> {
     Some((user, value.to_string()))
 }
 
-/// What a shopper did with an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FeedbackEvent {
-    Impression,
-    Click,
-    AddToCart,
-    Purchase,
-}
+/// What a shopper did with an item (the online metrics' event type).
+pub use recserve_online::Event as FeedbackEvent;
 
 /// The body of `POST /v1/feedback`.
 #[derive(Debug, Clone, Serialize)]
@@ -334,13 +326,8 @@ impl ShopApi {
                 )));
             }
             Some(shown) => {
-                let (online_event, revenue) = match event.event {
-                    FeedbackEvent::Impression => (Event::Impression, 0.0),
-                    FeedbackEvent::Click => (Event::Click, 0.0),
-                    FeedbackEvent::AddToCart => (Event::AddToCart, 0.0),
-                    FeedbackEvent::Purchase => (Event::Purchase, item.price),
-                };
-                self.experiments.record_event(&shown.scenario, &shown.arms, online_event, revenue);
+                let revenue = if event.event == FeedbackEvent::Purchase { item.price } else { 0.0 };
+                self.experiments.record_event(&shown.scenario, &shown.arms, event.event, revenue);
                 Some(shown.scenario.clone())
             }
             None => None,

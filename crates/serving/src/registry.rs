@@ -517,15 +517,7 @@ impl ModelRegistry {
         let version = written.version;
         info!(model, version, path = %written.version_dir.display(), "version written to the repository");
 
-        let mut deployment = self.deployment(model);
-        if deployment.is_none()
-            && let Some(serving) = old.and_then(|o| o.default_version())
-        {
-            deployment = Some(Arc::new(Deployment::stable(model, serving.version)));
-        }
-        if let Some(d) = deployment.as_mut().filter(|d| d.retired.contains(&version)) {
-            Arc::make_mut(d).retired.remove(&version);
-        }
+        let deployment = self.staging_deployment(model, old.map(|o| o.as_ref()), version);
         let failure = match self.repository.model(model) {
             Ok(dir) => {
                 let pinned = BTreeSet::from([version]);
@@ -555,6 +547,22 @@ impl ModelRegistry {
         )))
     }
 
+    /// The deployment a newly staged `version` of `model` goes under: the model's current one
+    /// (or, when it has none, one keeping its serving version stable, so the new version takes no
+    /// traffic), with `version` taken off the retired list.
+    fn staging_deployment(&self, model: &str, old: Option<&ModelEntry>, version: u64) -> Option<Arc<Deployment>> {
+        let mut deployment = self.deployment(model);
+        if deployment.is_none()
+            && let Some(serving) = old.and_then(|o| o.default_version())
+        {
+            deployment = Some(Arc::new(Deployment::stable(model, serving.version)));
+        }
+        if let Some(d) = deployment.as_mut().filter(|d| d.retired.contains(&version)) {
+            Arc::make_mut(d).retired.remove(&version);
+        }
+        deployment
+    }
+
     /// Registers a version already in the repository: gives the model a deployment when it has
     /// none (so the version takes no traffic), takes the version off the retired list, and
     /// loads it through the gate. It stays loaded while the version policy selects it or a
@@ -571,15 +579,7 @@ impl ModelRegistry {
         if old.is_some_and(|o| o.unloaded) {
             return Err(unloaded_conflict(model, "registering a version"));
         }
-        let mut deployment = self.deployment(model);
-        if deployment.is_none()
-            && let Some(serving) = old.and_then(|o| o.default_version())
-        {
-            deployment = Some(Arc::new(Deployment::stable(model, serving.version)));
-        }
-        if let Some(d) = deployment.as_mut().filter(|d| d.retired.contains(&version)) {
-            Arc::make_mut(d).retired.remove(&version);
-        }
+        let deployment = self.staging_deployment(model, old.map(|o| o.as_ref()), version);
         let pinned = BTreeSet::from([version]);
         let entry = self.sync_dir(&dir, old.map(|o| o.as_ref()), deployment.clone(), &pinned).await;
         let failure = match entry.versions.get(&version) {

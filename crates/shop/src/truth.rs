@@ -37,26 +37,9 @@ impl Probabilities {
     }
 }
 
-/// What happened to one shown item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Event {
-    Impression,
-    Click,
-    AddToCart,
-    Purchase,
-}
-
-impl Event {
-    /// The name `/v1/feedback` uses: `impression`, `click`, `add_to_cart`, `purchase`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::Impression => "impression",
-            Event::Click => "click",
-            Event::AddToCart => "add_to_cart",
-            Event::Purchase => "purchase",
-        }
-    }
-}
+/// What happened to one shown item: the online metrics' event (`as_str` gives the name
+/// `/v1/feedback` uses: `impression`, `click`, `add_to_cart`, `purchase`).
+pub use recserve_online::Event;
 
 /// One feedback event on a shown item.
 #[derive(Debug, Clone, PartialEq, Eq)]
