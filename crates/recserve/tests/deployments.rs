@@ -170,13 +170,15 @@ fn a_bad_canary_is_rolled_back_by_its_alert_and_no_request_fails() {
     // The canary's CTR falls, the rule fires, recserve rolls it back on its own.
     let deadline = Instant::now() + Duration::from_secs(240);
     let rollback = loop {
-        if let Some(r) = audit(&addr).into_iter().find(|r| r["action"] == "deploy.rollback") {
+        if let Some(r) = audit(&addr).into_iter().find(|r| r["action"] == "deploy.rollback" && r["outcome"] == "ok") {
             break r;
         }
         assert!(Instant::now() < deadline, "no automatic rollback; server log:\n{}", demo_log(dir.path()));
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(rollback["actor"], "alerting", "{rollback}");
+    let rollbacks: Vec<Value> = audit(&addr).into_iter().filter(|r| r["action"] == "deploy.rollback").collect();
+    assert_eq!(rollbacks.len(), 1, "one rollback, however many alerts fired: {rollbacks:?}");
     assert!(rollback["reason"].as_str().unwrap().contains("RecserveCanaryCtrWorse"), "{rollback}");
     let r = ranker(&addr);
     assert_eq!(r["mode"], "stable", "{r}");
@@ -335,6 +337,17 @@ fn deployment_api_refusals_are_explained_and_the_cli_drives_a_promotion() {
     assert!(!ok && err.contains("percent"), "{out}{err}");
     let (ok, out, err) = cli(&["canary", "mlp", "--version", "2", "--percent", "30"]);
     assert!(ok && out.contains("stable v1 70%, canary v2 30%"), "{out}{err}");
+    // V2 requests naming no version are split between the arms; naming one pins it.
+    let mut versions = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let (s, v) = post(&addr, "/v2/models/mlp/infer", &super::mlp_request());
+        assert_eq!(s, 200, "{v}");
+        *versions.entry(v["model_version"].as_str().unwrap().to_string()).or_insert(0) += 1;
+    }
+    let canary = versions.get("2").copied().unwrap_or(0);
+    assert!((30..=100).contains(&canary), "about 30% of 200 on the canary: {versions:?}");
+    let (s, v) = post(&addr, "/v2/models/mlp/versions/1/infer", &super::mlp_request());
+    assert_eq!((s, v["model_version"].as_str()), (200, Some("1")), "{v}");
     let (ok, out, err) = cli(&["promote", "mlp", "--reason", "looks good"]);
     assert!(ok && out.contains("mlp: stable v2 100%"), "{out}{err}");
     let (ok, out, err) = cli(&["status"]);

@@ -38,6 +38,9 @@ pub const DOCUMENT_PREFIX: &str = "deployments/";
 /// Requests the latency check sends by default.
 pub const DEFAULT_LATENCY_REQUESTS: usize = 50;
 
+/// What an automatic rollback finds when another alert already rolled the canary back.
+const ALREADY_DONE: &str = "the canary was already rolled back";
+
 /// The actor of automatic rollbacks in the audit trail.
 pub const ALERTING_ACTOR: &str = "alerting";
 
@@ -168,10 +171,11 @@ async fn commit(
 }
 
 /// Audits a refused change (best effort: the refusal is the answer either way).
-async fn refused(state: &AppState, action: &str, model: &str, reason: Option<String>, err: &ApiError) {
+async fn refused(state: &AppState, actor: &str, action: &str, model: &str, reason: Option<String>, err: &ApiError) {
     let details = json!({"error": err.to_string()});
-    let _ = audit::record(
+    let _ = audit::record_as(
         state,
+        actor,
         Action {
             action,
             target: Some(model),
@@ -217,7 +221,7 @@ pub async fn register(
             }
         }
         Err(e) => {
-            refused(&state, "deploy.register", &model, reason, &e).await;
+            refused(&state, audit::ANONYMOUS, "deploy.register", &model, reason, &e).await;
             Err(e)
         }
     }
@@ -357,7 +361,7 @@ async fn change<T: serde::Serialize>(
         Ok((deployment, out)) => commit(state, actor, action, model, &deployment, reason, json!({"result": out})).await,
         Err(e) => {
             let e = ApiError::from(e);
-            refused(state, action, model, reason, &e).await;
+            refused(state, actor, action, model, reason, &e).await;
             Err(e)
         }
     }
@@ -472,10 +476,43 @@ impl AutoRollback {
             _ if d.arms.len() < 2 => return Ok(format!("model '{model}' has no canary; nothing to roll back")),
             other => other,
         };
-        change(state, ALERTING_ACTOR, "deploy.rollback", model, Some(reason), |d| {
-            d.rollback().map(|(d, v)| (d, json!({"retired": v, "alerted_version": target})))
-        })
-        .await?;
+        // Several alerts (one per pipeline, say) can fire for the same canary at once: the
+        // first rolls it back, the others find nothing left to do under the registry's lock.
+        let result = state
+            .registry
+            .update_deployment(model, |d| {
+                let still = match target {
+                    Some(v) => d.arm_of(v).is_some_and(|a| d.arms.first().is_none_or(|c| c.name != a.name)),
+                    None => d.arms.len() > 1,
+                };
+                if !still {
+                    return Err(DeployError::Conflict(ALREADY_DONE.into()));
+                }
+                d.rollback().map(|(d, v)| (d, json!({"retired": v, "alerted_version": target})))
+            })
+            .await;
+        match result {
+            Ok((deployment, out)) => {
+                commit(
+                    state,
+                    ALERTING_ACTOR,
+                    "deploy.rollback",
+                    model,
+                    &deployment,
+                    Some(reason),
+                    json!({"result": out}),
+                )
+                .await?;
+            }
+            Err(ServingError::Deployment(m)) if m == ALREADY_DONE => {
+                return Ok(format!("model '{model}' was already rolled back"));
+            }
+            Err(e) => {
+                let e = ApiError::from(e);
+                refused(state, ALERTING_ACTOR, "deploy.rollback", model, Some(reason), &e).await;
+                return Err(e);
+            }
+        }
         Ok(format!("model '{model}' rolled back to version {}", control.unwrap_or_default()))
     }
 }

@@ -44,6 +44,29 @@ pub struct InferReply {
     pub outputs: Vec<ReplyOutput>,
 }
 
+/// A well-spread key per request (SplitMix64 over a counter), for deployments' traffic split.
+fn next_route_key() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut z = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The version that serves a request for `model`: the one named, else the one its deployment's
+/// traffic split picks. A tensor request has no user to stick to, so requests naming no version
+/// are spread over the arms one by one.
+pub fn choose_version(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<std::sync::Arc<recserve_serving::LoadedVersion>, recserve_serving::ServingError> {
+    match version.filter(|v| !v.is_empty()) {
+        Some(v) => state.registry.resolve(model, Some(v)),
+        None => state.registry.route(model, next_route_key()).map(|r| r.version),
+    }
+}
+
 /// Runs one call.
 pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiError> {
     infer_observed(state, call, &mut Observed::off()).await
@@ -52,7 +75,10 @@ pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiE
 /// Runs one call, recording its batcher stages (`queue`, `inference`), and its inputs and
 /// outputs for the request log, in `obs`.
 pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observed) -> Result<InferReply, ApiError> {
-    let loaded = state.registry.resolve(&call.model, call.version.as_deref())?;
+    let loaded = match obs.routed() {
+        Some(routed) => routed.clone(),
+        None => choose_version(state, &call.model, call.version.as_deref())?,
+    };
     for wanted in &call.outputs {
         if !loaded.signature.outputs.iter().any(|o| o.name == wanted.name) {
             let names: Vec<&str> = loaded.signature.outputs.iter().map(|o| o.name.as_str()).collect();

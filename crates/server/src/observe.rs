@@ -68,6 +68,9 @@ pub struct Observed {
     metrics: Option<RequestObservation>,
     log: Option<LogDraft>,
     started: Instant,
+    /// The version chosen for a V2 request that named none (its deployment's split), so the
+    /// labels and the inference agree.
+    routed: Option<Arc<recserve_serving::LoadedVersion>>,
 }
 
 impl Default for Observed {
@@ -79,7 +82,12 @@ impl Default for Observed {
 impl Observed {
     /// Neither metrics nor a log record.
     pub fn off() -> Observed {
-        Observed { metrics: None, log: None, started: Instant::now() }
+        Observed { metrics: None, log: None, started: Instant::now(), routed: None }
+    }
+
+    /// The version chosen when the observation began for a request that named none.
+    pub fn routed(&self) -> Option<&Arc<recserve_serving::LoadedVersion>> {
+        self.routed.as_ref()
     }
 
     /// Records `stage` (a second record of the same stage is ignored).
@@ -149,7 +157,7 @@ fn target(serving: &ServingMetrics, model: &str, version: &str, pipeline: &str) 
 /// Starts observing a V2 inference request `request_id` that arrived at `started`, labelled by
 /// the version that will serve `model`/`version` (or `unknown`/`none` when none can).
 pub fn start_v2(state: &AppState, model: &str, version: Option<&str>, started: Instant, request_id: &str) -> Observed {
-    let resolved = state.registry.resolve(model, version);
+    let resolved = crate::inference::choose_version(state, model, version);
     let log = state.request_log.as_ref().map(|l| {
         let mut draft = l.draft(request_id);
         match &resolved {
@@ -166,7 +174,8 @@ pub fn start_v2(state: &AppState, model: &str, version: Option<&str>, started: I
         };
         t.map(|t| t.start_at(started))
     });
-    Observed { metrics, log, started }
+    let routed = resolved.ok().filter(|_| version.is_none_or(str::is_empty));
+    Observed { metrics, log, started, routed }
 }
 
 #[derive(serde::Deserialize)]
@@ -229,7 +238,7 @@ pub fn finish_recommend(
         }
         draft
     });
-    let mut obs = Observed { metrics, log, started };
+    let mut obs = Observed { metrics, log, started, routed: None };
     if let Ok(reply) = result {
         let s = &reply.stages;
         obs.stage(Stage::Retrieval, s.user_features + s.user_tower + s.retrieval);
