@@ -129,17 +129,18 @@ struct RegisterBody {
     reason: Option<String>,
 }
 
-/// Persists and audits one applied change, then answers with the model's new state.
+/// Persists (when the model has a deployment) and audits one applied change, then answers with
+/// the model's new state.
 async fn commit(
     state: &AppState,
     actor: &str,
     action: &str,
     model: &str,
-    deployment: &Deployment,
+    deployment: Option<&Deployment>,
     reason: Option<String>,
     details: Value,
 ) -> Result<Response, ApiError> {
-    if let Some(store) = &state.store {
+    if let (Some(store), Some(deployment)) = (&state.store, deployment) {
         let body = serde_json::to_string(deployment)
             .map_err(|e| ApiError::Internal(format!("cannot encode the deployment: {e}")))?;
         store.put_document(&format!("{DOCUMENT_PREFIX}{model}"), &body).await.map_err(|e| {
@@ -150,7 +151,7 @@ async fn commit(
         })?;
     }
     let mut details = details;
-    if let Value::Object(map) = &mut details {
+    if let (Value::Object(map), Some(deployment)) = (&mut details, deployment) {
         map.insert("deployment".into(), json!(deployment.describe()));
     }
     audit::record_as(
@@ -166,7 +167,7 @@ async fn commit(
         },
     )
     .await?;
-    tracing::info!(model, action, actor, deployment = %deployment.describe(), "deployment changed");
+    tracing::info!(model, action, actor, deployment = ?deployment.map(Deployment::describe), "deployment changed");
     Ok(Json(json!({"status": "success", "data": model_view(&state.registry, model)})).into_response())
 }
 
@@ -199,26 +200,9 @@ pub async fn register(
     let result = register_inner(&state, &model, req).await;
     match result {
         Ok((version, latency)) => {
-            let deployment = state.registry.deployment(&model).map(|d| (*d).clone());
+            let deployment = state.registry.deployment(&model);
             let details = json!({"version": version, "latency": latency});
-            match deployment {
-                Some(d) => commit(&state, audit::ANONYMOUS, "deploy.register", &model, &d, reason, details).await,
-                None => {
-                    audit::record(
-                        &state,
-                        Action {
-                            action: "deploy.register",
-                            target: Some(&model),
-                            outcome: AuditOutcome::Ok,
-                            reason,
-                            details: Some(details),
-                            request_id: None,
-                        },
-                    )
-                    .await?;
-                    Ok(Json(json!({"status": "success", "data": model_view(&state.registry, &model)})).into_response())
-                }
-            }
+            commit(&state, audit::ANONYMOUS, "deploy.register", &model, deployment.as_deref(), reason, details).await
         }
         Err(e) => {
             refused(&state, audit::ANONYMOUS, "deploy.register", &model, reason, &e).await;
@@ -358,7 +342,9 @@ async fn change<T: serde::Serialize>(
     change: impl FnOnce(&Deployment) -> Result<(Deployment, T), DeployError>,
 ) -> Result<Response, ApiError> {
     match state.registry.update_deployment(model, change).await {
-        Ok((deployment, out)) => commit(state, actor, action, model, &deployment, reason, json!({"result": out})).await,
+        Ok((deployment, out)) => {
+            commit(state, actor, action, model, Some(&deployment), reason, json!({"result": out})).await
+        }
         Err(e) => {
             let e = ApiError::from(e);
             refused(state, actor, action, model, reason, &e).await;
@@ -498,7 +484,7 @@ impl AutoRollback {
                     ALERTING_ACTOR,
                     "deploy.rollback",
                     model,
-                    &deployment,
+                    Some(&deployment),
                     Some(reason),
                     json!({"result": out}),
                 )

@@ -125,34 +125,20 @@ impl Experiments {
         self.online.snapshot_at_with_control(now, |_, model| self.control_arm(model))
     }
 
-    /// One recommendation served: `arms` are (model, arm, version) of the models it ran.
-    pub fn record_request(&self, pipeline: &str, arms: &[ServedArm], shown: u64) {
+    /// One recommendation served: `arms` are the (pipeline, model, arm, version) it ran.
+    pub fn record_request(&self, arms: &[ArmKey], shown: u64) {
         let now = recserve_telemetry::store::now_ms().max(0) as u64;
-        for a in arms {
-            self.online.record_request(&a.key(pipeline), now, shown);
+        for key in arms {
+            self.online.record_request(key, now, shown);
         }
     }
 
     /// One feedback event joined to its request.
-    pub fn record_event(&self, pipeline: &str, arms: &[ServedArm], event: Event, revenue: f64) {
+    pub fn record_event(&self, arms: &[ArmKey], event: Event, revenue: f64) {
         let now = recserve_telemetry::store::now_ms().max(0) as u64;
-        for a in arms {
-            self.online.record_event(&a.key(pipeline), event, revenue, now);
+        for key in arms {
+            self.online.record_event(key, event, revenue, now);
         }
-    }
-}
-
-/// One model a recommendation ran: its name, the deployment arm and the version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServedArm {
-    pub model: String,
-    pub arm: Arc<str>,
-    pub version: String,
-}
-
-impl ServedArm {
-    fn key(&self, pipeline: &str) -> ArmKey {
-        ArmKey::new(pipeline, self.model.as_str(), &*self.arm, self.version.as_str())
     }
 }
 

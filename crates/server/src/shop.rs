@@ -4,8 +4,9 @@
 //! showed it. [`ShopApi`] owns the pipelines, the request ids and the recent-request journal.
 
 use crate::error::ApiError;
-use crate::experiments::{Experiments, ExperimentsConfig, ServedArm};
+use crate::experiments::{Experiments, ExperimentsConfig};
 use recserve_engine::Tensor;
+use recserve_online::ArmKey;
 use recserve_pipeline::{
     ErrorClass, ModelOutput, ModelRunner, PipelineError, Pipelines, RecommendRequest, RecommendedItem, RunnerError,
     RunnerErrorKind, StageTimings,
@@ -20,41 +21,40 @@ const JOURNAL_CAPACITY: usize = 100_000;
 
 /// Runs pipeline models through the model registry for one request: each model's version is
 /// the deployment arm the user falls in (sticky per user, see `serving::deployment`), run
-/// through its batcher exactly as a V2 request would be. Remembers which arm of each model ran.
-pub struct RegistryRunner {
+/// through its batcher exactly as a V2 request would be. Remembers, as the online metrics' keys,
+/// which arm of each model ran.
+pub struct RegistryRunner<'r> {
     registry: Arc<ModelRegistry>,
-    subject: String,
-    served: Mutex<Vec<ServedArm>>,
+    pipeline: &'r str,
+    subject: &'r str,
+    served: Mutex<Vec<ArmKey>>,
 }
 
-impl RegistryRunner {
-    /// A runner for a request of `subject` (the user id: the same user keeps the same arm).
-    pub fn new(registry: Arc<ModelRegistry>, subject: &str) -> RegistryRunner {
-        RegistryRunner { registry, subject: subject.to_string(), served: Mutex::new(Vec::new()) }
+impl<'r> RegistryRunner<'r> {
+    /// A runner for a request of `pipeline` by `subject` (the user id: the same user keeps the
+    /// same arm).
+    pub fn new(registry: Arc<ModelRegistry>, pipeline: &'r str, subject: &'r str) -> RegistryRunner<'r> {
+        RegistryRunner { registry, pipeline, subject, served: Mutex::new(Vec::new()) }
     }
 
     /// The arms that ran, in call order.
-    pub fn served(&self) -> Vec<ServedArm> {
-        self.served.lock().map(|s| s.clone()).unwrap_or_default()
+    pub fn into_served(self) -> Vec<ArmKey> {
+        self.served.into_inner().unwrap_or_default()
     }
 }
 
-impl ModelRunner for RegistryRunner {
+impl ModelRunner for RegistryRunner<'_> {
     fn run<'a>(
         &'a self,
         model: &'a str,
         inputs: Vec<(String, Tensor)>,
     ) -> futures::future::BoxFuture<'a, Result<ModelOutput, RunnerError>> {
         Box::pin(async move {
-            let key = route_key(model, &self.subject);
+            let key = route_key(model, self.subject);
             let routed = self.registry.route(model, key).map_err(|e| runner_error(model, e))?;
             let loaded = routed.version;
             if let Ok(mut served) = self.served.lock() {
-                served.push(ServedArm {
-                    model: model.to_string(),
-                    arm: routed.arm,
-                    version: loaded.version.to_string(),
-                });
+                served.push(ArmKey::new(self.pipeline, model, &*routed.arm, loaded.version.to_string()));
             }
             let inputs = inputs.into_iter().map(|(name, tensor)| NamedTensor { name, tensor }).collect();
             let tensors = loaded.infer(inputs).await.map_err(|e| runner_error(model, e))?;
@@ -213,7 +213,7 @@ struct Shown {
     scenario: String,
     user_id: String,
     items: Vec<String>,
-    arms: Vec<ServedArm>,
+    arms: Vec<ArmKey>,
 }
 
 #[derive(Default)]
@@ -264,11 +264,11 @@ impl ShopApi {
     /// journal that feedback joins to, and the logs.
     pub async fn recommend(&self, body: &[u8], request_id: String) -> Result<RecommendReply, ApiError> {
         let request = RecommendRequest::from_json(body)?;
-        let runner = RegistryRunner::new(self.registry.clone(), &request.user_id);
+        let runner = RegistryRunner::new(self.registry.clone(), &request.scenario, &request.user_id);
         let response = self.pipelines.recommend(request.clone(), &runner).await?;
-        let served = runner.served();
-        self.experiments.record_request(&response.scenario, &served, response.items.len() as u64);
-        let arms = served.iter().map(|a| (a.model.clone(), a.arm.to_string())).collect();
+        let served = runner.into_served();
+        self.experiments.record_request(&served, response.items.len() as u64);
+        let arms = served.iter().map(|a| (a.model.clone(), a.arm.clone())).collect();
         self.remember(
             &request_id,
             Shown {
@@ -327,7 +327,7 @@ impl ShopApi {
             }
             Some(shown) => {
                 let revenue = if event.event == FeedbackEvent::Purchase { item.price } else { 0.0 };
-                self.experiments.record_event(&shown.scenario, &shown.arms, event.event, revenue);
+                self.experiments.record_event(&shown.arms, event.event, revenue);
                 Some(shown.scenario.clone())
             }
             None => None,
