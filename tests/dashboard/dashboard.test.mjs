@@ -438,7 +438,11 @@ async function main() {
       // The canary's series, once the server has sampled them (the page redraws every 5 s).
       await page
         .waitForFunction(
-          () => ['online_ctr', 'traffic_ratio'].every((id) => document.querySelector(`.grid[data-section="deployments"] .panel[data-panel="${id}"] .legend`).textContent.includes('ranker canary v2')),
+          () => {
+            const legend = (id) => document.querySelector(`.grid[data-section="deployments"] .panel[data-panel="${id}"] .legend`).textContent;
+            // Both pipelines' canary CTR series must have been scraped, not just the first one.
+            return legend('online_ctr').includes('home_feed ranker canary v2') && legend('traffic_ratio').includes('ranker canary v2');
+          },
           null,
           { timeout: 30_000 },
         )
