@@ -40,7 +40,11 @@ pub async fn rules(State(state): State<AppState>) -> Result<Response, ApiError> 
 }
 
 /// `POST /api/v1/rules/reload`.
-pub async fn reload(State(state): State<AppState>, Extension(id): Extension<RequestId>) -> Result<Response, ApiError> {
+pub async fn reload(
+    State(state): State<AppState>,
+    actor: audit::Actor,
+    Extension(id): Extension<RequestId>,
+) -> Result<Response, ApiError> {
     let alerting = alerting(&state)?.clone();
     let outcome = tokio::task::spawn_blocking(move || alerting.reload())
         .await
@@ -56,15 +60,19 @@ pub async fn reload(State(state): State<AppState>, Extension(id): Extension<Requ
     match outcome {
         Ok(done) => {
             tracing::info!(groups = done.groups, rules = done.rules, "rules reloaded through the API");
-            audit::record(&state, audit(AuditOutcome::Ok, None, json!({"groups": done.groups, "rules": done.rules})))
-                .await?;
+            audit::record_as(
+                &state,
+                &actor,
+                audit(AuditOutcome::Ok, None, json!({"groups": done.groups, "rules": done.rules})),
+            )
+            .await?;
             Ok(Json(json!({"status": "success", "data": {"groups": done.groups, "rules": done.rules}})).into_response())
         }
         Err(AlertingError::Rules(diagnostics)) => {
             let errors: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
             tracing::warn!(errors = errors.len(), "rule reload refused; the rules in use stay");
             let reason = Some("the rule files have errors".to_string());
-            audit::record(&state, audit(AuditOutcome::Failed, reason, json!({"errors": errors}))).await?;
+            audit::record_as(&state, &actor, audit(AuditOutcome::Failed, reason, json!({"errors": errors}))).await?;
             let body = json!({
                 "error": format!("the rule files have errors; the rules in use stay:\n{}", errors.join("\n")),
                 "errors": errors,
@@ -90,6 +98,7 @@ pub async fn silences(State(state): State<AppState>) -> Result<Response, ApiErro
 /// `POST /api/v2/silences`: creates a silence from Alertmanager's `postableSilence` body.
 pub async fn add_silence(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Extension(id): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -107,7 +116,7 @@ pub async fn add_silence(
         details: serde_json::to_value(&silence).ok(),
         request_id: Some(&id.0),
     };
-    audit::record(&state, action).await?;
+    audit::record_as(&state, &actor, action).await?;
     Ok(Json(json!({"silenceID": silence.id})).into_response())
 }
 
@@ -120,6 +129,7 @@ pub async fn silence(State(state): State<AppState>, Path(id): Path<String>) -> R
 /// `DELETE /api/v2/silence/{id}`: expires the silence now.
 pub async fn expire_silence(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Extension(request): Extension<RequestId>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -133,7 +143,7 @@ pub async fn expire_silence(
         details: None,
         request_id: Some(&request.0),
     };
-    audit::record(&state, action).await?;
+    audit::record_as(&state, &actor, action).await?;
     Ok(StatusCode::OK.into_response())
 }
 

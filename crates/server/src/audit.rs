@@ -2,13 +2,16 @@
 //! and later deployments and sign-ins) is committed to the store's audit table before its
 //! answer, with who, what, on what, the outcome and why; `GET /api/v1/audit` searches it.
 //!
-//! Until sign-in exists the actor is [`ANONYMOUS`]; the request id ties each entry to the
-//! request log.
+//! The actor is `token:<name>` for a request authenticated with a bearer token (handlers take
+//! it with the [`Actor`] extractor, which reads the [`crate::auth::Identity`] the auth
+//! middleware put in the request), else [`ANONYMOUS`]; the token's role goes in the `role`
+//! column. The request id ties each entry to the request log.
 
 use crate::AppState;
 use crate::error::ApiError;
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use recserve_store::{AuditOutcome, AuditQuery, AuditRecord};
 use recserve_telemetry::api::{parse_form, parse_time};
@@ -16,6 +19,35 @@ use serde_json::json;
 
 /// The actor of requests that carry no identity.
 pub const ANONYMOUS: &str = "anonymous";
+
+/// Who is acting, as the audit trail names it: `token:<name>` for an authenticated request,
+/// [`ANONYMOUS`] otherwise. An extractor; it dereferences to the actor text, so it goes where
+/// [`record_as`] takes `&str`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor(String);
+
+impl Actor {
+    /// The actor of an authenticated identity (or of none).
+    pub fn of(identity: Option<&crate::auth::Identity>) -> Actor {
+        Actor(identity.map(crate::auth::Identity::actor).unwrap_or_else(|| ANONYMOUS.to_string()))
+    }
+}
+
+impl std::ops::Deref for Actor {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Actor, Self::Rejection> {
+        Ok(Actor::of(parts.extensions.get::<crate::auth::Identity>()))
+    }
+}
 
 /// One control-plane action to audit.
 pub struct Action<'a> {
@@ -39,6 +71,7 @@ pub async fn record_as(state: &AppState, actor: &str, action: Action<'_>) -> Res
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     let mut record = AuditRecord::new(now, actor, action.action, action.outcome);
+    record.role = actor.strip_prefix("token:").and_then(|name| state.auth.role_of(name)).map(|r| r.to_string());
     record.target = action.target.map(str::to_string);
     record.reason = action.reason;
     record.details = action.details.map(|d| d.to_string());

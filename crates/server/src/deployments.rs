@@ -192,6 +192,7 @@ async fn refused(state: &AppState, actor: &str, action: &str, model: &str, reaso
 /// `POST /api/v1/deployments/{model}/versions`.
 pub async fn register(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
@@ -202,10 +203,10 @@ pub async fn register(
         Ok((version, latency)) => {
             let deployment = state.registry.deployment(&model);
             let details = json!({"version": version, "latency": latency});
-            commit(&state, audit::ANONYMOUS, "deploy.register", &model, deployment.as_deref(), reason, details).await
+            commit(&state, &actor, "deploy.register", &model, deployment.as_deref(), reason, details).await
         }
         Err(e) => {
-            refused(&state, audit::ANONYMOUS, "deploy.register", &model, reason, &e).await;
+            refused(&state, &actor, "deploy.register", &model, reason, &e).await;
             Err(e)
         }
     }
@@ -360,12 +361,13 @@ fn empty_or<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8], what: &str) ->
 /// `POST /api/v1/deployments/{model}/canary`.
 pub async fn canary(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: CanaryBody = body(&bytes, "canary")?;
     let (version, percent) = (req.version, req.percent);
-    change(&state, audit::ANONYMOUS, "deploy.canary", &model, req.reason, |d| {
+    change(&state, &actor, "deploy.canary", &model, req.reason, |d| {
         d.start_canary(version, percent).map(|d| (d, json!({"version": version, "percent": percent})))
     })
     .await
@@ -374,12 +376,13 @@ pub async fn canary(
 /// `POST /api/v1/deployments/{model}/percent`.
 pub async fn percent(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: PercentBody = body(&bytes, "percent")?;
     let percent = req.percent;
-    change(&state, audit::ANONYMOUS, "deploy.percent", &model, req.reason, |d| {
+    change(&state, &actor, "deploy.percent", &model, req.reason, |d| {
         d.set_canary_percent(percent).map(|d| (d, json!({"percent": percent})))
     })
     .await
@@ -388,23 +391,25 @@ pub async fn percent(
 /// `POST /api/v1/deployments/{model}/ab`.
 pub async fn ab(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: AbBody = body(&bytes, "A/B")?;
     let arms: Vec<(String, u64, f64)> = req.arms.into_iter().map(|a| (a.name, a.version, a.percent)).collect();
-    change(&state, audit::ANONYMOUS, "deploy.ab", &model, req.reason, |d| d.start_ab(arms).map(|d| (d, ()))).await
+    change(&state, &actor, "deploy.ab", &model, req.reason, |d| d.start_ab(arms).map(|d| (d, ()))).await
 }
 
 /// `POST /api/v1/deployments/{model}/promote`.
 pub async fn promote(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: PromoteBody = empty_or(&bytes, "promote")?;
     let arm = req.arm.clone();
-    change(&state, audit::ANONYMOUS, "deploy.promote", &model, req.reason, |d| {
+    change(&state, &actor, "deploy.promote", &model, req.reason, |d| {
         d.promote(arm.as_deref()).map(|(d, v)| (d, json!({"promoted": v})))
     })
     .await
@@ -413,11 +418,12 @@ pub async fn promote(
 /// `POST /api/v1/deployments/{model}/rollback`.
 pub async fn rollback(
     State(state): State<AppState>,
+    actor: audit::Actor,
     Path(model): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let req: RollbackBody = empty_or(&bytes, "rollback")?;
-    change(&state, audit::ANONYMOUS, "deploy.rollback", &model, req.reason, |d| {
+    change(&state, &actor, "deploy.rollback", &model, req.reason, |d| {
         d.rollback().map(|(d, v)| (d, json!({"retired": v})))
     })
     .await

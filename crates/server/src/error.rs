@@ -32,6 +32,12 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Internal(String),
+    /// No usable credentials (401 / UNAUTHENTICATED).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Credentials whose role does not allow the request (403 / PERMISSION_DENIED).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ApiError {
@@ -54,6 +60,8 @@ impl ApiError {
             ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -66,6 +74,8 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
             StatusCode::NOT_IMPLEMENTED => tonic::Code::Unimplemented,
             StatusCode::CONFLICT => tonic::Code::FailedPrecondition,
+            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
             _ => tonic::Code::Internal,
         }
     }
@@ -104,5 +114,7 @@ mod tests {
         let bad = ApiError::from(ServingError::InvalidInput("x".into()));
         assert_eq!(bad.grpc_code(), tonic::Code::InvalidArgument);
         assert_eq!(ApiError::TooLarge("big".into()).http_status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ApiError::Unauthenticated("who".into()).grpc_code(), tonic::Code::Unauthenticated);
+        assert_eq!(ApiError::Forbidden("no".into()).grpc_code(), tonic::Code::PermissionDenied);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod auth;
 pub mod dashboard;
 pub mod deployments;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Runs the REST and gRPC transports on listeners the caller bound, until a shutdown future
-//! resolves; in-flight requests finish before the returned future completes.
+//! resolves; in-flight requests finish before the returned future completes. Both transports
+//! authenticate through [`crate::auth`].
 
 use crate::AppState;
 use std::future::Future;
@@ -22,6 +23,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ListenError> {
     let router = crate::rest::router(state.clone());
+    let grpc_auth = crate::auth::GrpcAuthLayer::new(state.auth.clone());
     let grpc_service = crate::grpc::service(state);
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -33,6 +35,7 @@ pub async fn serve(
     };
     let http_task = axum::serve(http, router).with_graceful_shutdown(wait(rx.clone()));
     let grpc_task = tonic::transport::Server::builder()
+        .layer(grpc_auth)
         .add_service(grpc_service)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), wait(rx));
     let (h, g) = tokio::join!(http_task, grpc_task);

@@ -1,5 +1,5 @@
 //! What every handler shares: the model registry, request limits, the server's identity, its
-//! telemetry, request ids, the request log and the store.
+//! telemetry, request ids, the request log, the store and authentication.
 
 use crate::request_log::{RequestIds, RequestLog};
 use crate::shop::ShopApi;
@@ -56,6 +56,8 @@ pub struct AppState {
     pub store: Option<recserve_store::Store>,
     /// Alert rules, silences and notifications (`None`: alerting off).
     pub alerting: Option<Arc<recserve_alerting::Alerting>>,
+    /// Bearer tokens and roles (off unless the server sets it up; see [`crate::auth`]).
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             request_log: None,
             store: None,
             alerting: None,
+            auth: crate::auth::Auth::off(),
         }
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerts;
+mod auth;
 mod dashboard;
 mod grpc;
 mod logs;

@@ -221,7 +221,7 @@ impl Store {
     pub async fn analyze(&self) -> Result<(), StoreError> {
         if let Pool::MySql(p) = self.pool() {
             sqlx::query(
-                "ANALYZE TABLE request_log, service_log, series, series_samples, state_documents, notifications, audit",
+                "ANALYZE TABLE request_log, service_log, series, series_samples, state_documents, notifications, audit, auth_tokens",
             )
             .execute(p)
             .await

@@ -35,7 +35,8 @@
 //! with keyset paging), [`retention`], [`pseudonym`] (keyed user pseudonyms, input digests),
 //! [`series`] (the telemetry series persistence), [`state`] (state documents shared by
 //! replicas, and their sync facade), [`notifications`] (the notification log and its
-//! non-blocking recorder), [`audit`] (the audit trail, which retention never deletes). The sync
+//! non-blocking recorder), [`audit`] (the audit trail, which retention never deletes),
+//! [`tokens`] (API tokens, stored as SHA-256 hashes only). The sync
 //! adapters share one piece of plumbing, a store on a thread of its own (`thread`).
 
 pub mod audit;
@@ -50,6 +51,7 @@ pub mod retention;
 pub mod series;
 pub mod state;
 mod thread;
+pub mod tokens;
 pub mod writer;
 
 pub use audit::{AuditOutcome, AuditQuery, AuditRecord};
@@ -63,4 +65,5 @@ pub use records::{LogRecord, RequestRecord, ServiceRecord};
 pub use retention::RetentionReport;
 pub use series::SqlSeriesPersistence;
 pub use state::{Document, SqlStateDocuments, StateChanges};
+pub use tokens::{NewToken, StoredToken, TokenRecord};
 pub use writer::{LogSink, LogWriter, WriterConfig, WriterStats};

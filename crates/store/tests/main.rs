@@ -15,4 +15,5 @@ mod query;
 mod retention;
 mod series;
 mod state;
+mod tokens;
 mod writer;

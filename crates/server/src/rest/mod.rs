@@ -1,6 +1,7 @@
 //! The Open Inference Protocol over HTTP (axum): health, server and model metadata, readiness,
 //! inference (JSON and binary), statistics, model config, and Triton's repository extension;
-//! the recommendation API; and the observability endpoints of [`crate::observe`].
+//! the recommendation API; the observability endpoints of [`crate::observe`]; and the token
+//! API. Every request passes [`crate::auth::require`] (inside the request-id span) first.
 //! [`router`] builds the whole REST surface from an [`AppState`]; tests call it without a
 //! socket.
 
@@ -80,11 +81,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/deployments/{model}/ab", post(crate::deployments::ab))
         .route("/api/v1/deployments/{model}/promote", post(crate::deployments::promote))
         .route("/api/v1/deployments/{model}/rollback", post(crate::deployments::rollback))
+        .route("/api/v1/tokens", get(crate::auth::api::list).post(crate::auth::api::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(crate::auth::api::revoke))
+        .route("/api/v1/auth/sign-in", post(crate::auth::api::sign_in))
+        .route("/api/v1/auth/status", get(crate::auth::api::status))
         .merge(crate::dashboard::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(middleware::from_fn_with_state(state.clone(), with_request_id))
         .with_state(state)
 }
