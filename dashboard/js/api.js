@@ -1,6 +1,66 @@
 // The server's HTTP APIs the dashboard reads: the Prometheus query API, the bottleneck report,
 // the V2 repository index, the recommendation API, the log search, alerting, and the deployment,
 // experiment and drift APIs. Same origin, no other network access.
+//
+// Authentication: when the server enforces it, the token the user signed in with is kept in
+// sessionStorage (this tab only, gone when it closes) and sent as `Authorization: Bearer` on
+// every call; an answer 401 forgets it and calls the handler given to `onSignedOut` (the app
+// shows its sign-in form again).
+
+const TOKEN_KEY = 'recserve.token';
+let signedOutHandler = () => {};
+
+/** The token signed in with, or null. */
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** `handler()` runs when the server answers 401 (no, an expired or a revoked token). */
+export function onSignedOut(handler) {
+  signedOutHandler = handler;
+}
+
+/** `fetch` with the bearer token, if any; a 401 forgets the token. */
+async function call(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  const t = token();
+  if (t) headers.set('Authorization', `Bearer ${t}`);
+  const resp = await fetch(path, { ...options, headers });
+  if (resp.status === 401 && t) {
+    forgetToken();
+    signedOutHandler();
+  }
+  return resp;
+}
+
+/** `/api/v1/auth/status` → {enforcing, mode, identity: {name, role, id} | null}. */
+export async function authStatus() {
+  return (await json(await call('/api/v1/auth/status'))).data;
+}
+
+/** `POST /api/v1/auth/sign-in`: keeps the token when the server accepts it and answers
+ *  {name, role, id}; a refused token throws the server's message. */
+export async function signIn(secret) {
+  const resp = await fetch('/api/v1/auth/sign-in', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ token: secret }),
+  });
+  const body = await json(resp);
+  sessionStorage.setItem(TOKEN_KEY, secret);
+  return body.data;
+}
+
+/** The body of `path` as a Blob, with the bearer token (for downloads a link cannot authorise). */
+export async function download(path) {
+  const resp = await call(path);
+  if (!resp.ok) await json(resp); // throws with the server's message
+  return resp.blob();
+}
 
 async function json(resp) {
   const text = await resp.text();
@@ -18,7 +78,7 @@ async function json(resp) {
 }
 
 async function promApi(path, params) {
-  const resp = await fetch(path, {
+  const resp = await call(path, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams(params),
@@ -42,26 +102,26 @@ export async function query(query, time) {
 }
 
 export async function bottleneck() {
-  return json(await fetch('/api/v1/bottleneck'));
+  return json(await call('/api/v1/bottleneck'));
 }
 
 /** `/api/v1/percentiles`: exact p50/p95/p99/max per target beside the bucket estimate. */
 export async function percentiles(window = '60s') {
-  return json(await fetch(`/api/v1/percentiles?window=${encodeURIComponent(window)}`));
+  return json(await call(`/api/v1/percentiles?window=${encodeURIComponent(window)}`));
 }
 
 export async function repositoryIndex() {
-  return json(await fetch('/v2/repository/index', { method: 'POST', body: '{}' }));
+  return json(await call('/v2/repository/index', { method: 'POST', body: '{}' }));
 }
 
 export async function scenarios() {
-  const body = await json(await fetch('/v1/scenarios'));
+  const body = await json(await call('/v1/scenarios'));
   return (body.scenarios || []).map((s) => (typeof s === 'string' ? s : s.name));
 }
 
 export async function recommend(request) {
   return json(
-    await fetch('/v1/recommend', {
+    await call('/v1/recommend', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(request),
@@ -70,7 +130,7 @@ export async function recommend(request) {
 }
 
 export async function queries() {
-  return json(await fetch('/dashboard/queries.json'));
+  return json(await call('/dashboard/queries.json'));
 }
 
 /** The URL of `/api/v1/logs` with `params` (a URLSearchParams or a plain object). */
@@ -81,7 +141,7 @@ export function logsUrl(params) {
 
 /** `/api/v1/logs` → {kind, records, next_cursor}; a bad filter throws the server's message. */
 export async function logs(params) {
-  const body = await json(await fetch(logsUrl(params)));
+  const body = await json(await call(logsUrl(params)));
   if (body.status !== 'success' || !body.data) throw new Error(`/api/v1/logs: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
   return body.data;
 }
@@ -90,7 +150,7 @@ export async function logs(params) {
 // notification log and the audit trail ----
 
 async function success(path) {
-  const body = await json(await fetch(path));
+  const body = await json(await call(path));
   if (body.status !== 'success' || !body.data) throw new Error(`${path}: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
   return body.data;
 }
@@ -107,7 +167,7 @@ export async function rules() {
 
 /** `POST /api/v1/rules/reload` → {ok, status, data: {groups, rules}} or {ok: false, error, errors}. */
 export async function reloadRules() {
-  const resp = await fetch('/api/v1/rules/reload', { method: 'POST' });
+  const resp = await call('/api/v1/rules/reload', { method: 'POST' });
   const text = await resp.text();
   let body = {};
   try {
@@ -121,13 +181,13 @@ export async function reloadRules() {
 
 /** `/api/v2/silences` → [{id, matchers, startsAt, endsAt, createdBy, comment, updatedAt, status: {state}}]. */
 export async function silences() {
-  return json(await fetch('/api/v2/silences'));
+  return json(await call('/api/v2/silences'));
 }
 
 /** `POST /api/v2/silences` → the new silence's id; a refused silence throws the server's message. */
 export async function createSilence(silence) {
   const body = await json(
-    await fetch('/api/v2/silences', {
+    await call('/api/v2/silences', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(silence),
@@ -138,7 +198,7 @@ export async function createSilence(silence) {
 
 /** `DELETE /api/v2/silence/{id}`: expires the silence now. */
 export async function expireSilence(id) {
-  const resp = await fetch(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  const resp = await call(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' });
   if (!resp.ok) await json(resp); // throws with the server's message
   await resp.text(); // read the (empty) answer to its end
 }
@@ -160,7 +220,7 @@ export async function deployments() {
 export async function deploymentAction(model, action, body = {}) {
   const path = `/api/v1/deployments/${encodeURIComponent(model)}/${action}`;
   const answer = await json(
-    await fetch(path, {
+    await call(path, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),

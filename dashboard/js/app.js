@@ -1,7 +1,8 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
 // the scenarios, a form that calls /v1/recommend, the Deployments page (deployments.js), the
-// Alerts page (alerts.js) and the Logs page (logs.js). Hash routing (`#page`, `#logs?filters` or
+// Alerts page (alerts.js) and the Logs page (logs.js), behind a sign-in form when the server
+// enforces authentication. Hash routing (`#page`, `#logs?filters` or
 // `#alerts?expr=…`), a time range, auto-refresh. A click on a point of a latency or error chart
 // (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
 
@@ -464,7 +465,63 @@ function setRange(range) {
   for (const b of document.querySelectorAll('#range button')) b.classList.toggle('active', Number(b.dataset.range) === range);
 }
 
+// ---- sign-in (when the server enforces authentication) ---------------------------------------
+
+let signingIn = null; // the pending sign-in, so several 401s show one form
+
+/** Shows the sign-in form until the server accepts a token; resolves with {name, role, id}. */
+function signInForm() {
+  if (signingIn) return signingIn;
+  signingIn = new Promise((resolve) => {
+    const overlay = $('#signin');
+    const form = $('#signin-form');
+    const input = $('#signin-token');
+    const error = $('#signin-error');
+    overlay.hidden = false;
+    error.textContent = '';
+    input.value = '';
+    input.focus();
+    const submit = async (ev) => {
+      ev.preventDefault();
+      try {
+        const identity = await api.signIn(input.value.trim());
+        form.removeEventListener('submit', submit);
+        overlay.hidden = true;
+        input.value = '';
+        signingIn = null;
+        resolve(identity);
+      } catch (err) {
+        error.textContent = String(err.message || err);
+      }
+    };
+    form.addEventListener('submit', submit);
+  });
+  return signingIn;
+}
+
+function showUser(identity) {
+  $('#user').hidden = !identity;
+  $('#user-name').textContent = identity ? `${identity.name} (${identity.role})` : '';
+}
+
+/** Asks for a token when the server enforces authentication and none is kept (or it is no
+ *  longer accepted); when authentication is off, nothing is shown. */
+async function ensureSignedIn() {
+  const status = await api.authStatus();
+  if (!status.enforcing) return showUser(status.identity);
+  showUser(status.identity || (await signInForm()));
+  api.onSignedOut(() => signInForm().then((identity) => {
+    showUser(identity);
+    refresh();
+  }));
+  $('#signout').addEventListener('click', () => {
+    api.forgetToken();
+    location.reload();
+  });
+}
+
 async function main() {
+  await ensureSignedIn();
   setRange(state.range);
   for (const b of document.querySelectorAll('#range button')) {
     b.addEventListener('click', () => {

@@ -98,6 +98,21 @@ export class LogsPage {
       ev.preventDefault();
       this.submit();
     });
+    // A link cannot send the bearer token: when signed in, the export is fetched and saved.
+    this.exportLink.addEventListener('click', async (ev) => {
+      if (!api.token()) return;
+      ev.preventDefault();
+      try {
+        const url = URL.createObjectURL(await api.download(this.exportLink.href));
+        const a = document.createElement('a');
+        a.href = url;
+        a.download = 'recserve-logs.jsonl';
+        a.click();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (err) {
+        this.errorBox.textContent = String(err.message || err);
+      }
+    });
     document.getElementById('logs-reset').addEventListener('click', () => this.go('#logs'));
     this.moreButton.addEventListener('click', () => this.more());
   }
