@@ -32,6 +32,10 @@ pub enum Command {
     /// The synthetic shop (catalog, shoppers, ground truth) behind the e-commerce example.
     #[command(subcommand)]
     Shop(ShopCommand),
+    /// API tokens (bearer tokens with a role): create, list, revoke. Works on the store
+    /// directly (the same --data-dir / --store / --config as `serve`), so it creates the first
+    /// admin token before any server runs; a running server picks changes up within seconds.
+    Token(TokenArgs),
 }
 
 #[derive(Args, Debug)]
@@ -137,6 +141,16 @@ pub struct ServeArgs {
     /// Seconds between evaluations of rule groups that set no interval [default: 15].
     #[arg(long, env = "RECSERVE_EVALUATION_INTERVAL_SECS")]
     pub evaluation_interval_secs: Option<u64>,
+    /// When requests must carry `Authorization: Bearer <token>`: "auto" as soon as the store
+    /// holds any token (create one with `recserve token create`), "required" always, "off"
+    /// never. The Kubernetes probes /v2/health/live and /v2/health/ready are always open
+    /// [default: auto].
+    #[arg(long, env = "RECSERVE_AUTH", value_parser = ["auto", "required", "off"])]
+    pub auth: Option<String>,
+    /// Start even though requests would be unauthenticated on an address other than loopback
+    /// (no token in the store yet, or --auth off). Without it such a start is refused.
+    #[arg(long, env = "RECSERVE_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
 }
 
 /// `recserve rules`: alert rule files.
@@ -160,6 +174,10 @@ pub struct DeployArgs {
     /// The server's HTTP address.
     #[arg(long, env = "RECSERVE_SERVER", default_value = "http://127.0.0.1:8000", global = true)]
     pub server: String,
+    /// Bearer token sent to the server (an operator or admin token; needed once the server
+    /// enforces authentication).
+    #[arg(long, env = "RECSERVE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: DeployCommand,
 }
@@ -260,6 +278,47 @@ pub struct DemoArgs {
     /// Seconds of normal traffic before the scenario starts.
     #[arg(long, env = "RECSERVE_DEMO_SCENARIO_DELAY_SECS", default_value_t = 60)]
     pub scenario_delay_secs: u64,
+}
+
+/// `recserve token`: where the store is, and what to do.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Directory of recserve's state, holding the SQLite store [default: ./recserve-data].
+    #[arg(long, env = "RECSERVE_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// The store URL (mysql://… or sqlite://…), as for `serve` [default: SQLite in <data-dir>].
+    #[arg(long, env = "RECSERVE_STORE", value_name = "URL", global = true)]
+    pub store: Option<String>,
+    /// `serve`'s config file: its data_dir and store are used unless given as flags.
+    #[arg(long, env = "RECSERVE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (on stdout, once: only its hash is stored).
+    Create {
+        /// Who or what holds it (the audit trail's actor is token:NAME).
+        #[arg(long)]
+        name: String,
+        /// admin (tokens, configuration), operator (deploy, roll back, silence, reload),
+        /// viewer (dashboard, queries, logs, read-only APIs) or inference (V2 infer,
+        /// /v1/recommend, /v1/feedback, /v1/scenarios).
+        #[arg(long)]
+        role: String,
+        /// Days until it stops working [default: never].
+        #[arg(long)]
+        expires_days: Option<u64>,
+    },
+    /// List every token: id, name, role, created, expires, last used, state.
+    List,
+    /// Revoke a token by its id (it is refused from the next refresh, within seconds).
+    Revoke {
+        /// The token's id (`recserve token list`).
+        id: String,
+    },
 }
 
 pub async fn bench(args: recserve_loadgen::BenchArgs) -> anyhow::Result<()> {

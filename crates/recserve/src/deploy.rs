@@ -1,6 +1,7 @@
 //! `recserve deploy`: the deployment API of a running server from the command line. Each
 //! command sends one request and prints the model's deployment afterwards; a refusal prints the
-//! server's explanation and exits with status 1.
+//! server's explanation and exits with status 1. `--token` (RECSERVE_TOKEN) is sent as the bearer
+//! token once the server enforces authentication.
 
 use crate::cli::{DeployArgs, DeployCommand};
 use anyhow::{Context, bail};
@@ -58,7 +59,10 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<()> {
         }
         DeployCommand::Rollback { model, reason } => (true, url(&model, "rollback"), json!({"reason": reason})),
     };
-    let request = if method_post { client.post(&target).json(&strip_nulls(body)) } else { client.get(&target) };
+    let mut request = if method_post { client.post(&target).json(&strip_nulls(body)) } else { client.get(&target) };
+    if let Some(token) = &args.token {
+        request = request.bearer_auth(token);
+    }
     let response = request.send().await.with_context(|| format!("cannot reach the server at {base}"))?;
     let status = response.status();
     let text = response.text().await.context("cannot read the server's answer")?;

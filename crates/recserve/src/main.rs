@@ -10,6 +10,7 @@ mod logging;
 mod rules;
 mod serve;
 mod shop;
+mod token;
 
 use clap::Parser;
 
@@ -25,5 +26,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Shop(command) => shop::run(command),
         cli::Command::Rules(command) => rules::run(command),
         cli::Command::Deploy(args) => runtime.block_on(deploy::run(args)),
+        cli::Command::Token(args) => runtime.block_on(token::run(args)),
     }
 }

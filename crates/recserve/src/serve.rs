@@ -12,6 +12,7 @@ use crate::cli::ServeArgs;
 use anyhow::{Context, bail};
 use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_NAME, RuleSource};
 use recserve_pipeline::Pipelines;
+use recserve_server::auth::AuthMode;
 use recserve_server::deployments::AutoRollback;
 use recserve_server::experiments::ExperimentsConfig;
 use recserve_server::observe::LogWriterCollector;
@@ -70,6 +71,10 @@ pub struct Settings {
     pub alerting: AlertingSettings,
     /// Online metrics and drift monitoring.
     pub experiments: ExperimentsConfig,
+    /// When requests must carry a bearer token.
+    pub auth: AuthMode,
+    /// Serve unauthenticated on a non-loopback address anyway.
+    pub allow_unauthenticated: bool,
 }
 
 /// The `[alerting]` table of the config file (rules, webhooks and Alertmanagers add to the
@@ -160,6 +165,8 @@ struct FileSettings {
     replica: Option<String>,
     request_log: Option<RequestLogConfig>,
     alerting: Option<AlertingSettings>,
+    auth: Option<String>,
+    allow_unauthenticated: Option<bool>,
 }
 
 /// What `recserve demo` supplies when neither flags nor the config file name a model
@@ -229,6 +236,10 @@ impl Settings {
             }
             experiments.drift_sample_rate = rate;
         }
+        let auth = match args.auth.clone().or(file.auth) {
+            Some(mode) => mode.parse::<AuthMode>().map_err(|e| anyhow::anyhow!("--auth: {e}"))?,
+            None => AuthMode::default(),
+        };
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -260,6 +271,8 @@ impl Settings {
             replica: args.replica.clone().or(file.replica),
             alerting,
             experiments,
+            auth,
+            allow_unauthenticated: args.allow_unauthenticated || file.allow_unauthenticated.unwrap_or(false),
         })
     }
 }
@@ -359,6 +372,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         settings.replica.clone(),
     )));
     state.store = Some(store.clone());
+    state.auth = crate::token::server_auth(&settings, &store, &telemetry.registry, &[http_addr, grpc_addr]).await?;
     if let Some(pipelines) = &pipelines {
         let shop = ShopApi::with_experiments(pipelines.clone(), registry.clone(), settings.experiments.clone())
             .map_err(|e| anyhow::anyhow!("invalid experiment settings: {e}"))?;
@@ -394,6 +408,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     auto_rollback.set_state(state.clone());
 
     let stop = CancellationToken::new();
+    state.auth.start_refresh(recserve_server::auth::REFRESH_INTERVAL, stop.clone().cancelled_owned());
     let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));
     info!(http = %http_addr, grpc = %grpc_addr, repository = %settings.model_repository.display(), "recserve listening; loading models");
     eprintln!("recserve: HTTP on http://{http_addr}  gRPC on {grpc_addr}");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod alerting;
+mod auth;
 mod demo;
 mod deployments;
 mod logs;
@@ -21,14 +22,23 @@ fn recserve() -> Command {
 
 /// Starts `recserve serve` on free ports and returns the child and its HTTP address, read from
 /// the line it prints when listening. The caller waits for the child.
-#[allow(clippy::zombie_processes)]
 fn start(extra_env: &[(&str, &str)]) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    start_in(&tempfile::tempdir().unwrap().keep(), &[], extra_env)
+}
+
+/// [`start`] with the data directory `data` and extra flags.
+#[allow(clippy::zombie_processes)]
+fn start_in(
+    data: &std::path::Path,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let repo = recserve_testkit::fixture_models();
-    let data = tempfile::tempdir().unwrap().keep();
     let mut cmd = recserve();
     cmd.args(["serve", "--http-port", "0", "--grpc-port", "0", "--repository-poll-secs", "0"])
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
+        .args(extra_args)
         .env("RECSERVE_MODEL_REPOSITORY", &repo)
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
