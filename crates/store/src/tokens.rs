@@ -257,8 +257,8 @@ mod tests {
 
     #[test]
     fn secrets_are_random_prefixed_and_hash_to_hex() {
-        let a = generate_secret().unwrap();
-        let b = generate_secret().unwrap();
+        let a = generate_secret().expect("OS randomness");
+        let b = generate_secret().expect("OS randomness");
         assert_ne!(a, b);
         assert!(a.starts_with(TOKEN_PREFIX));
         assert_eq!(a.len(), TOKEN_PREFIX.len() + 43, "32 bytes are 43 base64url characters: {a}");
@@ -272,7 +272,7 @@ mod tests {
     fn names_are_checked() {
         assert!(check_token_name("ci-deployer.prod@eu_1").is_ok());
         for bad in ["", "has space", "x".repeat(65).as_str(), "semi;colon"] {
-            let e = check_token_name(bad).unwrap_err().to_string();
+            let e = check_token_name(bad).expect_err("refused").to_string();
             assert!(e.contains("token name"), "{e}");
         }
     }

@@ -21,13 +21,13 @@ async fn create_list_revoke_touch(ctx: Ctx) {
     let ci = store.create_token("ci", "operator", Some(expires)).await.expect("create");
 
     // Names are unique among usable tokens.
-    let e = store.create_token("ci", "viewer", None).await.unwrap_err();
+    let e = store.create_token("ci", "viewer", None).await.expect_err("refused");
     assert!(matches!(e, StoreError::Invalid { what: "token name", .. }), "{e}");
     assert!(e.to_string().contains("exists already"), "{e}");
     // Bad names, roles and expiries are refused with what was expected.
-    assert!(store.create_token("has space", "admin", None).await.unwrap_err().to_string().contains("letters"));
-    assert!(store.create_token("x", "", None).await.unwrap_err().to_string().contains("token role"));
-    assert!(store.create_token("old", "admin", Some(1000)).await.unwrap_err().to_string().contains("future"));
+    assert!(store.create_token("has space", "admin", None).await.expect_err("refused").to_string().contains("letters"));
+    assert!(store.create_token("x", "", None).await.expect_err("refused").to_string().contains("token role"));
+    assert!(store.create_token("old", "admin", Some(1000)).await.expect_err("refused").to_string().contains("future"));
 
     let stored = store.token_hashes().await.expect("hashes");
     assert_eq!(stored.len(), 2);

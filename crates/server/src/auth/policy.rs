@@ -4,12 +4,12 @@
 //! - open: the Kubernetes probes (`/v2/health/live`, `/v2/health/ready`, gRPC `ServerLive` and
 //!   `ServerReady`), the dashboard's static files, `GET /api/v1/auth/status` and
 //!   `POST /api/v1/auth/sign-in` (which checks the token it is given itself);
-//! - [`Role::Inference`]: V2 inference (REST and gRPC), `/v1/recommend`, `/v1/feedback`,
+//! - inference ([`Role::Inference`]): V2 inference (REST and gRPC), `/v1/recommend`, `/v1/feedback`,
 //!   `/v1/scenarios`;
-//! - [`Role::Operator`]: deployment changes, silences, rule reloads, table reloads, repository
+//! - operator ([`Role::Operator`]): deployment changes, silences, rule reloads, table reloads, repository
 //!   load/unload;
-//! - [`Role::Admin`]: `/api/v1/tokens`;
-//! - [`Role::Viewer`]: everything else (metadata, statistics, queries, logs, alerts, rules,
+//! - admin ([`Role::Admin`]): `/api/v1/tokens`;
+//! - viewer ([`Role::Viewer`]): everything else (metadata, statistics, queries, logs, alerts, rules,
 //!   audit, experiments, drift, deployments listing, `/metrics`), and unknown paths, so an
 //!   unauthenticated caller learns nothing about which endpoints exist.
 
