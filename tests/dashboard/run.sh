@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Browser test of the embedded dashboard and the Grafana dashboard's queries: builds the release
-# binary, installs the Node dependencies from package-lock.json (playwright-core only: it drives
+# Browser test of the embedded dashboard and the Grafana dashboard's queries: uses $RECSERVE_BIN
+# (else builds the release binary), installs the Node dependencies from package-lock.json (playwright-core only: it drives
 # Debian's /usr/bin/chromium and never downloads a browser), and runs dashboard.test.mjs, which
 # starts `recserve demo` itself. Fails (never skips) when something is missing.
 # Screenshots: bench/results/dashboard/ (or SCREENSHOT_DIR).
@@ -14,8 +14,11 @@ done
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$CHROMIUM" ] || { echo "tests/dashboard: no Chromium at $CHROMIUM (apt-get install chromium)" >&2; exit 1; }
 
-cargo build --release --locked -p recserve
-export RECSERVE_BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/recserve}"
+# scripts/test-all passes the binary its test build made (RECSERVE_BIN); alone, build release.
+if [ -z "${RECSERVE_BIN:-}" ]; then
+  cargo build --release --locked -p recserve
+  export RECSERVE_BIN="${CARGO_TARGET_DIR:-$root/target}/release/recserve"
+fi
 
 cd tests/dashboard
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error

@@ -77,6 +77,6 @@ pub use config::PipelinesConfig;
 pub use features::{FeatureSpec, SpecError};
 pub use pipeline::{ConfigError, ItemInfo, Pipelines};
 pub use request::{
-    ErrorClass, FeatureValue, Filters, ModelOutput, ModelRunner, PipelineError, RankObserver, RecommendRequest,
+    ErrorClass, FeatureValue, Filters, ModelOutput, ModelRunner, PipelineError, ModelObserver, RecommendRequest,
     RecommendResponse, RecommendedItem, RunnerError, RunnerErrorKind, StageTimings,
 };

@@ -21,7 +21,7 @@ use crate::ann::{AnnError, ItemIndex, top_k};
 use crate::config::{MergePolicy, PipelinesConfig, ScenarioConfig};
 use crate::features::{FeatureSet, FeatureSpec, Raw, Source, SpecError};
 use crate::request::{
-    FeatureValue, ModelRunner, PipelineError, RankObserver, RecommendRequest, RecommendResponse, RecommendedItem,
+    FeatureValue, ModelRunner, ModelObserver, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem,
     RunnerError, RunnerErrorKind, StageTimings,
 };
 use crate::tables::{ItemCatalog, Table, TableError, load_embeddings};
@@ -118,7 +118,7 @@ pub struct Pipelines {
     spec: FeatureSpec,
     snapshot: ArcSwap<Snapshot>,
     reload_lock: Mutex<()>,
-    observer: OnceLock<Arc<dyn RankObserver>>,
+    observer: OnceLock<Arc<dyn ModelObserver>>,
 }
 
 impl std::fmt::Debug for Pipelines {
@@ -157,9 +157,9 @@ impl Pipelines {
         })
     }
 
-    /// Sets the observer that sees the features and score of every shown item (once; a second
-    /// call returns the observer back as the error).
-    pub fn set_rank_observer(&self, observer: Arc<dyn RankObserver>) -> Result<(), Arc<dyn RankObserver>> {
+    /// Sets the observer that sees the user tower's input and the ranker's features and score
+    /// of every shown item (once; a second call returns the observer back as the error).
+    pub fn set_observer(&self, observer: Arc<dyn ModelObserver>) -> Result<(), Arc<dyn ModelObserver>> {
         self.observer.set(observer)
     }
 
@@ -241,6 +241,7 @@ impl Pipelines {
         let v = validate(&req, scenario, cat)?;
         let user_row = snap.users.row(&req.user_id);
         let mut model_versions = BTreeMap::new();
+        let observer = self.observer.get().filter(|o| o.wants());
 
         // User tower: one row, one call (skipped for a cold-start user).
         let mut embedding: Option<Vec<f32>> = None;
@@ -250,9 +251,15 @@ impl Pipelines {
             let mut row = vec![0.0f32; set.width];
             fill_request_features(set, &snap.user_tower, &snap.users, Some(u), req.context.as_ref(), &mut row);
             stages.user_features = t.elapsed();
+            let observed = observer.map(|_| row.clone());
             let t = Instant::now();
             let out = run_model(runner, set, row, 1).await?;
             stages.user_tower = t.elapsed();
+            if let (Some(observer), Some(row)) = (observer, observed) {
+                let mut values = Vec::with_capacity(set.features.len());
+                observed_features(set, &snap.user_tower, None, &snap, Some(u), req.context.as_ref(), &row, &mut values);
+                observer.observe(&set.model, &out.0, &values, &[]);
+            }
             let emb = out_column_values(&out.1, set, 1, None)?;
             if emb.len() != self.spec.embedding_dim {
                 return Err(PipelineError::Internal(format!(
@@ -301,7 +308,7 @@ impl Pipelines {
                 self.fill_candidate(&snap, user_row, embedding.as_deref(), &qtok, r as usize, row_out);
             }
             stages.preprocess = t.elapsed();
-            let observed = self.observer.get().is_some_and(|o| o.wants(&set.model)).then(|| rows.clone());
+            let observed = observer.map(|_| rows.clone());
             let t = Instant::now();
             let out = run_model(runner, set, rows, n).await?;
             let scores = out_column_values(&out.1, set, n, set.output_column)?;
@@ -347,7 +354,7 @@ impl Pipelines {
             });
         }
         stages.rules = t.elapsed();
-        if let (Some(observer), Some((rows, version))) = (self.observer.get(), &ranked) {
+        if let (Some(observer), Some((rows, version))) = (observer, &ranked) {
             self.observe_shown(observer.as_ref(), version, &snap, user_row, req.context.as_ref(), rows, &shown);
         }
         stages.total = t_start.elapsed();
@@ -433,13 +440,12 @@ impl Pipelines {
         if v.filters_nothing { items.index.search(query, k, None) } else { items.index.search(query, k, Some(keep)) }
     }
 
-    /// Hands the ranker features and score of each shown item to the observer, when it wants
-    /// this request. `rows` are the ranker's input rows; `shown` is (catalog row, candidate
-    /// index, score) per shown item.
+    /// Hands the ranker features and score of each shown item to the observer. `rows` are the
+    /// ranker's input rows; `shown` is (catalog row, candidate index, score) per shown item.
     #[allow(clippy::too_many_arguments)]
     fn observe_shown(
         &self,
-        observer: &dyn RankObserver,
+        observer: &dyn ModelObserver,
         version: &str,
         snap: &Snapshot,
         user_row: Option<usize>,
@@ -448,34 +454,12 @@ impl Pipelines {
         shown: &[(usize, usize, f32)],
     ) {
         let set = &self.spec.ranker;
-        if shown.is_empty() {
-            return;
-        }
-        let cat = &snap.items.catalog;
-        let mut values: Vec<(&str, FeatureValue<'_>)> = Vec::with_capacity(set.features.len());
+        let mut values = Vec::with_capacity(set.features.len());
         for &(r, idx, score) in shown {
-            values.clear();
             let row = &rows[idx * set.width..(idx + 1) * set.width];
-            for (i, (f, b)) in set.features.iter().zip(&snap.ranker).enumerate() {
-                let value = if f.is_categorical() {
-                    let raw = match b {
-                        Bound::UserColumn(c) => user_row.and_then(|u| text(snap.users.cell(u, *c))),
-                        Bound::Context(key) => match context.and_then(|c| c.get(key)) {
-                            Some(serde_json::Value::String(s)) => text(s),
-                            _ => None,
-                        },
-                        Bound::ItemPrecomputed(_) => {
-                            snap.ranker_item_columns[i].and_then(|c| text(cat.table.cell(r, c)))
-                        }
-                        _ => None,
-                    };
-                    raw.map_or(FeatureValue::Missing, FeatureValue::Categorical)
-                } else {
-                    FeatureValue::Numeric(f64::from(row[set.offsets[i]]))
-                };
-                values.push((f.name.as_str(), value));
-            }
-            observer.observe(&set.model, version, &values, f64::from(score));
+            let item = Some((r, snap.ranker_item_columns.as_slice()));
+            observed_features(set, &snap.ranker, item, snap, user_row, context, row, &mut values);
+            observer.observe(&set.model, version, &values, &[f64::from(score)]);
         }
     }
 
@@ -707,6 +691,44 @@ fn popularity_candidates(
         .take(k)
         .map(|r| (r as u32, cat.popularity[r] as f32))
         .collect()
+}
+
+/// The features of one model input `row` as a drift observer sees them (into `out`, cleared
+/// first): categorical features as their raw value — the user table's cell, the context's
+/// string, or for an item feature (`item`: catalog row and the table column of each feature)
+/// the item table's cell — numeric ones as the model sees them, from `row`.
+#[allow(clippy::too_many_arguments)]
+fn observed_features<'a>(
+    set: &'a FeatureSet,
+    bound: &[Bound],
+    item: Option<(usize, &[Option<usize>])>,
+    snap: &'a Snapshot,
+    user_row: Option<usize>,
+    context: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    row: &[f32],
+    out: &mut Vec<(&'a str, FeatureValue<'a>)>,
+) {
+    out.clear();
+    let cat = &snap.items.catalog;
+    for (i, (f, b)) in set.features.iter().zip(bound).enumerate() {
+        let value = if f.is_categorical() {
+            let raw = match b {
+                Bound::UserColumn(c) => user_row.and_then(|u| text(snap.users.cell(u, *c))),
+                Bound::Context(key) => match context.and_then(|c| c.get(key)) {
+                    Some(serde_json::Value::String(s)) => text(s),
+                    _ => None,
+                },
+                Bound::ItemPrecomputed(_) => {
+                    item.and_then(|(r, columns)| columns[i].and_then(|c| text(cat.table.cell(r, c))))
+                }
+                _ => None,
+            };
+            raw.map_or(FeatureValue::Missing, FeatureValue::Categorical)
+        } else {
+            FeatureValue::Numeric(f64::from(row[set.offsets[i]]))
+        };
+        out.push((f.name.as_str(), value));
+    }
 }
 
 /// Fills the request-constant columns (user.* and context.*) of one model row.

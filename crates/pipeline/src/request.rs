@@ -71,16 +71,17 @@ pub trait ModelRunner: Send + Sync {
     ) -> futures::future::BoxFuture<'a, Result<ModelOutput, RunnerError>>;
 }
 
-/// Sees the ranker features and score of every item a pipeline shows, for drift monitoring.
+/// Sees the inputs the pipeline's models get (and the ranker's scores), for drift monitoring.
 /// The server sets one on [`crate::Pipelines`]; without it the pipeline does no extra work.
-pub trait RankObserver: Send + Sync {
-    /// Whether to observe this request's items for `model` (sampling is the observer's
-    /// business); when false the pipeline skips the feature gathering.
-    fn wants(&self, model: &str) -> bool;
-    /// One shown item: the ranker's features by name — categorical features as their raw value
-    /// (what `reference_stats.json` counts), numeric ones as the model sees them (after the
-    /// transforms) — and the item's score.
-    fn observe(&self, model: &str, version: &str, features: &[(&str, FeatureValue<'_>)], score: f64);
+pub trait ModelObserver: Send + Sync {
+    /// Whether to observe this request (sampling is the observer's business). Asked once per
+    /// request; when false the pipeline skips the feature gathering.
+    fn wants(&self) -> bool;
+    /// One observation of `model`'s inputs by feature name — categorical features as their raw
+    /// value (what `reference_stats.json` counts), numeric ones as the model sees them (after
+    /// the transforms) — and its scores: the ranker's score of one shown item, or none for the
+    /// user tower (its output is an embedding, not a score).
+    fn observe(&self, model: &str, version: &str, features: &[(&str, FeatureValue<'_>)], scores: &[f64]);
 }
 
 /// Errors of the pipeline layer.

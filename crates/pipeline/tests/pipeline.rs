@@ -197,18 +197,18 @@ fn demo_feature_rows_match_train_py() {
     }
 }
 
-/// (model, version, features as (name, debug value), score) of one observed item.
-type Observation = (String, String, Vec<(String, String)>, f64);
+/// (model, version, features as (name, debug value), scores) of one observation.
+type Observation = (String, String, Vec<(String, String)>, Vec<f64>);
 
-/// Collects what the pipeline hands to its rank observer.
+/// Collects what the pipeline hands to its model observer.
 #[derive(Default)]
 struct Collector {
     want: bool,
     seen: std::sync::Mutex<Vec<Observation>>,
 }
 
-impl recserve_pipeline::RankObserver for Collector {
-    fn wants(&self, _model: &str) -> bool {
+impl recserve_pipeline::ModelObserver for Collector {
+    fn wants(&self) -> bool {
         self.want
     }
     fn observe(
@@ -216,40 +216,51 @@ impl recserve_pipeline::RankObserver for Collector {
         model: &str,
         version: &str,
         features: &[(&str, recserve_pipeline::FeatureValue<'_>)],
-        score: f64,
+        scores: &[f64],
     ) {
         let features = features.iter().map(|(n, v)| (n.to_string(), format!("{v:?}"))).collect();
-        self.seen.lock().unwrap().push((model.to_string(), version.to_string(), features, score));
+        self.seen.lock().unwrap().push((model.to_string(), version.to_string(), features, scores.to_vec()));
     }
 }
 
 #[test]
-fn the_rank_observer_sees_each_shown_item_with_raw_categories_and_model_values() {
+fn the_observer_sees_the_user_tower_row_and_each_shown_item_with_raw_categories_and_model_values() {
     let p = Pipelines::load(&shop().join("pipelines.toml")).unwrap();
     let collector = std::sync::Arc::new(Collector { want: true, ..Default::default() });
-    p.set_rank_observer(collector.clone()).map_err(|_| "set twice").unwrap();
-    assert!(p.set_rank_observer(collector.clone()).is_err(), "the observer is set once");
+    p.set_observer(collector.clone()).map_err(|_| "set twice").unwrap();
+    assert!(p.set_observer(collector.clone()).is_err(), "the observer is set once");
     let got =
         run(&p, serde_json::json!({"scenario": "home_feed", "user_id": "U0000003", "context": {"device": "desktop"}}));
     let seen = collector.seen.lock().unwrap();
-    assert_eq!(seen.len(), got.items.len(), "one observation per shown item");
-    for ((model, version, features, score), item) in seen.iter().zip(&got.items) {
+    let value = |features: &[(String, String)], name: &str| {
+        features.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap()
+    };
+    let (tower, ranked): (Vec<_>, Vec<_>) = seen.iter().partition(|o| o.0 == "user_tower");
+    assert_eq!(tower.len(), 1, "one user tower row per request");
+    let (_, version, features, scores) = tower[0];
+    assert_eq!(version, "1");
+    assert!(scores.is_empty(), "the tower's output is an embedding, not a score");
+    assert_eq!(features.len(), 4, "every user tower feature");
+    assert!(value(features, "u_segment").starts_with("Categorical("), "{}", value(features, "u_segment"));
+    assert!(value(features, "u_tenure").starts_with("Numeric("), "{}", value(features, "u_tenure"));
+    assert_eq!(ranked.len(), got.items.len(), "one ranker observation per shown item");
+    for ((model, version, features, scores), item) in ranked.into_iter().zip(&got.items) {
         assert_eq!((model.as_str(), version.as_str()), ("ranker", "1"));
-        assert!((score - f64::from(item.score)).abs() < 1e-9);
-        let value = |name: &str| features.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+        assert_eq!(scores.len(), 1);
+        assert!((scores[0] - f64::from(item.score)).abs() < 1e-9);
         assert_eq!(features.len(), 12, "every ranker feature");
         // one_hot / vocabulary: the raw value; numeric chains: the number the model sees.
-        assert_eq!(value("c_device"), "Categorical(\"desktop\")");
-        assert_eq!(value("i_category"), format!("Categorical({:?})", item.category));
-        assert!(value("u_segment").starts_with("Categorical("), "{}", value("u_segment"));
-        assert!(value("i_log_price").starts_with("Numeric("), "{}", value("i_log_price"));
-        assert!(value("i_brand_hash").starts_with("Numeric("), "hash then standardize ends numeric");
+        assert_eq!(value(features, "c_device"), "Categorical(\"desktop\")");
+        assert_eq!(value(features, "i_category"), format!("Categorical({:?})", item.category));
+        assert!(value(features, "u_segment").starts_with("Categorical("), "{}", value(features, "u_segment"));
+        assert!(value(features, "i_log_price").starts_with("Numeric("), "{}", value(features, "i_log_price"));
+        assert!(value(features, "i_brand_hash").starts_with("Numeric("), "hash then standardize ends numeric");
     }
     drop(seen);
 
     let quiet = Pipelines::load(&shop().join("pipelines.toml")).unwrap();
     let collector = std::sync::Arc::new(Collector::default());
-    quiet.set_rank_observer(collector.clone()).map_err(|_| "set twice").unwrap();
+    quiet.set_observer(collector.clone()).map_err(|_| "set twice").unwrap();
     run(&quiet, serde_json::json!({"scenario": "home_feed", "user_id": "U0000003"}));
     assert!(collector.seen.lock().unwrap().is_empty(), "an observer that does not want the request sees nothing");
 }

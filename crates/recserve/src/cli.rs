@@ -116,8 +116,9 @@ pub struct ServeArgs {
     /// in minutes [default: 10].
     #[arg(long, env = "RECSERVE_ONLINE_WINDOW_MINS")]
     pub online_window_mins: Option<u64>,
-    /// Share of recommendation requests whose shown items feed the drift monitors (0–1)
-    /// [default: 0.25].
+    /// Share of requests whose model inputs feed the drift monitors (0–1): recommendations (the
+    /// user tower's row, the shown items' ranker features and scores) and V2 inferences (rows of
+    /// 2-D FP32 inputs) [default: 0.25].
     #[arg(long, env = "RECSERVE_DRIFT_SAMPLE_RATE")]
     pub drift_sample_rate: Option<f64>,
     /// Name of this replica in logs shared through a MySQL store [default: none].

@@ -14,7 +14,7 @@ use recserve_alerting::{Alerting, AlertingConfig, AlertingTasks, DEFAULT_RULES_N
 use recserve_pipeline::Pipelines;
 use recserve_server::auth::AuthMode;
 use recserve_server::deployments::AutoRollback;
-use recserve_server::experiments::ExperimentsConfig;
+use recserve_server::experiments::{Experiments, ExperimentsConfig};
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
 use recserve_server::shop::ShopApi;
@@ -373,11 +373,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     )));
     state.store = Some(store.clone());
     state.auth = crate::token::server_auth(&settings, &store, &telemetry.registry, &[http_addr, grpc_addr]).await?;
+    let experiments = Arc::new(
+        Experiments::new(registry.clone(), settings.experiments.clone())
+            .map_err(|e| anyhow::anyhow!("invalid experiment settings: {e}"))?,
+    );
+    recserve_server::experiments::register_collector(&telemetry.registry, experiments.clone());
+    state.experiments = Some(experiments.clone());
     if let Some(pipelines) = &pipelines {
-        let shop = ShopApi::with_experiments(pipelines.clone(), registry.clone(), settings.experiments.clone())
-            .map_err(|e| anyhow::anyhow!("invalid experiment settings: {e}"))?;
-        recserve_server::experiments::register_collector(&telemetry.registry, shop.experiments().clone());
-        state.shop = Some(Arc::new(shop));
+        state.shop = Some(Arc::new(ShopApi::with_experiments(pipelines.clone(), registry.clone(), experiments)));
     }
 
     let alerting = {

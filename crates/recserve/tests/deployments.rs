@@ -231,25 +231,34 @@ fn drift_shows_when_the_shoppers_inputs_shift() {
         dir.path(),
         &["--traffic-rate", "60", "--drift-sample-rate", "1", "--scenario", "drift", "--scenario-delay-secs", "0"],
     );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let drift = get_json(&addr, "/api/v1/drift");
-        let device = drift["data"]
+    // The ranker's `device` comes from the request's context, the user tower's `ut_device` from
+    // the users table: both shift when only tablet shoppers arrive.
+    let significant = |drift: &Value, model: &str, feature: &str| {
+        drift["data"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|v| v["model"] == "ranker")
+            .filter(|v| v["model"] == model)
             .flat_map(|v| v["snapshot"]["features"].as_array().cloned().unwrap_or_default())
-            .find(|f| f["name"] == "device");
-        if let Some(f) = device.filter(|f| f["verdict"] == "significant") {
-            assert!(f["psi"].as_f64().unwrap() > 0.2, "{f}");
+            .find(|f| f["name"] == feature && f["verdict"] == "significant")
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let drift = get_json(&addr, "/api/v1/drift");
+        if let (Some(ranker), Some(tower)) =
+            (significant(&drift, "ranker", "device"), significant(&drift, "user_tower", "ut_device"))
+        {
+            assert!(ranker["psi"].as_f64().unwrap() > 0.2, "{ranker}");
+            assert!(tower["psi"].as_f64().unwrap() > 0.2, "{tower}");
             break;
         }
         assert!(Instant::now() < deadline, "no drift verdict: {drift}\n{}", demo_log(dir.path()));
         std::thread::sleep(Duration::from_millis(500));
     }
     let drift = get_json(&addr, "/api/v1/drift");
-    assert_eq!(drift["data"][0]["reference"], "shipped", "the demo ships its ranker's reference: {drift}");
+    for version in drift["data"].as_array().unwrap() {
+        assert_eq!(version["reference"], "shipped", "the demo ships both models' references: {drift}");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while query_value(&addr, r#"max(recserve_drift_psi{model="ranker",feature="device"})"#) <= 0.2 {
         assert!(Instant::now() < deadline, "the drift series never showed it");

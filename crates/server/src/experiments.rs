@@ -1,7 +1,10 @@
 //! Online experiment metrics and drift, as the recommendation API feeds them: every served
 //! recommendation and every joined feedback event is counted per deployment arm
-//! (`recserve_online::OnlineMetrics`), and the ranker features and score of sampled shown items
-//! go to the drift monitor of the version that ranked them (`recserve_drift::DriftHub`).
+//! (`recserve_online::OnlineMetrics`). Drift monitors (`recserve_drift::DriftHub`, one per
+//! model version) see sampled inputs of every model: on `/v1/recommend` the user tower's input
+//! row and the ranker features and score of each shown item (named as in the feature spec); on
+//! V2 inference, each row of a 2-D FP32 input `[n, w]` as features `<input>[<i>]` with the
+//! model's one-score-per-row FP32 output, if it has one, as the score.
 //!
 //! Both are exposed three ways: as metric families on `/metrics` (so the series store, rules and
 //! Prometheus see them), as JSON at `/api/v1/experiments` and `/api/v1/drift` (the dashboard's
@@ -31,8 +34,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use recserve_drift::{DriftConfig, DriftHub, FeatureDrift, ReferenceLookup, Verdict};
 use recserve_online::{ArmKey, Event, OnlineConfig, OnlineMetrics};
-use recserve_pipeline::{FeatureValue, RankObserver};
-use recserve_serving::ModelRegistry;
+use recserve_engine::{Tensor, TensorData};
+use recserve_pipeline::{FeatureValue, ModelObserver};
+use recserve_serving::{ModelRegistry, NamedTensor};
 use recserve_telemetry::metrics::{Collector, FamilySnapshot, MetricKind, SeriesSnapshot, SnapshotValue};
 use std::path::Path;
 use std::sync::Arc;
@@ -46,7 +50,7 @@ pub use recserve_drift::SCORE_NAME as SCORE_FEATURE;
 pub struct ExperimentsConfig {
     pub online: OnlineConfig,
     pub drift: DriftConfig,
-    /// Share of recommendation requests whose shown items feed the drift monitors (0–1).
+    /// Share of requests (recommendations and V2 inferences) that feed the drift monitors (0–1).
     pub drift_sample_rate: f64,
 }
 
@@ -142,14 +146,97 @@ impl Experiments {
     }
 }
 
-impl RankObserver for Experiments {
-    fn wants(&self, _model: &str) -> bool {
+impl Experiments {
+    /// Whether this request is sampled for drift.
+    fn sampled(&self) -> bool {
         self.sample_every != 0 && self.requests.fetch_add(1, Ordering::Relaxed).is_multiple_of(self.sample_every)
     }
 
-    fn observe(&self, model: &str, version: &str, features: &[(&str, FeatureValue<'_>)], score: f64) {
+    /// For a sampled V2 request, what drift needs of its inputs, copied before the inference
+    /// consumes them; `None` when the request is not sampled or has no 2-D FP32 input.
+    pub fn v2_sample(&self, inputs: &[NamedTensor]) -> Option<V2Sample> {
+        V2Sample::of(inputs).filter(|_| self.sampled())
+    }
+
+    /// Records a sampled V2 request that `version` of `model` answered with `outputs`.
+    pub fn observe_v2(&self, model: &str, version: u64, sample: &V2Sample, outputs: &[Tensor]) {
+        let scores = row_scores(outputs, sample.rows);
+        let monitor = self.drift.monitor(model, version);
+        let mut values: Vec<(&str, FeatureValue<'_>)> = Vec::with_capacity(sample.names.len());
+        for row in 0..sample.rows.min(V2Sample::MAX_ROWS) {
+            values.clear();
+            let mut first_name = 0;
+            for (width, data) in &sample.inputs {
+                let cells = &data[row * width..(row + 1) * width];
+                let names = &sample.names[first_name..first_name + width];
+                values.extend(names.iter().zip(cells).map(|(n, &x)| (n.as_str(), FeatureValue::Numeric(f64::from(x)))));
+                first_name += width;
+            }
+            let score = scores.map(|s| [f64::from(s[row])]);
+            monitor.record(&values, score.as_ref().map_or(&[][..], |s| &s[..]));
+        }
+    }
+}
+
+/// The 2-D FP32 inputs of a sampled V2 request: one drift observation per row (at most
+/// [`Self::MAX_ROWS`] of a batch), one numeric feature `<input>[<i>]` per column.
+#[derive(Debug)]
+pub struct V2Sample {
+    rows: usize,
+    /// Feature names, input by input, column by column.
+    names: Vec<String>,
+    /// (width, row-major values of the first `MAX_ROWS` rows) per input.
+    inputs: Vec<(usize, Vec<f32>)>,
+}
+
+impl V2Sample {
+    /// Rows of one request observed (the rest of a large batch is not).
+    pub const MAX_ROWS: usize = 64;
+    /// Inputs wider than this are not feature vectors drift can follow column by column.
+    pub const MAX_COLUMNS: usize = 256;
+
+    fn of(inputs: &[NamedTensor]) -> Option<V2Sample> {
+        let mut sample = V2Sample { rows: usize::MAX, names: Vec::new(), inputs: Vec::new() };
+        for input in inputs {
+            let (TensorData::F32(data), [rows, width]) = (&input.tensor.data, input.tensor.shape.as_slice()) else {
+                continue;
+            };
+            if *width == 0 || *width > Self::MAX_COLUMNS || *rows == 0 {
+                continue;
+            }
+            sample.rows = sample.rows.min(*rows);
+            let kept = (*rows).min(Self::MAX_ROWS) * width;
+            sample.inputs.push((*width, data[..kept.min(data.len())].to_vec()));
+            sample.names.extend((0..*width).map(|i| format!("{}[{i}]", input.name)));
+        }
+        if sample.inputs.is_empty() {
+            return None;
+        }
+        sample.rows = sample.rows.min(Self::MAX_ROWS);
+        // A malformed tensor (fewer values than its shape) is the inference's to refuse.
+        if sample.inputs.iter().any(|(w, d)| d.len() < sample.rows * w) {
+            return None;
+        }
+        Some(sample)
+    }
+}
+
+/// The first FP32 output holding one value per row (`[n]` or `[n, 1]`), as the rows' scores.
+fn row_scores(outputs: &[Tensor], rows: usize) -> Option<&[f32]> {
+    outputs.iter().find_map(|t| match (&t.data, t.shape.as_slice()) {
+        (TensorData::F32(v), [n] | [n, 1]) if *n >= rows && v.len() >= rows => Some(&v[..]),
+        _ => None,
+    })
+}
+
+impl ModelObserver for Experiments {
+    fn wants(&self) -> bool {
+        self.sampled()
+    }
+
+    fn observe(&self, model: &str, version: &str, features: &[(&str, FeatureValue<'_>)], scores: &[f64]) {
         let Ok(v) = version.parse::<u64>() else { return };
-        self.drift.monitor(model, v).record(features, &[score]);
+        self.drift.monitor(model, v).record(features, scores);
     }
 }
 
@@ -321,9 +408,14 @@ pub fn register_collector(registry: &recserve_telemetry::metrics::Registry, expe
     registry.register_collector(Box::new(Shared(experiments)));
 }
 
+/// The server's experiments: its own, else its recommendation API's.
+pub fn of(state: &AppState) -> Option<&Arc<Experiments>> {
+    state.experiments.as_ref().or_else(|| state.shop.as_ref().map(|s| s.experiments()))
+}
+
 fn experiments(state: &AppState) -> Result<&Arc<Experiments>, ApiError> {
-    state.shop.as_ref().map(|s| s.experiments()).ok_or_else(|| {
-        ApiError::NotFound("this server runs no recommendation pipelines, so it has no online metrics or drift".into())
+    of(state).ok_or_else(|| {
+        ApiError::NotFound("this server was started without online metrics and drift monitoring".into())
     })
 }
 

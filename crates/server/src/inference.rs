@@ -93,9 +93,14 @@ pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observe
     if let Some(log) = obs.log() {
         log.input_tensors(&call.inputs);
     }
+    let experiments = crate::experiments::of(state);
+    let drift = experiments.and_then(|e| e.v2_sample(&call.inputs));
     let (tensors, timings) = loaded.infer_timed(call.inputs).await;
     obs.batcher(timings);
     let tensors = tensors?;
+    if let (Some(experiments), Some(sample)) = (experiments, &drift) {
+        experiments.observe_v2(&loaded.model, loaded.version, sample, &tensors);
+    }
     let mut outputs = Vec::with_capacity(tensors.len());
     for (spec, tensor) in loaded.signature.outputs.iter().zip(tensors) {
         if call.outputs.is_empty() {

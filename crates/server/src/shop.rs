@@ -234,21 +234,21 @@ pub struct ShopApi {
 impl ShopApi {
     /// The API with default experiment settings (see [`ExperimentsConfig`]).
     pub fn new(pipelines: Arc<Pipelines>, registry: Arc<ModelRegistry>) -> ShopApi {
-        Self::with_experiments(pipelines, registry, ExperimentsConfig::default())
-            .unwrap_or_else(|e| unreachable!("the default experiment settings are valid: {e}"))
+        let experiments = Experiments::new(registry.clone(), ExperimentsConfig::default())
+            .unwrap_or_else(|e| unreachable!("the default experiment settings are valid: {e}"));
+        Self::with_experiments(pipelines, registry, Arc::new(experiments))
     }
 
-    /// The API with the given online-metric and drift settings; an invalid setting is explained.
+    /// The API feeding `experiments` (the server's, shared with V2 inference).
     pub fn with_experiments(
         pipelines: Arc<Pipelines>,
         registry: Arc<ModelRegistry>,
-        config: ExperimentsConfig,
-    ) -> Result<ShopApi, String> {
-        let experiments = Arc::new(Experiments::new(registry.clone(), config)?);
-        if pipelines.set_rank_observer(experiments.clone()).is_err() {
+        experiments: Arc<Experiments>,
+    ) -> ShopApi {
+        if pipelines.set_observer(experiments.clone()).is_err() {
             tracing::warn!("the pipelines already report to another drift observer; drift is not monitored here");
         }
-        Ok(ShopApi { pipelines, registry, journal: Mutex::new(Journal::default()), experiments })
+        ShopApi { pipelines, registry, journal: Mutex::new(Journal::default()), experiments }
     }
 
     /// Online metrics per arm and drift per model version.

@@ -58,6 +58,8 @@ pub struct AppState {
     pub alerting: Option<Arc<recserve_alerting::Alerting>>,
     /// Bearer tokens and roles (off unless the server sets it up; see [`crate::auth`]).
     pub auth: Arc<crate::auth::Auth>,
+    /// Online metrics and drift monitoring (`None`: the recommendation API's own, if any).
+    pub experiments: Option<Arc<crate::experiments::Experiments>>,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
             store: None,
             alerting: None,
             auth: crate::auth::Auth::off(),
+            experiments: None,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod alerts;
 mod auth;
 mod dashboard;
+mod drift;
 mod grpc;
 mod logs;
 mod observe;

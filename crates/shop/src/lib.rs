@@ -171,6 +171,12 @@ impl Shop {
         Some(sample::dot(&self.shopper(user_id).taste, &self.catalog.truth[i].latent))
     }
 
+    /// The device a shopper usually uses (the users table's `device`); an id the shop does not
+    /// know gets its generic shopper's.
+    pub fn usual_device(&self, user_id: &str) -> Device {
+        self.shopper(user_id).device
+    }
+
     /// The hidden truth of a user id; an id the shop does not know gets a generic shopper derived
     /// from the id (the same id always behaves the same).
     pub(crate) fn shopper(&self, user_id: &str) -> Cow<'_, Shopper> {

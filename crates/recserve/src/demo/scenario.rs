@@ -6,8 +6,9 @@
 //!   no personalisation) as a new ranker version and sends it half of the shoppers as a canary.
 //!   Its click-through falls well below the stable arm's; the bundled rule
 //!   `RecserveCanaryCtrWorse` fires after a minute and recserve rolls the canary back.
-//! - `drift`: every shopper now reports a tablet: the `device` input of the user tower and the
-//!   ranker drifts from the reference, and so do the items and scores that follow from it;
+//! - `drift`: a tablet-app campaign: from now on only shoppers who use a tablet arrive, all on
+//!   tablets. The user tower's `ut_device` and the ranker's `device` drift from the reference,
+//!   and so do the other inputs and scores that follow from the changed population;
 //!   `recserve_drift_psi` rises and `RecserveFeatureDrift` fires after five minutes.
 //! - `overload`: the shoppers arrive 25 times faster: queues fill, requests are refused at once
 //!   with 429, latency rises, and the saturation and rejection alerts fire.
@@ -29,7 +30,7 @@ static CANARY: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/e
 pub enum Scenario {
     /// A worse ranker as a 50% canary, rolled back automatically when its CTR falls.
     BadCanary,
-    /// The shoppers' inputs shift away from the reference (every device becomes a tablet).
+    /// The shoppers' inputs shift away from the reference (only tablet shoppers arrive).
     Drift,
     /// Traffic at 25 times the configured rate.
     Overload,
@@ -52,7 +53,7 @@ pub async fn run(
         Scenario::BadCanary => bad_canary(addr).await,
         Scenario::Drift => {
             control.force_device(Some("tablet"));
-            Ok("every shopper now reports a tablet: watch recserve_drift_psi{feature=\"device\"} and the Deployments page".into())
+            Ok("a tablet-app campaign: only tablet shoppers arrive now: watch recserve_drift_psi{feature=~\"device|ut_device\"} and the Deployments page".into())
         }
         Scenario::Overload => {
             control.set_rate_factor(25.0);

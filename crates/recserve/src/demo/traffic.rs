@@ -45,7 +45,8 @@ impl Default for TrafficConfig {
 pub struct TrafficControl {
     /// Multiplies the configured rate (f64 bits).
     rate_factor: AtomicU64,
-    /// When set, every shopper reports this device (a shift in the population's inputs).
+    /// When set, only shoppers who usually use this device arrive, and every request reports it
+    /// (a shift in the population's inputs).
     device: std::sync::Mutex<Option<&'static str>>,
 }
 
@@ -156,8 +157,8 @@ pub async fn run(
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                let action = shop.next_action(&mut rng);
                 let device = control.device();
+                let action = next_shopper(&shop, device, &mut rng);
                 let task_rng = ShopRng::seed_from_u64(rand_u64(&mut rng));
                 let (shop, client, base, stats, k) = (shop.clone(), client.clone(), base.clone(), stats.clone(), config.k);
                 tokio::spawn(async move {
@@ -168,6 +169,21 @@ pub async fn run(
         }
     }
     info!("demo traffic stopped: {}", stats.summary());
+}
+
+/// The next simulated request; with `device` forced, only shoppers who usually use that device
+/// arrive (a campaign for one app: the population shifts, not only the context).
+fn next_shopper(shop: &Shop, device: Option<&str>, rng: &mut ShopRng) -> recserve_shop::Action {
+    let mut action = shop.next_action(rng);
+    if let Some(device) = device {
+        for _ in 0..64 {
+            if shop.usual_device(&action.user_id).as_str() == device {
+                break;
+            }
+            action = shop.next_action(rng);
+        }
+    }
+    action
 }
 
 fn rand_u64(rng: &mut ShopRng) -> u64 {
