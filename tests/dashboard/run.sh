@@ -23,3 +23,4 @@ fi
 cd tests/dashboard
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 node dashboard.test.mjs
+node signin.test.mjs

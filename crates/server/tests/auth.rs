@@ -126,6 +126,10 @@ async fn every_role_does_what_it_may_and_no_more() {
     let (status, body) = call(&app, "GET", "/api/v1/query?query=up", Some(&client), Value::Null).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["error"].as_str().unwrap().contains("needs role viewer"), "{body}");
+    // Metadata and readiness are for any token (clients read them before they infer).
+    assert_eq!(call(&app, "GET", "/v2/models/mlp/ready", Some(&client), Value::Null).await.0, StatusCode::OK);
+    let (status, body) = call(&app, "GET", "/v2/models/mlp/stats", Some(&client), Value::Null).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "statistics are the viewers': {body}");
 
     // Operator: control-plane changes (this rollback is refused by the deployment itself, not
     // by authentication), inference, reads; not the token API.
@@ -334,8 +338,10 @@ async fn grpc_calls_are_authenticated_and_authorised() {
 
     let meta = ModelMetadataRequest { name: "mlp".into(), version: String::new() };
     assert!(client.model_metadata(with_token(meta.clone(), Some(&viewer))).await.is_ok());
-    let e = client.model_metadata(with_token(meta, Some(&client_token))).await.unwrap_err();
-    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    // tritonclient asks for metadata before it infers: any token may.
+    assert!(client.model_metadata(with_token(meta.clone(), Some(&client_token))).await.is_ok());
+    let e = client.model_metadata(with_token(meta, None)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated);
     let unload = RepositoryModelUnloadRequest { model_name: "mlp".into(), ..Default::default() };
     let e = client.repository_model_unload(with_token(unload, Some(&viewer))).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");

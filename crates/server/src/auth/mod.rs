@@ -3,7 +3,8 @@
 //! Roles ([`Role`]): `admin` (tokens, configuration) ⊇ `operator` (deploy, roll back, silence,
 //! reload rules and tables, load/unload models) ⊇ `viewer` (everything read-only: dashboard
 //! data, queries, logs, alerts, audit, metadata, `/metrics`), and `inference` (V2 inference,
-//! `/v1/recommend`, `/v1/feedback`, `/v1/scenarios` only). Admin and operator tokens may call
+//! `/v1/recommend`, `/v1/feedback` only; like every token, it may also read model metadata,
+//! readiness and `/v1/scenarios`, which clients read before they call). Admin and operator tokens may call
 //! inference too (an operator checking a canary by hand should not need a second token); a
 //! viewer may not (reading the dashboard must not spend model capacity). [`policy`] maps every
 //! endpoint to the role it needs.
@@ -362,13 +363,16 @@ impl Auth {
     pub fn check(&self, authorization: Option<&HeaderValue>, access: Access) -> Result<Option<Identity>, Refusal> {
         let enforcing = self.enforcing();
         let needed = match access {
-            Access::Need(role) if enforcing => role,
+            Access::Need(role) if enforcing => Some(role),
+            Access::AnyToken if enforcing => None,
             // Open, or not enforcing: a usable token still names the actor.
             _ => return Ok(authorization.and_then(|h| bearer(h).ok()).and_then(|s| self.verify_secret(s).ok())),
         };
         let secret = bearer(authorization.ok_or(Refusal::Missing)?)?;
         let identity = self.verify_secret(secret)?;
-        if !identity.role.allows(needed) {
+        if let Some(needed) = needed
+            && !identity.role.allows(needed)
+        {
             return Err(Refusal::Forbidden { identity, needed });
         }
         Ok(Some(identity))
@@ -381,6 +385,7 @@ impl Auth {
         }
         let needed = match access {
             Access::Need(r) => r.as_str(),
+            Access::AnyToken => "any",
             Access::Open => "none",
         };
         let identity = refusal.identity();

@@ -4,8 +4,11 @@
 //! - open: the Kubernetes probes (`/v2/health/live`, `/v2/health/ready`, gRPC `ServerLive` and
 //!   `ServerReady`), the dashboard's static files, `GET /api/v1/auth/status` and
 //!   `POST /api/v1/auth/sign-in` (which checks the token it is given itself);
-//! - inference ([`Role::Inference`]): V2 inference (REST and gRPC), `/v1/recommend`, `/v1/feedback`,
-//!   `/v1/scenarios`;
+//! - any token ([`Access::AnyToken`]): what a client reads before it calls — server and model
+//!   metadata and readiness (REST `GET /v2`, `/v2/models/{m}[/versions/{v}][/ready]`; gRPC
+//!   `ServerMetadata`, `ModelMetadata`, `ModelReady`: tritonclient asks for them before `infer`)
+//!   and `/v1/scenarios` (the dashboard's viewers and the shop's clients both list them);
+//! - inference ([`Role::Inference`]): V2 inference (REST and gRPC), `/v1/recommend`, `/v1/feedback`;
 //! - operator ([`Role::Operator`]): deployment changes, silences, rule reloads, table reloads, repository
 //!   load/unload;
 //! - admin ([`Role::Admin`]): `/api/v1/tokens`;
@@ -21,6 +24,8 @@ use axum::http::Method;
 pub enum Access {
     /// Anyone, even when authentication is enforced.
     Open,
+    /// Any usable token, whatever its role.
+    AnyToken,
     /// A token whose role includes this one.
     Need(Role),
 }
@@ -36,7 +41,18 @@ pub fn rest_access(method: &Method, path: &str) -> Access {
         ["api", "v1", "auth", "status"] => Access::Open,
         ["api", "v1", "auth", "sign-in"] => Access::Open,
         ["v2", "models", _, "infer"] | ["v2", "models", _, "versions", _, "infer"] => Access::Need(Role::Inference),
-        ["v1", "recommend" | "feedback" | "scenarios"] => Access::Need(Role::Inference),
+        ["v2", "models", "stats"] => Access::Need(Role::Viewer),
+        ["v2"]
+        | ["v2", "models", _]
+        | ["v2", "models", _, "ready"]
+        | ["v2", "models", _, "versions", _]
+        | ["v2", "models", _, "versions", _, "ready"]
+            if method == Method::GET =>
+        {
+            Access::AnyToken
+        }
+        ["v1", "scenarios"] => Access::AnyToken,
+        ["v1", "recommend" | "feedback"] => Access::Need(Role::Inference),
         ["v2", "repository", "models", _, "load" | "unload"] => Access::Need(Role::Operator),
         ["v1", "tables", "reload"] => Access::Need(Role::Operator),
         ["api", "v1", "rules", "reload"] | ["-", "reload"] => Access::Need(Role::Operator),
@@ -53,6 +69,7 @@ pub fn grpc_access(path: &str) -> Access {
     let method = path.rsplit('/').next().unwrap_or("");
     match method {
         "ServerLive" | "ServerReady" => Access::Open,
+        "ServerMetadata" | "ModelMetadata" | "ModelReady" => Access::AnyToken,
         "ModelInfer" | "ModelStreamInfer" => Access::Need(Role::Inference),
         "RepositoryModelLoad"
         | "RepositoryModelUnload"
@@ -86,8 +103,13 @@ mod tests {
         assert_eq!(need(Method::POST, "/v2/models/m/infer"), Need(Inference));
         assert_eq!(need(Method::POST, "/v2/models/m/versions/2/infer"), Need(Inference));
         assert_eq!(need(Method::POST, "/v1/recommend"), Need(Inference));
-        assert_eq!(need(Method::GET, "/v1/scenarios"), Need(Inference));
-        assert_eq!(need(Method::GET, "/v2/models/m"), Need(Viewer));
+        assert_eq!(need(Method::GET, "/v1/scenarios"), AnyToken);
+        assert_eq!(need(Method::GET, "/v2/models/m"), AnyToken);
+        assert_eq!(need(Method::GET, "/v2/models/m/versions/1/ready"), AnyToken);
+        assert_eq!(need(Method::GET, "/v2"), AnyToken);
+        assert_eq!(need(Method::GET, "/v2/models/stats"), Need(Viewer));
+        assert_eq!(need(Method::GET, "/v2/models/m/stats"), Need(Viewer));
+        assert_eq!(need(Method::GET, "/v2/models/m/config"), Need(Viewer));
         assert_eq!(need(Method::POST, "/v2/repository/index"), Need(Viewer));
         assert_eq!(need(Method::POST, "/v2/repository/models/m/load"), Need(Operator));
         assert_eq!(need(Method::POST, "/api/v1/query"), Need(Viewer));
@@ -110,7 +132,9 @@ mod tests {
         let p = |m: &str| grpc_access(&format!("/inference.GRPCInferenceService/{m}"));
         assert_eq!(p("ServerLive"), Access::Open);
         assert_eq!(p("ModelInfer"), Access::Need(Role::Inference));
-        assert_eq!(p("ModelMetadata"), Access::Need(Role::Viewer));
+        assert_eq!(p("ModelMetadata"), Access::AnyToken);
+        assert_eq!(p("ModelReady"), Access::AnyToken);
+        assert_eq!(p("ModelStatistics"), Access::Need(Role::Viewer));
         assert_eq!(p("RepositoryModelUnload"), Access::Need(Role::Operator));
     }
 }
