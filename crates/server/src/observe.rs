@@ -13,6 +13,8 @@
 //!   scenario name; `unknown` when the request names none); stages from the pipeline's
 //!   [`recserve_pipeline::StageTimings`]: `retrieval` (user features + user tower + retrieval),
 //!   `preprocess` (ranker rows), `ranking` (ranker call) and `postprocess` (business rules, top-k).
+//!   While it runs, the request counts in `recserve_in_flight_requests` with `version="none"`
+//!   (the ranker version is chosen inside the pipeline; [`enter_recommend`]).
 //!   The model calls a pipeline makes are not requests of their own (their time is inside the
 //!   pipeline's stages, so no stage is counted twice); their batches do count in
 //!   `recserve_batch_size` and the queue gauges, which belong to the model version.
@@ -183,6 +185,28 @@ struct ScenarioField {
     scenario: Option<String>,
 }
 
+/// The model a recommendation's series are labelled with: the pipelines' ranker.
+fn recommend_model(state: &AppState) -> Option<String> {
+    state.shop.as_ref().map(|s| s.pipelines().feature_spec().ranker.model.clone())
+}
+
+/// The configured scenario a recommendation body names, else `unknown`.
+fn named_pipeline(state: &AppState, body: Option<&[u8]>) -> String {
+    body.and_then(|b| serde_json::from_slice::<ScenarioField>(b).ok())
+        .and_then(|f| f.scenario)
+        .filter(|s| state.shop.as_ref().is_some_and(|shop| shop.pipelines().scenario(s).is_some()))
+        .unwrap_or_else(|| UNKNOWN_PIPELINE.to_string())
+}
+
+/// Counts a `/v1/recommend` request in flight (labels: the ranker, `version="none"`, the
+/// scenario it names) until the guard drops.
+pub fn enter_recommend(state: &AppState, body: Option<&[u8]>) -> Option<recserve_telemetry::InFlight> {
+    let telemetry = state.telemetry.as_ref()?;
+    let ranker = recommend_model(state);
+    let pipeline = named_pipeline(state, body);
+    target(&telemetry.serving, ranker.as_deref().unwrap_or(UNKNOWN_MODEL), NO_VERSION, &pipeline).map(|t| t.enter())
+}
+
 /// Records the one observation of `/v1/recommend` request `request_id` that arrived at `started`
 /// (called once the answer is encoded). `body` is read only on failure, to find a configured
 /// scenario and the user.
@@ -196,19 +220,13 @@ pub fn finish_recommend(
     if state.telemetry.is_none() && state.request_log.is_none() {
         return;
     }
-    let ranker = state.shop.as_ref().map(|s| s.pipelines().feature_spec().ranker.model.clone());
+    let ranker = recommend_model(state);
     let model = ranker.as_deref().unwrap_or(UNKNOWN_MODEL);
     let (version, pipeline) = match result {
         Ok(reply) => {
             (reply.model_versions.get(model).cloned().unwrap_or_else(|| NO_VERSION.to_string()), reply.scenario.clone())
         }
-        Err(_) => {
-            let named = body
-                .and_then(|b| serde_json::from_slice::<ScenarioField>(b).ok())
-                .and_then(|f| f.scenario)
-                .filter(|s| state.shop.as_ref().is_some_and(|shop| shop.pipelines().scenario(s).is_some()));
-            (NO_VERSION.to_string(), named.unwrap_or_else(|| UNKNOWN_PIPELINE.to_string()))
-        }
+        Err(_) => (NO_VERSION.to_string(), named_pipeline(state, body)),
     };
     let metrics = state
         .telemetry

@@ -414,6 +414,23 @@ async fn recommend_is_one_observation_with_the_pipeline_stages() {
     );
     assert_eq!(value(&s, r#"recserve_batch_size_count{model="ranker",version="1"}"#), 3.0);
     assert!(value(&s, r#"recserve_batch_size_count{model="user_tower",version="1"}"#) >= 2.0);
+    let in_flight = r#"recserve_in_flight_requests{model="ranker",version="none",pipeline="home_feed"}"#;
+    assert_eq!(value(&s, in_flight), 0.0, "every finished request left the count");
+
+    // While a recommendation runs it is in flight under its scenario (the version is not chosen yet).
+    let body = serde_json::to_vec(&json!({"scenario": "home_feed", "user_id": "U0000042"})).unwrap();
+    let running = [
+        recserve_server::observe::enter_recommend(&state, Some(&body)),
+        recserve_server::observe::enter_recommend(&state, Some(&body)),
+    ];
+    let unknown = recserve_server::observe::enter_recommend(&state, Some(b"not json"));
+    let (_, _, body) = send(&app, "GET", "/metrics", vec![], &[]).await;
+    let s = samples(&String::from_utf8(body).unwrap());
+    assert_eq!(value(&s, in_flight), 2.0);
+    assert_eq!(value(&s, r#"recserve_in_flight_requests{model="ranker",version="none",pipeline="unknown"}"#), 1.0);
+    drop((running, unknown));
+    let (_, _, body) = send(&app, "GET", "/metrics", vec![], &[]).await;
+    assert_eq!(value(&samples(&String::from_utf8(body).unwrap()), in_flight), 0.0);
 }
 
 /// promtool could not be started: a failure in CI (RECSERVE_REQUIRE_PROMTOOL=1), else a skip.

@@ -206,6 +206,14 @@ impl ModelTarget {
         RequestObservation { target: self.clone(), started, recorded: 0, finished: false }
     }
 
+    /// Counts a request in flight until the returned guard drops, apart from any observation:
+    /// for requests whose labels are known only when they finish (a recommendation's ranker
+    /// version), so `recserve_in_flight_requests` still shows them while they run.
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.clone())
+    }
+
     /// Records one executed batch of `rows` rows.
     pub fn observe_batch(&self, rows: usize) {
         self.batch_size.observe(rows as f64);
@@ -245,6 +253,16 @@ impl ModelTarget {
     /// The label values actually used (after the caps).
     pub fn labels(&self) -> (&str, &str, &str) {
         (&self.model, &self.version, &self.pipeline)
+    }
+}
+
+/// A request counted in flight by [`ModelTarget::enter`]; dropping it ends the count.
+#[derive(Debug)]
+pub struct InFlight(Arc<ModelTarget>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
     }
 }
 

@@ -145,6 +145,7 @@ async fn recommend(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = read_body(&state, body);
+    let in_flight = observe::enter_recommend(&state, body.as_deref().ok());
     let result = match (&body, shop_api(&state)) {
         (Ok(body), Ok(shop)) => shop.recommend(body, id.0.clone()).await,
         (Err(e), _) => Err(e.clone()),
@@ -154,6 +155,7 @@ async fn recommend(
         Ok(reply) => Ok(Json(reply).into_response()),
         Err(e) => Err(e.clone()),
     };
+    drop(in_flight);
     observe::finish_recommend(&state, started, &id.0, body.as_deref().ok(), &result);
     response
 }
