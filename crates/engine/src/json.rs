@@ -28,6 +28,8 @@ pub enum JsonDataError {
     UnknownDatatype(String),
     #[error("shape {0:?} has a negative dimension")]
     NegativeDim(Vec<i64>),
+    #[error("shape {0:?} holds more elements than this machine can count")]
+    ShapeTooLarge(Vec<i64>),
     #[error("data is not valid {datatype}: {message}")]
     Invalid { datatype: DataType, message: String },
     #[error("shape {shape:?} holds {expected} elements, but data has {received}")]
@@ -197,7 +199,15 @@ pub fn decode_data(datatype: DataType, raw: &str) -> Result<TensorData, JsonData
 
 /// Checks a wire shape and returns it as sizes.
 pub fn decode_shape(shape: &[i64]) -> Result<Vec<usize>, JsonDataError> {
-    shape.iter().map(|d| usize::try_from(*d).map_err(|_| JsonDataError::NegativeDim(shape.to_vec()))).collect()
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|d| usize::try_from(*d).map_err(|_| JsonDataError::NegativeDim(shape.to_vec())))
+        .collect::<Result<_, _>>()?;
+    // Callers multiply the dimensions: a shape whose element count overflows is refused here.
+    if dims.iter().try_fold(1usize, |acc, d| acc.checked_mul(*d)).is_none() {
+        return Err(JsonDataError::ShapeTooLarge(shape.to_vec()));
+    }
+    Ok(dims)
 }
 
 impl JsonTensor<'_> {
@@ -337,6 +347,10 @@ mod tests {
         assert_eq!(e, JsonDataError::NegativeDim(vec![-1]));
         let e = tensor(r#"{"name":"x","datatype":"FLOAT","shape":[1],"data":[1]}"#).unwrap_err();
         assert!(matches!(e, JsonDataError::UnknownDatatype(_)));
+        // 2^32 · 2^32 overflows a 64-bit count: refused, never wrapped to 0 (which empty data
+        // would match) nor a panic.
+        let huge = r#"{"name":"x","datatype":"FP32","shape":[4294967296,4294967296],"data":[]}"#;
+        assert_eq!(tensor(huge).unwrap_err(), JsonDataError::ShapeTooLarge(vec![1 << 32, 1 << 32]));
     }
 
     #[test]

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Largest request body or gRPC message, in bytes [default: 67108864 (64 MiB)].
     #[arg(long, env = "RECSERVE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Most tensor elements (all inputs together) one V2 request may hand the engine; larger
+    /// requests are refused with 413 / RESOURCE_EXHAUSTED before they queue [default: 16777216].
+    #[arg(long, env = "RECSERVE_MAX_REQUEST_ELEMENTS")]
+    pub max_request_elements: Option<usize>,
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT [default: 30].
     #[arg(long, env = "RECSERVE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -152,6 +156,17 @@ pub struct ServeArgs {
     /// (no token in the store yet, or --auth off). Without it such a start is refused.
     #[arg(long, env = "RECSERVE_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// PEM file with the server's certificate chain, leaf first. With --tls-key, the HTTP port
+    /// serves HTTPS (HTTP/2 and HTTP/1.1) and the gRPC port gRPC over TLS. Both files are
+    /// watched: a renewed certificate (or SIGHUP) is served to new connections within seconds,
+    /// without a restart; a file that does not load keeps the previous certificate, logs an
+    /// error and counts in recserve_tls_reloads_total{outcome="failed"} [default: no TLS].
+    #[arg(long, env = "RECSERVE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, RSA PKCS#1 or EC SEC1); needed
+    /// with --tls-cert.
+    #[arg(long, env = "RECSERVE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `recserve rules`: alert rule files.

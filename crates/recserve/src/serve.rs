@@ -18,6 +18,7 @@ use recserve_server::experiments::{Experiments, ExperimentsConfig};
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
 use recserve_server::shop::ShopApi;
+use recserve_server::tls::{CertResolver, TlsFiles};
 use recserve_server::{AppState, Limits};
 use recserve_serving::{ModelRegistry, tract_loader};
 use recserve_store::{LogWriter, Pseudonymizer, Retention, SqlSeriesPersistence, Store, WriterConfig};
@@ -49,6 +50,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub repository_poll: Duration,
     pub max_body_bytes: usize,
+    pub max_request_elements: usize,
     pub shutdown_grace: Duration,
     /// How often the series store snapshots the metrics.
     pub scrape_interval: Duration,
@@ -75,6 +77,8 @@ pub struct Settings {
     pub auth: AuthMode,
     /// Serve unauthenticated on a non-loopback address anyway.
     pub allow_unauthenticated: bool,
+    /// The certificate and key files (`None`: plain HTTP and gRPC).
+    pub tls: Option<TlsFiles>,
 }
 
 /// The `[alerting]` table of the config file (rules, webhooks and Alertmanagers add to the
@@ -155,6 +159,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     repository_poll_secs: Option<u64>,
     max_body_bytes: Option<usize>,
+    max_request_elements: Option<usize>,
     shutdown_grace_secs: Option<u64>,
     scrape_interval_secs: Option<u64>,
     retention_hours: Option<u64>,
@@ -167,6 +172,8 @@ struct FileSettings {
     alerting: Option<AlertingSettings>,
     auth: Option<String>,
     allow_unauthenticated: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// What `recserve demo` supplies when neither flags nor the config file name a model
@@ -240,6 +247,16 @@ impl Settings {
             Some(mode) => mode.parse::<AuthMode>().map_err(|e| anyhow::anyhow!("--auth: {e}"))?,
             None => AuthMode::default(),
         };
+        let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => bail!(
+                "--tls-cert is given but --tls-key is missing: TLS needs both (or tls_cert and tls_key in the config file)"
+            ),
+            (None, Some(_)) => bail!(
+                "--tls-key is given but --tls-cert is missing: TLS needs both (or tls_cert and tls_key in the config file)"
+            ),
+        };
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -254,6 +271,10 @@ impl Settings {
             data_dir,
             repository_poll: Duration::from_secs(args.repository_poll_secs.or(file.repository_poll_secs).unwrap_or(5)),
             max_body_bytes: args.max_body_bytes.or(file.max_body_bytes).unwrap_or(64 * 1024 * 1024),
+            max_request_elements: args
+                .max_request_elements
+                .or(file.max_request_elements)
+                .unwrap_or(Limits::DEFAULT_MAX_REQUEST_ELEMENTS),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
             scrape_interval: Duration::from_secs(
                 args.scrape_interval_secs.or(file.scrape_interval_secs).unwrap_or(5).max(1),
@@ -273,6 +294,7 @@ impl Settings {
             experiments,
             auth,
             allow_unauthenticated: args.allow_unauthenticated || file.allow_unauthenticated.unwrap_or(false),
+            tls,
         })
     }
 }
@@ -286,6 +308,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// A started server: listening, models loaded, pipelines ready.
 pub struct Running {
     pub http_addr: SocketAddr,
+    /// The served certificate when the transports use TLS.
+    pub tls: Option<Arc<CertResolver>>,
     pub grpc_addr: SocketAddr,
     /// Cancelled when the server shuts down; background tasks stop on it.
     pub stop: CancellationToken,
@@ -355,6 +379,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
             .context("cannot load the metric history from the store")?;
     let telemetry = Arc::new(telemetry);
     telemetry.registry.register_collector(Box::new(LogWriterCollector::new(writer.sink())));
+    let tls = match &settings.tls {
+        Some(files) => {
+            Some(CertResolver::load(files.clone(), Some(&telemetry.registry)).await.context("cannot set up TLS")?)
+        }
+        None => None,
+    };
 
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
     let restored =
@@ -364,7 +394,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
     let telemetry_tasks = telemetry.start();
-    state.limits = Limits { max_body_bytes: settings.max_body_bytes };
+    state.limits =
+        Limits { max_body_bytes: settings.max_body_bytes, max_request_elements: settings.max_request_elements };
     state.request_log = Some(Arc::new(RequestLog::new(
         writer.sink(),
         pseudonymizer,
@@ -384,7 +415,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
 
     let alerting = {
-        let config = settings.alerting.config(http_addr);
+        let mut config = settings.alerting.config(http_addr);
+        if tls.is_some() && settings.alerting.external_url.is_none() {
+            config.eval.external_url = format!("https://{http_addr}");
+        }
         let series = telemetry.store.clone();
         let store_config = store_config.clone();
         tokio::task::spawn_blocking(move || {
@@ -412,9 +446,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let stop = CancellationToken::new();
     state.auth.start_refresh(recserve_server::auth::REFRESH_INTERVAL, stop.clone().cancelled_owned());
-    let servers = tokio::spawn(recserve_server::serve(state, http, grpc, stop.clone().cancelled_owned()));
-    info!(http = %http_addr, grpc = %grpc_addr, repository = %settings.model_repository.display(), "recserve listening; loading models");
-    eprintln!("recserve: HTTP on http://{http_addr}  gRPC on {grpc_addr}");
+    if let Some(tls) = &tls {
+        tls.watch(recserve_server::tls::RELOAD_POLL, stop.clone().cancelled_owned());
+    }
+    let servers =
+        tokio::spawn(recserve_server::serve_tls(state, http, grpc, tls.clone(), stop.clone().cancelled_owned()));
+    info!(http = %http_addr, grpc = %grpc_addr, tls = tls.is_some(), repository = %settings.model_repository.display(), "recserve listening; loading models");
+    match &tls {
+        Some(_) => eprintln!("recserve: HTTPS on https://{http_addr}  gRPC (TLS) on {grpc_addr}"),
+        None => eprintln!("recserve: HTTP on http://{http_addr}  gRPC on {grpc_addr}"),
+    }
 
     registry.poll().await;
     let models = registry.snapshot();
@@ -433,6 +474,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     Ok(Running {
         http_addr,
+        tls,
         grpc_addr,
         stop,
         telemetry,

@@ -67,6 +67,18 @@ pub fn choose_version(
     }
 }
 
+/// Refuses a call whose inputs hold more than `limit` elements in all.
+fn check_elements(call: &InferCall, limit: usize) -> Result<(), ApiError> {
+    let total = call.inputs.iter().fold(0usize, |acc, i| acc.saturating_add(i.tensor.data.len()));
+    if total > limit {
+        return Err(ApiError::TooLarge(format!(
+            "the request's inputs hold {total} tensor elements; this server accepts at most {limit} per request \
+             (--max-request-elements)"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs one call.
 pub async fn infer(state: &AppState, call: InferCall) -> Result<InferReply, ApiError> {
     infer_observed(state, call, &mut Observed::off()).await
@@ -90,6 +102,7 @@ pub async fn infer_observed(state: &AppState, call: InferCall, obs: &mut Observe
             )));
         }
     }
+    check_elements(&call, state.limits.max_request_elements)?;
     if let Some(log) = obs.log() {
         log.input_tensors(&call.inputs);
     }

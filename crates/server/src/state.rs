@@ -12,11 +12,20 @@ use std::sync::Arc;
 pub struct Limits {
     /// Largest request body (REST) or message (gRPC), in bytes.
     pub max_body_bytes: usize,
+    /// Most tensor elements (summed over the inputs) one V2 request may hand the engine: the
+    /// body limit bounds what a request costs to decode, this what it costs to run (a model
+    /// with free dimensions would otherwise take any shape the body can describe).
+    pub max_request_elements: usize,
+}
+
+impl Limits {
+    /// The default of [`Limits::max_request_elements`]: 16 Mi elements (64 MiB of FP32).
+    pub const DEFAULT_MAX_REQUEST_ELEMENTS: usize = 16 * 1024 * 1024;
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 64 * 1024 * 1024 }
+        Limits { max_body_bytes: 64 * 1024 * 1024, max_request_elements: Self::DEFAULT_MAX_REQUEST_ELEMENTS }
     }
 }
 

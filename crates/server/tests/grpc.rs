@@ -492,10 +492,20 @@ async fn unsupported_rpcs_are_unimplemented() {
 
 #[tokio::test]
 async fn messages_over_the_limit_are_refused() {
-    let mut s = start_with(&["mlp"], Limits { max_body_bytes: 4096 }).await;
+    let mut s = start_with(&["mlp"], Limits { max_body_bytes: 4096, ..Limits::default() }).await;
     s.client.model_infer(features(4, 16)).await.expect("small request");
     let e = s.client.model_infer(features(100, 16)).await.expect_err("6.4 kB request over a 4 kB limit");
     // tonic refuses an oversized message with OUT_OF_RANGE before any handler runs.
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
     assert!(e.message().contains("too large"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn requests_over_the_element_limit_are_refused_before_they_queue() {
+    let mut s = start_with(&["mlp"], Limits { max_request_elements: 64, ..Limits::default() }).await;
+    s.client.model_infer(features(4, 16)).await.expect("64 elements are within the limit");
+    let e = s.client.model_infer(features(5, 16)).await.expect_err("80 elements");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("80 tensor elements") && e.message().contains("at most 64"), "{}", e.message());
+    s.client.model_infer(features(1, 16)).await.expect("the server keeps serving");
 }

@@ -195,7 +195,7 @@ async fn binary_inference_round_trips_every_datatype() {
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let repo = repository_with(&["mlp", "multi_io"]);
     let mut state = AppState::new(loaded_registry(repo.path()).await);
-    state.limits = Limits { max_body_bytes: 4096 };
+    state.limits = Limits { max_body_bytes: 4096, max_request_elements: 40 };
     let app = rest::router(state);
     let row = |n: usize| json!([{"name": "features", "datatype": "FP32", "shape": [1, n], "data": vec![0.5; n]}]);
     let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
@@ -234,6 +234,24 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
             .unwrap(),
             StatusCode::BAD_REQUEST,
             "input 'features': shape [2, 16] holds 32 elements, but data has 16",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [3, 16], "data": vec![1; 48]}]}),
+            )
+            .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request's inputs hold 48 tensor elements; this server accepts at most 40 per request",
+        ),
+        (
+            "/v2/models/mlp/infer",
+            serde_json::to_vec(
+                &json!({"inputs": [{"name": "features", "datatype": "FP32", "shape": [4294967296u64, 4294967296u64], "data": []}]}),
+            )
+            .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "input 'features': shape [4294967296, 4294967296] holds more elements than this machine can count",
         ),
         (
             "/v2/models/mlp/infer",
