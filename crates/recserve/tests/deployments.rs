@@ -185,6 +185,17 @@ fn a_bad_canary_is_rolled_back_by_its_alert_and_no_request_fails() {
     assert_eq!(r["arms"][0]["version"], 1, "{r}");
     assert_eq!(r["retired"], serde_json::json!([2]), "{r}");
     assert!(arms.contains("stable"), "some users stayed on stable: {arms:?}");
+    // The retired version's drift monitor goes at the next scrape (its series with it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let drift = get_json(&addr, "/api/v1/drift");
+        let versions: Vec<&Value> = drift["data"].as_array().unwrap().iter().filter(|v| v["model"] == "ranker").collect();
+        if versions.iter().all(|v| v["version"] == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "version 2's drift outlived its rollback: {drift}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // The comparison that triggered it: significant, negative.
     let online = get_json(&addr, "/api/v1/experiments");

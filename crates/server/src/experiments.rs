@@ -268,6 +268,10 @@ impl Family {
 impl Collector for Experiments {
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
         use MetricKind::{Counter, Gauge};
+        // A retired (rolled-back) version never serves again: its drift series end here.
+        self.drift.retain(|model, version| {
+            !self.registry.deployment(model).is_some_and(|d| d.retired.contains(&version))
+        });
         let online = self.online_snapshot();
         let mut requests = Family::new("recserve_online_requests_total", "Recommendations served per arm.", Counter);
         let mut impressions =
