@@ -1,6 +1,6 @@
 // The server's HTTP APIs the dashboard reads: the Prometheus query API, the bottleneck report,
-// the V2 repository index, the recommendation API, the log search, alerting, and the deployment,
-// experiment and drift APIs. Same origin, no other network access.
+// the V2 repository index, the recommendation API, the log search, alerting, the audit trail,
+// and the deployment, experiment and drift APIs. Same origin, no other network access.
 //
 // Authentication: when the server enforces it, the token the user signed in with is kept in
 // sessionStorage (this tab only, gone when it closes) and sent as `Authorization: Bearer` on
@@ -62,17 +62,24 @@ export async function download(path) {
   return resp.blob();
 }
 
+/** An Error with `message` and the answer's HTTP `status` (pages name a 403 or a 404). */
+function failure(message, status) {
+  const err = new Error(message);
+  err.status = status;
+  return err;
+}
+
 async function json(resp) {
   const text = await resp.text();
   let body;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new Error(`${resp.url}: ${resp.status} ${text.slice(0, 200)}`);
+    throw failure(`${resp.url}: ${resp.status} ${text.slice(0, 200)}`, resp.status);
   }
   if (!resp.ok) {
     const msg = body && (body.error || body.message);
-    throw new Error(`${new URL(resp.url).pathname}: ${resp.status} ${msg || text.slice(0, 200)}`);
+    throw failure(`${new URL(resp.url).pathname}: ${resp.status} ${msg || text.slice(0, 200)}`, resp.status);
   }
   return body;
 }
@@ -133,17 +140,20 @@ export async function queries() {
   return json(await call('/dashboard/queries.json'));
 }
 
+/** `path` with `params` (a URLSearchParams or a plain object) as its query. */
+function withQuery(path, params) {
+  const q = new URLSearchParams(params).toString();
+  return q ? `${path}?${q}` : path;
+}
+
 /** The URL of `/api/v1/logs` with `params` (a URLSearchParams or a plain object). */
 export function logsUrl(params) {
-  const q = new URLSearchParams(params).toString();
-  return q ? `/api/v1/logs?${q}` : '/api/v1/logs';
+  return withQuery('/api/v1/logs', params);
 }
 
 /** `/api/v1/logs` → {kind, records, next_cursor}; a bad filter throws the server's message. */
 export async function logs(params) {
-  const body = await json(await call(logsUrl(params)));
-  if (body.status !== 'success' || !body.data) throw new Error(`/api/v1/logs: unexpected answer ${JSON.stringify(body).slice(0, 200)}`);
-  return body.data;
+  return success(logsUrl(params));
 }
 
 // ---- alerting: the Prometheus-shaped alerts and rules, Alertmanager v2 silences, the
@@ -201,6 +211,14 @@ export async function expireSilence(id) {
   const resp = await call(`/api/v2/silence/${encodeURIComponent(id)}`, { method: 'DELETE' });
   if (!resp.ok) await json(resp); // throws with the server's message
   await resp.text(); // read the (empty) answer to its end
+}
+
+/** `/api/v1/audit` with `params` (start, end, actor, action prefix, outcome, limit, cursor) →
+ *  {records: [{id, time_ms, actor, role, action, target, outcome, reason, details, request_id,
+ *  replica}], next_cursor}, newest first. The error of a server without a store has status 404,
+ *  that of a token whose role may not read it 403. */
+export async function audit(params) {
+  return success(withQuery('/api/v1/audit', params));
 }
 
 /** `/api/v1/notifications` → {receivers: [{target, sent, failed, dropped, queued}], log: [...]}. */

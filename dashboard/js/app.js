@@ -1,21 +1,22 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
 // the scenarios, a form that calls /v1/recommend, the Deployments page (deployments.js), the
-// Alerts page (alerts.js) and the Logs page (logs.js), behind a sign-in form when the server
-// enforces authentication. Hash routing (`#page`, `#logs?filters` or
-// `#alerts?expr=…`), a time range, auto-refresh. A click on a point of a latency or error chart
+// Alerts page (alerts.js), the Logs page (logs.js) and the Audit page (audit.js), behind a
+// sign-in form when the server enforces authentication. Hash routing (`#page`, `#logs?filters`,
+// `#audit?filters` or `#alerts?expr=…`), a time range, auto-refresh. A click on a point of a latency or error chart
 // (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
 
 import * as api from './api.js';
 import { ChartPanel, PALETTE, legendName } from './charts.js';
 import { bytes, percent, reqps, seconds, short } from './format.js';
 import { AlertsPage } from './alerts.js';
+import { AuditPage } from './audit.js';
 import { DeploymentsPage } from './deployments.js';
 import { LogsPage, logsHash } from './logs.js';
 
 const REFRESH_MS = 5000;
 const RANGES = { 900: 5, 3600: 15, 21600: 60 }; // range seconds → step seconds
-const PAGES = ['overview', 'stages', 'models', 'pipelines', 'try', 'alerts', 'logs', 'deployments'];
+const PAGES = ['overview', 'stages', 'models', 'pipelines', 'try', 'alerts', 'logs', 'audit', 'deployments'];
 
 const state = {
   page: 'overview',
@@ -27,6 +28,7 @@ const state = {
   scenarios: null,
   logs: null, // LogsPage
   alerts: null, // AlertsPage
+  audit: null, // AuditPage
   deployments: null, // DeploymentsPage
 };
 if (!RANGES[state.range]) state.range = 900;
@@ -456,6 +458,7 @@ function route() {
   for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === state.page);
   if (state.page === 'logs') state.logs.open(new URLSearchParams(query || ''));
   if (state.page === 'alerts') state.alerts.open(new URLSearchParams(query || ''));
+  if (state.page === 'audit') state.audit.open(new URLSearchParams(query || ''));
   refresh();
 }
 
@@ -543,6 +546,7 @@ async function main() {
     },
   });
   state.deployments = new DeploymentsPage();
+  state.audit = new AuditPage();
   const spec = await api.queries();
   buildSections(spec);
   await setUpTry().catch((err) => showError(err));

@@ -2,12 +2,14 @@
 // live in the URL hash (`#logs?status=error&model=ranker&start=…&end=…`), so a link opens the page
 // pre-filtered (the charts do that on a click). Pages of records are appended with "Load older"
 // (the server's next_cursor); a row opens to show its whole record; the latency column sorts the
-// loaded rows; "Export JSON lines" downloads every matching record (format=jsonl).
+// loaded rows; "Export JSON lines" downloads every matching record (format=jsonl). The search
+// form, paging and row details work as paging.js's `CursorSearch` has them.
 
 import * as api from './api.js';
 import { PALETTE } from './charts.js';
 import { clock, dateTime, millis } from './format.js';
-import { el } from './dom.js';
+import { el, fieldList } from './dom.js';
+import { CursorSearch } from './paging.js';
 
 const COMMON = ['start', 'end', 'request_id', 'q', 'limit'];
 const ONLY = {
@@ -35,7 +37,8 @@ export function pretty(text) {
   return text;
 }
 
-function excerpt(text, n = 90) {
+/** `text` on one line, cut to `n` characters. */
+export function excerpt(text, n = 90) {
   if (!text) return '';
   const one = String(text).replace(/\s+/g, ' ').trim();
   return one.length > n ? one.slice(0, n - 1) + '…' : one;
@@ -60,8 +63,9 @@ export function logsHash(filters) {
   return q ? `#logs?${q}` : '#logs';
 }
 
-/** A link to the other log around a record's time: its request's events, or an event's request. */
-function crossHash(kind, requestId, timeMs) {
+/** A link to the other log around a record's time: its request's events, or an event's request
+ *  (also the Audit page's link to an action's request). */
+export function crossHash(kind, requestId, timeMs) {
   const t = Math.floor(Number(timeMs) / 1000);
   const f = { kind, request_id: requestId };
   if (Number.isFinite(t)) {
@@ -71,22 +75,14 @@ function crossHash(kind, requestId, timeMs) {
   return logsHash(f);
 }
 
-export class LogsPage {
+export class LogsPage extends CursorSearch {
   /** `range()`: the header's time range in seconds (the default window). */
   constructor({ range }) {
+    super({ form: 'logs-form', table: 'logs-table', error: 'logs-error', more: 'logs-more' });
     this.range = range;
-    this.form = document.getElementById('logs-form');
-    this.table = document.getElementById('logs-table');
-    this.errorBox = document.getElementById('logs-error');
-    this.moreButton = document.getElementById('logs-more');
     this.exportLink = document.getElementById('logs-export');
     this.kind = 'requests';
     this.sort = '';
-    this.records = [];
-    this.expanded = new Set();
-    this.params = null; // the server parameters of the page shown (without cursor)
-    this.cursor = null;
-    this.seq = 0;
 
     for (const b of document.querySelectorAll('#logs-kind button')) {
       b.addEventListener('click', () => {
@@ -94,10 +90,6 @@ export class LogsPage {
         this.submit();
       });
     }
-    this.form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      this.submit();
-    });
     // A link cannot send the bearer token: when signed in, the export is fetched and saved.
     this.exportLink.addEventListener('click', async (ev) => {
       if (!api.token()) return;
@@ -114,7 +106,6 @@ export class LogsPage {
       }
     });
     document.getElementById('logs-reset').addEventListener('click', () => this.go('#logs'));
-    this.moreButton.addEventListener('click', () => this.more());
   }
 
   setPipelines(names) {
@@ -138,14 +129,8 @@ export class LogsPage {
     return f;
   }
 
-  /** Shows `hash` (a `#logs?…` of this page): a history entry without a second load. */
-  go(hash) {
-    if (location.hash !== hash) history.pushState(null, '', hash);
-    this.open(new URLSearchParams(hash.split('?')[1] || ''));
-  }
-
-  submit() {
-    this.go(logsHash(this.filters()));
+  hash(filters) {
+    return logsHash(filters);
   }
 
   /** Opens the page with the hash's parameters: fills the form and loads the first page. */
@@ -182,58 +167,20 @@ export class LogsPage {
     document.getElementById('logs-window').textContent = text;
   }
 
+  fetchRecords(params) {
+    return api.logs(params);
+  }
+
   async load() {
-    const seq = ++this.seq;
     const p = this.serverParams();
-    this.params = p;
-    this.cursor = null;
-    this.records = [];
-    this.expanded.clear();
     this.describeWindow(p, this.filters());
     const exportParams = new URLSearchParams(p);
     exportParams.delete('limit');
     exportParams.set('format', 'jsonl');
     this.exportLink.href = api.logsUrl(exportParams);
     this.table.dataset.kind = this.kind;
-    this.table.dataset.query = p.toString();
     this.renderHead();
-    this.errorBox.textContent = '';
-    this.table.dataset.state = 'loading';
-    this.renderBody();
-    await this.fetchPage(seq, p);
-  }
-
-  async more() {
-    if (!this.cursor || !this.params) return;
-    const p = new URLSearchParams(this.params);
-    p.set('cursor', this.cursor);
-    await this.fetchPage(this.seq, p);
-  }
-
-  async fetchPage(seq, p) {
-    this.table.dataset.state = 'loading';
-    this.moreButton.disabled = true;
-    this.errorBox.textContent = '';
-    try {
-      const data = await api.logs(p);
-      if (seq !== this.seq) return; // a newer search replaced this one
-      this.records.push(...(data.records || []));
-      this.cursor = data.next_cursor || null;
-      this.table.dataset.state = 'done';
-      this.renderBody();
-    } catch (err) {
-      if (seq !== this.seq) return;
-      this.cursor = null;
-      if (!p.has('cursor')) this.records = []; // a failed "older" page keeps the rows shown
-      this.errorBox.textContent = String(err.message || err);
-      this.table.dataset.state = 'error';
-      this.renderBody();
-    } finally {
-      if (seq === this.seq) {
-        this.moreButton.hidden = !this.cursor;
-        this.moreButton.disabled = false;
-      }
-    }
+    await this.search(p);
   }
 
   renderHead() {
@@ -277,12 +224,7 @@ export class LogsPage {
     }
     for (const r of this.sorted()) {
       const row = this.kind === 'service' ? this.serviceRow(r) : this.requestRow(r);
-      row.addEventListener('click', (ev) => {
-        if (ev.target.closest('a')) return; // links navigate; the row stays as it is
-        if (this.expanded.has(r)) this.expanded.delete(r);
-        else this.expanded.add(r);
-        this.renderBody();
-      });
+      row.addEventListener('click', (ev) => this.toggle(ev, r));
       body.append(row);
       if (this.expanded.has(r)) {
         row.classList.add('open');
@@ -325,11 +267,7 @@ export class LogsPage {
   }
 
   requestDetail(r) {
-    const dl = el('dl', { class: 'fields' });
-    const add = (name, value) => {
-      if (value == null || value === '') return;
-      dl.append(el('dt', { text: name }), el('dd', {}, value instanceof Node ? value : document.createTextNode(String(value))));
-    };
+    const { dl, add } = fieldList();
     add('request id', r.request_id);
     add('time', dateTime(r.time_ms));
     add('replica', r.replica);
@@ -366,11 +304,7 @@ export class LogsPage {
   }
 
   serviceDetail(r) {
-    const dl = el('dl', { class: 'fields' });
-    const add = (name, value) => {
-      if (value == null || value === '') return;
-      dl.append(el('dt', { text: name }), el('dd', {}, value instanceof Node ? value : document.createTextNode(String(value))));
-    };
+    const { dl, add } = fieldList();
     add('time', dateTime(r.time_ms));
     add('replica', r.replica);
     add('level', r.level);
