@@ -15,8 +15,11 @@
 //     online experiment table with the canary arm's CTR and verdict, the drift tables of the
 //     ranker's features, the CTR / traffic split / PSI charts, a cancelled prompt sending nothing,
 //     a refused change showing the server's error, a new canary share, the rollback: by the
-//     bundled rule or from the page), no console errors, no failed requests. Screenshots go to
-//     SCREENSHOT_DIR.
+//     bundled rule (given RULE_WAIT_SECS) or from the page), the Audit page (the canary
+//     registered, started and rolled back as the audit API lists them, outcomes styled, filters
+//     by actor, action prefix, outcome and time in the URL hash, a row's details JSON and its
+//     request id linked to the Logs page, paging), no console errors, no failed requests.
+//     Screenshots go to SCREENSHOT_DIR.
 //
 // The demo runs with the bundled rules plus the test's own (--rules, TEST_RULES: an alert that
 // fires on the demo's traffic, one that stays pending), --alert-webhook to a local receiver, and
@@ -26,7 +29,8 @@
 //
 // Env: RECSERVE_BIN (the binary), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
 // (default bench/results/dashboard), TRAFFIC_SECS (default 15), SCENARIO_DELAY_SECS (default
-// TRAFFIC_SECS + 10).
+// TRAFFIC_SECS + 10), RULE_WAIT_SECS (default 240: how long the rollback check waits for the
+// bundled rule to roll the canary back before it does so from the page).
 
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -46,6 +50,8 @@ const TRAFFIC_SECS = Number(process.env.TRAFFIC_SECS || 15);
 // The canary starts after the Grafana queries ran: registering it (the gate, the latency check)
 // takes the CPU for a few seconds, and the throughput check there wants the demo's full rate.
 const SCENARIO_DELAY_SECS = Number(process.env.SCENARIO_DELAY_SECS || TRAFFIC_SECS + 10);
+// How long the rollback check waits for the bundled rule before it rolls back from the page.
+const RULE_WAIT_SECS = Number(process.env.RULE_WAIT_SECS || 240);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log('[dashboard test]', ...a);
@@ -278,20 +284,22 @@ async function main() {
     // ---- Logs page helpers ----
     const STEPS = { 900: 5, 3600: 15, 21600: 60 }; // app.js RANGES
     const logsTable = '#logs-table';
-    /** Runs `action` (which starts a search) and waits for its answer: `done` or `error`. */
-    const logsRun = async (action, want = 'done') => {
-      await page.$eval(logsTable, (t) => {
+    /** Runs `action` (which starts a search of `table`, the Logs or the Audit page's) and waits
+     *  for its answer: `done` or `error` (then `errorBox` says why). */
+    const tableRun = async (table, errorBox, action, want = 'done') => {
+      await page.$eval(table, (t) => {
         t.dataset.state = 'stale';
       });
       await action();
-      await page.waitForFunction((sel) => ['done', 'error'].includes(document.querySelector(sel).dataset.state), logsTable, {
+      await page.waitForFunction((sel) => ['done', 'error'].includes(document.querySelector(sel).dataset.state), table, {
         timeout: 20_000,
       });
-      const state = await page.$eval(logsTable, (t) => t.dataset.state);
+      const state = await page.$eval(table, (t) => t.dataset.state);
       if (state !== want) {
-        throw new Error(`logs search ended "${state}", not "${want}": ${await page.textContent('#logs-error')} (hash ${await page.evaluate(() => location.hash)})`);
+        throw new Error(`search of ${table} ended "${state}", not "${want}": ${await page.textContent(errorBox)} (hash ${await page.evaluate(() => location.hash)})`);
       }
     };
+    const logsRun = (action, want) => tableRun(logsTable, '#logs-error', action, want);
     const openLogs = (hash) => logsRun(() => page.evaluate((h) => { location.hash = h; }, hash));
     const logRows = () =>
       page.$$eval('#logs-table tbody tr.logrow', (trs) =>
@@ -1108,6 +1116,11 @@ async function main() {
     });
 
     await check('deployments: after the rollback (by the bundled rule or from the page) v2 is retired and audited', async () => {
+      // The bundled rule gets RULE_WAIT_SECS to roll the canary back itself (the Audit checks
+      // look for its rollback by `alerting`); only then is it rolled back from the page.
+      const waitStart = Date.now();
+      while ((await rankerApi()).arms.length > 1 && Date.now() - waitStart < RULE_WAIT_SECS * 1000) await sleep(2000);
+      log(`waited ${Math.round((Date.now() - waitStart) / 1000)} s for the bundled rule's rollback`);
       await page.click('a[data-page="deployments"]');
       await page.waitForSelector('#deployments-table[data-state="done"]', { timeout: 15_000 });
       if ((await rankerApi()).arms.length > 1) {
@@ -1144,13 +1157,111 @@ async function main() {
       await page.screenshot({ path: path.join(SHOTS, 'deployments-rolled-back.png'), fullPage: true });
     });
 
+    // ---- Audit page (after the rollback: the trail holds the canary's register, canary and
+    // rollback, the rule reloads and the silences of the Alerts checks) ----
+    const auditRun = (action) => tableRun('#audit-table', '#audit-error', action);
+    const openAudit = (hash) => auditRun(() => page.evaluate((h) => { location.hash = h; }, hash));
+    const auditRows = () =>
+      page.$$eval('#audit-table tbody tr.auditrow', (trs) =>
+        trs.map((tr) => ({
+          ...tr.dataset,
+          actorCell: tr.querySelector('td.actor').textContent,
+          badge: tr.querySelector('.badge').className,
+          reason: tr.querySelector('td.reason').title,
+        })),
+      );
+    const auditApi = async (query) => (await api(`/api/v1/audit?${query}`)).body.data;
+    /** The page's rows against the API's answer to `query` (the same search), newest first. */
+    const auditMatchesApi = async (query) => {
+      const rows = await auditRows();
+      const records = (await auditApi(query)).records;
+      assert.deepEqual(rows.map((r) => r.id), records.map((r) => String(r.id)), `the rows of ${query} as the API lists them`);
+      const times = rows.map((r) => Number(r.time));
+      assert.deepEqual(times, [...times].sort((a, b) => b - a), 'newest first');
+      return { rows, records };
+    };
+    let rollbackActor = null;
+
+    await check('audit: the trail lists the canary registered, started and rolled back, as the API has it', async () => {
+      await auditRun(() => page.click('a[data-page="audit"]'));
+      assert.equal(await page.$eval('a[data-page="audit"]', (a) => a.classList.contains('active')), true, 'the nav marks Audit');
+      const { rows, records } = await auditMatchesApi('');
+      const find = (action) => rows.find((r) => r.action === action && r.target === 'ranker' && r.outcome === 'ok');
+      for (const action of ['deploy.register', 'deploy.canary', 'deploy.rollback']) assert.ok(find(action), `${action} of ranker listed: ${JSON.stringify(rows.map((r) => r.action))}`);
+      const rollback = find('deploy.rollback');
+      rollbackActor = rollback.actor;
+      assert.ok(rows.indexOf(rollback) < rows.indexOf(find('deploy.canary')) && rows.indexOf(find('deploy.canary')) <= rows.indexOf(find('deploy.register')), 'rollback, canary, register: newest first');
+      const want = records.find((r) => String(r.id) === rollback.id);
+      assert.equal(rollback.reason, want.reason, 'the reason column (whole in its title)');
+      assert.ok(rollback.actorCell.startsWith(want.actor), `the actor column: ${rollback.actorCell}`);
+      if (rollbackActor === 'alerting') log(`audit: the bundled rule rolled the canary back: ${want.reason}`);
+      else log(`audit: the canary was rolled back from the page (actor ${rollbackActor}) before the rule acted`);
+      // Outcomes are styled: ok green, failed (the broken rule file's reload) red.
+      assert.match(rollback.badge, /\bok\b/);
+      const failed = rows.find((r) => r.action === 'rules.reload' && r.outcome === 'failed');
+      assert.ok(failed, 'the refused rule reload is listed');
+      assert.match(failed.badge, /\bbad\b/);
+      assert.ok(rows.some((r) => r.action === 'silence.create') && rows.some((r) => r.action === 'silence.expire'), 'the silence created and expired');
+      await page.screenshot({ path: path.join(SHOTS, 'audit.png'), fullPage: true });
+    });
+
+    await check('audit: filtering by actor, action prefix and outcome narrows the table; the filters are in the hash', async () => {
+      const all = (await auditRows()).length;
+      await page.fill('#audit-form input[name="actor"]', rollbackActor);
+      await auditRun(() => page.click('#audit-search'));
+      assert.deepEqual(await hashParams(), { actor: rollbackActor });
+      const { rows } = await auditMatchesApi(`actor=${encodeURIComponent(rollbackActor)}`);
+      assert.ok(rows.length >= 1 && rows.length < all, `actor ${rollbackActor}: ${rows.length} of ${all} rows`);
+      assert.ok(rows.every((r) => r.actor === rollbackActor), JSON.stringify(rows));
+      assert.ok(rows.some((r) => r.action === 'deploy.rollback' && r.target === 'ranker'), 'the rollback stays');
+      if (rollbackActor === 'alerting') assert.ok(rows.every((r) => r.action === 'deploy.rollback'), `alerting only rolls back: ${JSON.stringify(rows)}`);
+      await openAudit('#audit?action=deploy.&outcome=ok');
+      assert.equal(await page.inputValue('#audit-form input[name="action"]'), 'deploy.', 'the form follows the hash');
+      const deploys = (await auditMatchesApi('action=deploy.&outcome=ok')).rows;
+      assert.ok(deploys.length >= 3 && deploys.every((r) => r.action.startsWith('deploy.') && r.outcome === 'ok'), JSON.stringify(deploys));
+      await openAudit('#audit?actor=nobody-at-all');
+      assert.equal(await page.textContent('#audit-table tbody'), 'No audited actions match these filters.');
+      await openAudit('#audit?since=1h&action=deploy.register');
+      assert.equal(await page.$eval('#audit-since button.active', (b) => b.dataset.since), '1h');
+      assert.match(await page.$eval('#audit-table', (t) => t.dataset.query), /^start=\d+&action=deploy\.register$/);
+      assert.equal((await auditRows()).length, 1, 'the canary was registered within the hour');
+    });
+
+    await check('audit: a row opens to show its details JSON and its request id linked to the logs; Load more pages', async () => {
+      await openAudit('#audit?action=deploy.canary');
+      const { records } = await auditMatchesApi('action=deploy.canary');
+      await page.click('#audit-table tr.auditrow');
+      await page.waitForSelector('#audit-table tr.auditdetail pre.details');
+      assert.deepEqual(JSON.parse(await page.textContent('#audit-table tr.auditdetail pre.details')), JSON.parse(records[0].details), 'the details JSON');
+      await page.click('#audit-table tr.auditrow');
+      assert.equal(await page.$('#audit-table tr.auditdetail'), null, 'a second click closes the details');
+      // A reload from the Alerts page came over HTTP: its request id opens that request's events.
+      await openAudit('#audit?action=rules.reload');
+      const reload = (await auditApi('action=rules.reload')).records[0];
+      assert.ok(reload.request_id, JSON.stringify(reload));
+      await page.click('#audit-table tr.auditrow');
+      const link = await page.$eval('#audit-table tr.auditdetail a.request', (a) => ({ href: a.getAttribute('href'), text: a.textContent }));
+      assert.equal(link.text, `${reload.request_id} →`);
+      await logsRun(() => page.click('#audit-table tr.auditdetail a.request'));
+      assert.equal((await hashParams()).request_id, reload.request_id, `the link ${link.href}`);
+      assert.equal(await page.inputValue('#logs-form input[name="request_id"]'), reload.request_id);
+      // Paging: two a page, "Load more" appends the next two as the API pages them.
+      await openAudit('#audit?limit=2');
+      const first = await auditApi('limit=2');
+      const second = await auditApi(`limit=2&cursor=${encodeURIComponent(first.next_cursor)}`);
+      assert.deepEqual((await auditRows()).map((r) => r.id), first.records.map((r) => String(r.id)));
+      assert.equal(await page.isVisible('#audit-more'), true, 'Load more is shown');
+      await auditRun(() => page.click('#audit-more'));
+      assert.deepEqual((await auditRows()).map((r) => r.id), [...first.records, ...second.records].map((r) => String(r.id)));
+    });
+
     await check('no page is a placeholder; range switch redraws', async () => {
       assert.equal(await page.$('.page.placeholder'), null, 'no page is a placeholder');
       assert.deepEqual(await page.$$eval('.nav a.soon', (as) => as.map((a) => a.dataset.page)), [], 'no page is "soon"');
       assert.deepEqual(
         await page.$$eval('.nav a', (as) => as.map((a) => a.dataset.page)),
-        ['overview', 'stages', 'models', 'pipelines', 'try', 'deployments', 'alerts', 'logs'],
-        'Deployments between Pipelines and Alerts',
+        ['overview', 'stages', 'models', 'pipelines', 'try', 'deployments', 'alerts', 'logs', 'audit'],
+        'Deployments between Pipelines and Alerts, Audit last',
       );
       await page.click('a[data-page="overview"]');
       const before = await page.$eval('body', (b) => Number(b.dataset.refreshed));
