@@ -639,4 +639,20 @@ mod tests {
         let e = Settings::resolve(&ServeArgs { config: Some(file), ..Default::default() }).unwrap_err();
         assert!(format!("{e:#}").contains("webhook"), "{e:#}");
     }
+
+    #[test]
+    fn tls_files_layer_and_need_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "model_repository = '/m'\ntls_cert = '/etc/c.pem'\ntls_key = '/etc/k.pem'\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), tls_key: Some("/run/k.pem".into()), ..Default::default() };
+        let s = Settings::resolve(&args).unwrap();
+        assert_eq!(s.tls, Some(TlsFiles { cert: "/etc/c.pem".into(), key: "/run/k.pem".into() }), "the flag wins");
+        let plain = ServeArgs { model_repository: Some("/m".into()), ..Default::default() };
+        assert_eq!(Settings::resolve(&plain).unwrap().tls, None);
+        let e = Settings::resolve(&ServeArgs { tls_cert: Some("/c".into()), ..plain.clone() }).unwrap_err();
+        assert!(e.to_string().contains("--tls-key is missing"), "{e}");
+        let e = Settings::resolve(&ServeArgs { tls_key: Some("/k".into()), ..plain }).unwrap_err();
+        assert!(e.to_string().contains("--tls-cert is missing"), "{e}");
+    }
 }

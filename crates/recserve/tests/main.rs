@@ -10,6 +10,7 @@ mod deployments;
 mod logs;
 mod shop_export;
 mod telemetry;
+mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -23,6 +23,7 @@ pub mod rest;
 pub mod shop;
 mod state;
 
+pub mod tls;
 pub use error::{ApiError, ErrorBody};
-pub use listen::serve;
+pub use listen::{serve, serve_tls};
 pub use state::{AppState, Limits, ServerInfo};

@@ -12,3 +12,4 @@ mod logs;
 mod observe;
 mod recommend;
 mod rest;
+mod tls;

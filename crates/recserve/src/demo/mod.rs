@@ -32,7 +32,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("shop generator panicked")?
         .context("cannot build the demo shop")?;
     let running = serve::start(settings).await?;
-    let base = format!("http://{}", running.http_addr);
+    let scheme = if running.tls.is_some() { "https" } else { "http" };
+    let base = format!("{scheme}://{}", running.http_addr);
     eprintln!("recserve demo: the shop is open");
     eprintln!("  dashboard        {base}/");
     eprintln!(
@@ -43,14 +44,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     eprintln!("  feedback         POST {base}/v1/feedback");
     eprintln!("  models (V2)      GET  {base}/v2/models/ranker   gRPC {}", running.grpc_addr);
-    if args.traffic_rate > 0.0 {
+    let traffic_rate = if running.tls.is_some() && args.traffic_rate > 0.0 {
+        // The simulated shoppers and scenarios speak plain HTTP to the server.
+        warn!("with TLS the demo's simulated shoppers and scenarios do not run");
+        0.0
+    } else {
+        args.traffic_rate
+    };
+    if traffic_rate > 0.0 {
         eprintln!("  simulated shoppers: {} requests/s (--traffic-rate; 0 turns them off)", args.traffic_rate);
     }
-    let config = traffic::TrafficConfig { rate: args.traffic_rate, seed: args.traffic_seed, ..Default::default() };
+    let config = traffic::TrafficConfig { rate: traffic_rate, seed: args.traffic_seed, ..Default::default() };
     let stats = Arc::new(traffic::TrafficStats::default());
     let control = Arc::new(traffic::TrafficControl::default());
     tokio::spawn(traffic::run(Arc::new(shop), running.http_addr, config, stats, control.clone(), running.stop.clone()));
-    if let Some(scenario) = args.scenario {
+    if let Some(scenario) = args.scenario.filter(|_| running.tls.is_none()) {
         let delay = std::time::Duration::from_secs(args.scenario_delay_secs);
         tokio::spawn(scenario::run(scenario, running.http_addr, delay, control, running.stop.clone()));
     }
