@@ -100,7 +100,11 @@ fn metric_history_survives_a_restart() {
     assert!(data.path().join("recserve.db").is_file(), "the history is in the store");
 
     let (child, addr) = serve(data.path());
-    // The new process counts from zero, but the history from before is still there.
+    // The new process counts from zero, but the history from before is still there. The range
+    // ends exactly at `before` (an evaluation point), where the sample that showed the three
+    // requests is within the lookback; a range whose steps all fell before that scrape would
+    // see none of it.
+    let start = before - (before - start).ceil();
     let range = format!(
         "/api/v1/query_range?query={}&start={start:.3}&end={before:.3}&step=1",
         "recserve_requests_total%7Bmodel%3D%22mlp%22%2Coutcome%3D%22ok%22%7D"
