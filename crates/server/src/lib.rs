@@ -22,8 +22,8 @@ pub mod request_log;
 pub mod rest;
 pub mod shop;
 mod state;
-
 pub mod tls;
+
 pub use error::{ApiError, ErrorBody};
 pub use listen::{serve, serve_tls};
 pub use state::{AppState, Limits, ServerInfo};
