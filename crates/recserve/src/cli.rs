@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// requests are refused with 413 / RESOURCE_EXHAUSTED before they queue [default: 16777216].
     #[arg(long, env = "RECSERVE_MAX_REQUEST_ELEMENTS")]
     pub max_request_elements: Option<usize>,
+    /// Most inference, recommendation and feedback requests one client (its token, else its IP
+    /// address) may have in flight; more are refused at once with 429 / RESOURCE_EXHAUSTED;
+    /// 0 turns the limit off [default: 1024].
+    #[arg(long, env = "RECSERVE_MAX_IN_FLIGHT_PER_CLIENT")]
+    pub max_in_flight_per_client: Option<usize>,
+    /// Milliseconds an inference, recommendation or feedback request may take before it is
+    /// abandoned and answered 504 / DEADLINE_EXCEEDED; 0 turns the limit off [default: 30000].
+    #[arg(long, env = "RECSERVE_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT [default: 30].
     #[arg(long, env = "RECSERVE_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,

@@ -51,6 +51,9 @@ pub struct Settings {
     pub repository_poll: Duration,
     pub max_body_bytes: usize,
     pub max_request_elements: usize,
+    pub max_in_flight_per_client: usize,
+    /// `None`: no limit.
+    pub request_timeout: Option<Duration>,
     pub shutdown_grace: Duration,
     /// How often the series store snapshots the metrics.
     pub scrape_interval: Duration,
@@ -160,6 +163,8 @@ struct FileSettings {
     repository_poll_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     max_request_elements: Option<usize>,
+    max_in_flight_per_client: Option<usize>,
+    request_timeout_ms: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     scrape_interval_secs: Option<u64>,
     retention_hours: Option<u64>,
@@ -275,6 +280,15 @@ impl Settings {
                 .max_request_elements
                 .or(file.max_request_elements)
                 .unwrap_or(Limits::DEFAULT_MAX_REQUEST_ELEMENTS),
+            max_in_flight_per_client: args
+                .max_in_flight_per_client
+                .or(file.max_in_flight_per_client)
+                .unwrap_or(Limits::DEFAULT_MAX_IN_FLIGHT_PER_CLIENT),
+            request_timeout: match args.request_timeout_ms.or(file.request_timeout_ms) {
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
+                None => Some(Limits::DEFAULT_REQUEST_TIMEOUT),
+            },
             shutdown_grace: Duration::from_secs(args.shutdown_grace_secs.or(file.shutdown_grace_secs).unwrap_or(30)),
             scrape_interval: Duration::from_secs(
                 args.scrape_interval_secs.or(file.scrape_interval_secs).unwrap_or(5).max(1),
@@ -394,8 +408,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     }
     let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
     let telemetry_tasks = telemetry.start();
-    state.limits =
-        Limits { max_body_bytes: settings.max_body_bytes, max_request_elements: settings.max_request_elements };
+    state.limits = Limits {
+        max_body_bytes: settings.max_body_bytes,
+        max_request_elements: settings.max_request_elements,
+        max_in_flight_per_client: settings.max_in_flight_per_client,
+        request_timeout: settings.request_timeout,
+    };
     state.request_log = Some(Arc::new(RequestLog::new(
         writer.sink(),
         pseudonymizer,

@@ -189,7 +189,8 @@ fn a_bad_canary_is_rolled_back_by_its_alert_and_no_request_fails() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let drift = get_json(&addr, "/api/v1/drift");
-        let versions: Vec<&Value> = drift["data"].as_array().unwrap().iter().filter(|v| v["model"] == "ranker").collect();
+        let versions: Vec<&Value> =
+            drift["data"].as_array().unwrap().iter().filter(|v| v["model"] == "ranker").collect();
         if versions.iter().all(|v| v["version"] == 1) {
             break;
         }

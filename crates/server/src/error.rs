@@ -38,6 +38,9 @@ pub enum ApiError {
     /// Credentials whose role does not allow the request (403 / PERMISSION_DENIED).
     #[error("{0}")]
     Forbidden(String),
+    /// The request ran past the server's time limit (504 / DEADLINE_EXCEEDED).
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl ApiError {
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -76,6 +80,7 @@ impl ApiError {
             StatusCode::CONFLICT => tonic::Code::FailedPrecondition,
             StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
             StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+            StatusCode::GATEWAY_TIMEOUT => tonic::Code::DeadlineExceeded,
             _ => tonic::Code::Internal,
         }
     }

@@ -33,8 +33,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use recserve_drift::{DriftConfig, DriftHub, FeatureDrift, ReferenceLookup, Verdict};
-use recserve_online::{ArmKey, Event, OnlineConfig, OnlineMetrics};
 use recserve_engine::{Tensor, TensorData};
+use recserve_online::{ArmKey, Event, OnlineConfig, OnlineMetrics};
 use recserve_pipeline::{FeatureValue, ModelObserver};
 use recserve_serving::{ModelRegistry, NamedTensor};
 use recserve_telemetry::metrics::{Collector, FamilySnapshot, MetricKind, SeriesSnapshot, SnapshotValue};
@@ -269,9 +269,8 @@ impl Collector for Experiments {
     fn collect(&self, out: &mut Vec<FamilySnapshot>) {
         use MetricKind::{Counter, Gauge};
         // A retired (rolled-back) version never serves again: its drift series end here.
-        self.drift.retain(|model, version| {
-            !self.registry.deployment(model).is_some_and(|d| d.retired.contains(&version))
-        });
+        self.drift
+            .retain(|model, version| !self.registry.deployment(model).is_some_and(|d| d.retired.contains(&version)));
         let online = self.online_snapshot();
         let mut requests = Family::new("recserve_online_requests_total", "Recommendations served per arm.", Counter);
         let mut impressions =
@@ -418,9 +417,8 @@ pub fn of(state: &AppState) -> Option<&Arc<Experiments>> {
 }
 
 fn experiments(state: &AppState) -> Result<&Arc<Experiments>, ApiError> {
-    of(state).ok_or_else(|| {
-        ApiError::NotFound("this server was started without online metrics and drift monitoring".into())
-    })
+    of(state)
+        .ok_or_else(|| ApiError::NotFound("this server was started without online metrics and drift monitoring".into()))
 }
 
 /// `GET /api/v1/experiments`: every arm's window and totals with its comparison to the control.

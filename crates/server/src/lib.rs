@@ -14,6 +14,7 @@ pub mod error;
 pub mod experiments;
 pub mod grpc;
 pub mod inference;
+pub mod limits;
 pub mod listen;
 pub mod logs;
 pub mod metadata;

@@ -76,7 +76,8 @@ pub async fn serve_tls(
     let grpc_server = tonic::transport::Server::builder().layer(grpc_auth).add_service(grpc_service);
     let (h, g) = match tls {
         None => {
-            let http_task = axum::serve(http, router).with_graceful_shutdown(wait(rx.clone()));
+            let http_task = axum::serve(http, router.into_make_service_with_connect_info::<PeerAddr>())
+                .with_graceful_shutdown(wait(rx.clone()));
             let grpc_task = grpc_server
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), wait(rx));
             tokio::join!(http_task.into_future(), grpc_task)
@@ -88,7 +89,8 @@ pub async fn serve_tls(
                 .map_err(ListenError::Http)?;
             let grpc =
                 TlsListener::spawn(grpc, grpc_config, Transport::Grpc, tls, rx.clone()).map_err(ListenError::Http)?;
-            let http_task = axum::serve(http, router).with_graceful_shutdown(wait(rx.clone()));
+            let http_task = axum::serve(http, router.into_make_service_with_connect_info::<PeerAddr>())
+                .with_graceful_shutdown(wait(rx.clone()));
             let grpc_task = grpc_server.serve_with_incoming_shutdown(grpc.into_stream(), wait(rx));
             tokio::join!(http_task.into_future(), grpc_task)
         }
@@ -164,6 +166,23 @@ impl tonic::transport::server::Connected for TlsConnection {
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.stream.get_ref().0.connect_info()
+    }
+}
+
+/// The peer address of a REST connection, plain or TLS, in each request's extensions as
+/// `ConnectInfo<PeerAddr>` (the per-client limits of [`crate::limits`] read it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
     }
 }
 

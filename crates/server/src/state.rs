@@ -16,16 +16,32 @@ pub struct Limits {
     /// body limit bounds what a request costs to decode, this what it costs to run (a model
     /// with free dimensions would otherwise take any shape the body can describe).
     pub max_request_elements: usize,
+    /// Most data-plane requests one client may have in flight (0: no limit); see
+    /// [`crate::limits`].
+    pub max_in_flight_per_client: usize,
+    /// Longest a data-plane request may take before it is answered 504 (`None`: no limit).
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 impl Limits {
     /// The default of [`Limits::max_request_elements`]: 16 Mi elements (64 MiB of FP32).
     pub const DEFAULT_MAX_REQUEST_ELEMENTS: usize = 16 * 1024 * 1024;
+    /// The default of [`Limits::max_in_flight_per_client`]: far above what one well-behaved
+    /// client keeps open (the demo's traffic keeps at most 64), low enough that one runaway
+    /// client cannot fill every model's queue alone.
+    pub const DEFAULT_MAX_IN_FLIGHT_PER_CLIENT: usize = 1024;
+    /// The default of [`Limits::request_timeout`].
+    pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 64 * 1024 * 1024, max_request_elements: Self::DEFAULT_MAX_REQUEST_ELEMENTS }
+        Limits {
+            max_body_bytes: 64 * 1024 * 1024,
+            max_request_elements: Self::DEFAULT_MAX_REQUEST_ELEMENTS,
+            max_in_flight_per_client: Self::DEFAULT_MAX_IN_FLIGHT_PER_CLIENT,
+            request_timeout: Some(Self::DEFAULT_REQUEST_TIMEOUT),
+        }
     }
 }
 
@@ -69,6 +85,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// Online metrics and drift monitoring (`None`: the recommendation API's own, if any).
     pub experiments: Option<Arc<crate::experiments::Experiments>>,
+    /// Data-plane requests in flight per client ([`Limits::max_in_flight_per_client`]).
+    pub clients: Arc<crate::limits::ClientLimiter>,
 }
 
 impl AppState {
@@ -87,8 +105,10 @@ impl AppState {
     /// A state with the given telemetry, wired to the registry's versions (see
     /// [`crate::observe::attach`]); call before `telemetry.start()`.
     pub fn with_telemetry(registry: Arc<ModelRegistry>, telemetry: Option<Arc<Telemetry>>) -> AppState {
+        let clients = Arc::new(crate::limits::ClientLimiter::default());
         if let Some(t) = &telemetry {
             crate::observe::attach(t, &registry);
+            clients.count_in(&t.registry);
         }
         AppState {
             registry,
@@ -102,6 +122,7 @@ impl AppState {
             alerting: None,
             auth: crate::auth::Auth::off(),
             experiments: None,
+            clients,
         }
     }
 }

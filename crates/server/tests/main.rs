@@ -8,6 +8,7 @@ mod auth;
 mod dashboard;
 mod drift;
 mod grpc;
+mod limits;
 mod logs;
 mod observe;
 mod recommend;

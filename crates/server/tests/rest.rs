@@ -195,7 +195,7 @@ async fn binary_inference_round_trips_every_datatype() {
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let repo = repository_with(&["mlp", "multi_io"]);
     let mut state = AppState::new(loaded_registry(repo.path()).await);
-    state.limits = Limits { max_body_bytes: 4096, max_request_elements: 40 };
+    state.limits = Limits { max_body_bytes: 4096, max_request_elements: 40, ..Limits::default() };
     let app = rest::router(state);
     let row = |n: usize| json!([{"name": "features", "datatype": "FP32", "shape": [1, n], "data": vec![0.5; n]}]);
     let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![

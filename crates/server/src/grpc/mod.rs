@@ -113,13 +113,18 @@ impl GrpcInferenceService for InferenceService {
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Answer<ModelInferResponse> {
         // One observation per request (see crate::observe): decode, batcher, encode.
         let started = Instant::now();
+        let key = crate::limits::ClientKey::of(
+            request.extensions().get::<crate::auth::Identity>(),
+            request.remote_addr().map(|a| a.ip()),
+        );
+        let _permit = self.state.clients.admit(key, self.state.limits.max_in_flight_per_client)?;
         let given = request.metadata().get(REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
         let request_id = self.state.request_ids.from_client(given);
         let span = tracing::info_span!("request", request_id = %request_id);
         let request = request.into_inner();
         let version = Some(request.model_version.as_str()).filter(|v| !v.is_empty());
         let mut obs = observe::start_v2(&self.state, &request.model_name, version, started, &request_id);
-        let result = async {
+        let work = async {
             let call = convert::infer_call(request)?;
             obs.stage(Stage::Preprocess, started.elapsed());
             let reply = inference::infer_observed(&self.state, call, &mut obs).await?;
@@ -127,9 +132,8 @@ impl GrpcInferenceService for InferenceService {
             let response = convert::infer_response(reply);
             obs.stage(Stage::Postprocess, encoding.elapsed());
             Ok::<_, ApiError>(response)
-        }
-        .instrument(span)
-        .await;
+        };
+        let result = self.state.clients.within(self.state.limits.request_timeout, work).instrument(span).await;
         obs.finish(&result);
         let mut response = Response::new(result?);
         if let Ok(value) = request_id.parse() {

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), limit_data_plane))
         .layer(middleware::from_fn_with_state(state.clone(), crate::auth::require))
         .layer(middleware::from_fn_with_state(state.clone(), with_request_id))
         .with_state(state)
@@ -136,6 +137,22 @@ fn read_body(
             ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
         }
     })
+}
+
+/// The per-client share and time limit of data-plane requests ([`crate::limits`]); runs after
+/// authentication, so a token names its client.
+async fn limit_data_plane(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !crate::limits::is_data_plane(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<crate::listen::PeerAddr>>().map(|c| c.0.0.ip());
+    let key = crate::limits::ClientKey::of(request.extensions().get::<crate::auth::Identity>(), peer);
+    let _permit = match state.clients.admit(key, state.limits.max_in_flight_per_client) {
+        Ok(permit) => permit,
+        Err(e) => return e.into_response(),
+    };
+    let answer = state.clients.within(state.limits.request_timeout, async { Ok(next.run(request).await) });
+    answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn recommend(
