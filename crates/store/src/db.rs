@@ -82,10 +82,24 @@ impl Store {
     /// Connects (creating the SQLite file and its directory when needed) and runs the migrations.
     #[tracing::instrument(skip_all, fields(url = config.url.as_deref().map(crate::config::redact_url)))]
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-        Self::open_sized(config, PoolSize::MAIN).await
+        Self::open_sized(config, PoolSize::MAIN, None).await
     }
 
-    pub(crate) async fn open_sized(config: &StoreConfig, size: PoolSize) -> Result<Store, StoreError> {
+    /// For fault tests: opens like [`Store::open`], but an SQLite database stops growing at
+    /// `max_pages` pages (of 4 KiB; SQLite's `PRAGMA max_page_count` on every connection), and a
+    /// write that needs more fails with `SQLITE_FULL`, the result SQLite gives when the disk is
+    /// full. Pages freed inside the file (deleted rows, dropped tables) are used again, so
+    /// freeing them is "space returning". A limit below the database's size is its size. No
+    /// effect on MySQL.
+    pub async fn open_with_max_pages(config: &StoreConfig, max_pages: u32) -> Result<Store, StoreError> {
+        Self::open_sized(config, PoolSize::MAIN, Some(max_pages)).await
+    }
+
+    pub(crate) async fn open_sized(
+        config: &StoreConfig,
+        size: PoolSize,
+        max_pages: Option<u32>,
+    ) -> Result<Store, StoreError> {
         let target = Target::resolve(config)?;
         let describe = target.describe();
         let pool = match &target {
@@ -115,6 +129,10 @@ impl Store {
                     // WAL file back to 64 MiB after a checkpoint reset it.
                     .pragma("wal_autocheckpoint", "16384")
                     .pragma("journal_size_limit", "67108864");
+                let options = match max_pages {
+                    Some(n) => options.pragma("max_page_count", n.to_string()),
+                    None => options,
+                };
                 let pool = SqlitePoolOptions::new()
                     .max_connections(size.sqlite)
                     .min_connections(1)

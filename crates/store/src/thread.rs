@@ -58,7 +58,7 @@ impl<W: 'static> StoreThread<W> {
                     }
                 };
                 runtime.block_on(async move {
-                    let store = match Store::open_sized(&config, PoolSize::SMALL).await {
+                    let store = match Store::open_sized(&config, PoolSize::SMALL, None).await {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));

@@ -4,13 +4,29 @@
 //! Serving calls [`LogSink::submit`], which never blocks and never awaits: a full (or closed)
 //! channel drops the record and counts it. The writer task gathers up to
 //! [`WriterConfig::max_batch`] records (waiting at most [`WriterConfig::flush_interval`] after the
-//! first), writes them with multi-row `INSERT`s in one transaction, retries a failed batch with
-//! backoff, and counts records `committed` only after the commit returned. [`LogWriter::flush`]
-//! returns once everything submitted before the call is committed (or counted failed).
+//! first), writes them with multi-row `INSERT`s in one transaction, and counts records
+//! `committed` only after the commit returned. [`LogWriter::flush`] returns once everything
+//! submitted before the call is committed (or counted failed).
+//!
+//! # When the store fails
+//!
+//! A batch that fails because the store is unavailable — the disk or table is full, the MySQL
+//! server is gone or restarting, the database is busy or locked, an I/O error — is retried, with
+//! backoff up to [`MAX_RETRY_WAIT`], for as long as the writer runs: the batch stays in memory,
+//! new records wait in the bounded channel, and once that is full `submit` drops them (counted in
+//! [`WriterStats::dropped`]). Nothing waiting is lost when the store comes back. Any other error
+//! (a statement the store refuses) gets [`RETRY_BACKOFF`]'s three retries, then the batch is
+//! counted in [`WriterStats::failed`] and logged; so does an unavailable store once the writer is
+//! shutting down, so shutdown always ends. Every failed attempt is logged and counted
+//! ([`WriterStats::write_errors`]); [`WriterStats::store_failing`] is set from the first failed
+//! attempt, or an attempt that has not finished after [`STALL_AFTER`] (a MySQL pool waits for a
+//! server that refuses connections instead of failing), until the next commit, which logs that
+//! writing resumed. On MySQL a connection lost while `COMMIT` was under way leaves it unknown
+//! whether the batch was stored; the retry writes it again, so records are stored at least once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -62,6 +78,11 @@ pub struct WriterStats {
     pub requests_committed: u64,
     /// Of `committed`: service records.
     pub service_committed: u64,
+    /// Write attempts (a batch's transaction) that failed; each was logged.
+    pub write_errors: u64,
+    /// The store is failing: the last attempt failed or has not answered for [`STALL_AFTER`].
+    /// Cleared by the next commit.
+    pub store_failing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +94,8 @@ struct Counters {
     batches: AtomicU64,
     requests_committed: AtomicU64,
     service_committed: AtomicU64,
+    write_errors: AtomicU64,
+    store_failing: AtomicBool,
 }
 
 impl Counters {
@@ -89,6 +112,8 @@ impl Counters {
             queued: accepted.saturating_sub(committed + failed),
             requests_committed: self.requests_committed.load(Ordering::Acquire),
             service_committed: self.service_committed.load(Ordering::Acquire),
+            write_errors: self.write_errors.load(Ordering::Acquire),
+            store_failing: self.store_failing.load(Ordering::Acquire),
         }
     }
 }
@@ -349,32 +374,76 @@ async fn write_batch(
     let request_groups = groups(&requests.iter().map(|r| request_bytes(r)).collect::<Vec<_>>());
     let service_groups = groups(&service.iter().map(|r| service_bytes(r)).collect::<Vec<_>>());
     with_pool!(store.pool(), p => {
-        let mut tx = p.begin().await?;
-        let mut at = 0;
-        for n in request_groups {
-            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
-            for r in &requests[at..at + n] {
-                q = bind_request!(q, r);
+        let mut conn = p.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut at = 0;
+            for n in request_groups {
+                let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
+                for r in &requests[at..at + n] {
+                    q = bind_request!(q, r);
+                }
+                q.execute(&mut *tx).await?;
+                at += n;
             }
-            q.execute(&mut *tx).await?;
-            at += n;
-        }
-        let mut at = 0;
-        for n in service_groups {
-            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
-            for r in &service[at..at + n] {
-                q = bind_service!(q, r);
+            let mut at = 0;
+            for n in service_groups {
+                let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
+                for r in &service[at..at + n] {
+                    q = bind_service!(q, r);
+                }
+                q.execute(&mut *tx).await?;
+                at += n;
             }
-            q.execute(&mut *tx).await?;
-            at += n;
+            tx.commit().await
         }
-        tx.commit().await
+        .await;
+        if result.is_err() {
+            // After a failed statement or COMMIT the connection's transaction state is unknown:
+            // SQLite may have rolled back on its own (SQLITE_FULL, IOERR), and sqlx's rollback
+            // then fails and leaves it counting a transaction that is gone, so the next batch on
+            // this connection would begin a SAVEPOINT, "commit" by releasing it inside a
+            // transaction that stays open, hold the write lock and never be durable. Closing
+            // the connection rolls back whatever is open; the pool opens a fresh one.
+            conn.close_on_drop();
+        }
+        result
     })
 }
 
-/// Retries of a failed batch, with these waits before each.
-const RETRY_BACKOFF: [Duration; 3] =
+/// Retries of a failed batch, with these waits before each (all that a batch gets when the
+/// error is not the store being unavailable, or the writer is shutting down).
+pub const RETRY_BACKOFF: [Duration; 3] =
     [Duration::from_millis(100), Duration::from_millis(400), Duration::from_millis(1600)];
+/// The wait between retries once [`RETRY_BACKOFF`] is used up (store unavailable).
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(2);
+/// An attempt still unfinished after this long marks the store failing (it keeps waiting).
+pub const STALL_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether `err` says the store is unavailable for now (full, gone, busy), so waiting and
+/// retrying the same batch can succeed; otherwise the statement itself is refused.
+fn store_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                // Disk full, table full, error writing a file, too many connections, shutdown in
+                // progress, lock wait timeout, deadlock, connection killed, server gone, lost.
+                return matches!(my.number(), 3 | 1021 | 1030 | 1040 | 1053 | 1114 | 1205 | 1213 | 1927 | 2006 | 2013);
+            }
+            // SQLite: the primary result code of the extended one.
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0) & 0xff;
+            // BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN.
+            matches!(code, 5 | 6 | 7 | 10 | 13 | 14)
+        }
+        _ => false,
+    }
+}
 
 struct Task {
     store: Store,
@@ -386,22 +455,30 @@ struct Task {
     sql: SqlCache,
 }
 
+/// What the task loop keeps while it runs.
+#[derive(Default)]
+struct Progress {
+    /// Records taken from the channel.
+    received: u64,
+    /// Of those, committed or failed.
+    processed: u64,
+    /// Flushes waiting, with the `processed` count that answers them.
+    flushes: Vec<(u64, oneshot::Sender<()>)>,
+    stopping: bool,
+}
+
 impl Task {
     async fn run(mut self) {
         let mut buf: Vec<LogRecord> = Vec::with_capacity(self.max_batch);
-        // Records taken from the channel, and of those, committed or failed.
-        let mut received: u64 = 0;
-        let mut processed: u64 = 0;
-        let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
-        let mut stopping = false;
+        let mut p = Progress::default();
         loop {
-            if buf.is_empty() && flushes.is_empty() && !stopping {
+            if buf.is_empty() && p.flushes.is_empty() && !p.stopping {
                 tokio::select! {
                     biased;
-                    c = self.control.recv() => self.on_control(c, received, &mut flushes, &mut stopping),
+                    c = self.control.recv() => self.on_control(c, &mut p),
                     r = self.rx.recv() => match r {
-                        Some(r) => { buf.push(r); received += 1; }
-                        None => stopping = true,
+                        Some(r) => { buf.push(r); p.received += 1; }
+                        None => p.stopping = true,
                     },
                 }
             }
@@ -411,67 +488,63 @@ impl Task {
                     match self.rx.try_recv() {
                         Ok(r) => {
                             buf.push(r);
-                            received += 1;
+                            p.received += 1;
                         }
                         Err(_) => break,
                     }
                 }
-                if buf.len() >= self.max_batch || !flushes.is_empty() || stopping || buf.is_empty() {
+                if buf.len() >= self.max_batch || !p.flushes.is_empty() || p.stopping || buf.is_empty() {
                     break;
                 }
                 tokio::select! {
                     biased;
-                    c = self.control.recv() => self.on_control(c, received, &mut flushes, &mut stopping),
+                    c = self.control.recv() => self.on_control(c, &mut p),
                     r = self.rx.recv() => match r {
-                        Some(r) => { buf.push(r); received += 1; }
-                        None => stopping = true,
+                        Some(r) => { buf.push(r); p.received += 1; }
+                        None => p.stopping = true,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
             if !buf.is_empty() {
-                self.commit(&buf).await;
-                processed += buf.len() as u64;
+                self.commit(&buf, &mut p).await;
+                p.processed += buf.len() as u64;
                 buf.clear();
             }
             // Nothing left anywhere: every flush is answered even if its goal was counted high.
             let idle = self.rx.is_empty();
             let mut i = 0;
-            while i < flushes.len() {
-                if flushes[i].0 <= processed || idle {
-                    let (_, tx) = flushes.swap_remove(i);
+            while i < p.flushes.len() {
+                if p.flushes[i].0 <= p.processed || idle {
+                    let (_, tx) = p.flushes.swap_remove(i);
                     let _ = tx.send(());
                 } else {
                     i += 1;
                 }
             }
-            if stopping && idle {
+            if p.stopping && idle {
                 break;
             }
         }
-        for (_, tx) in flushes {
+        for (_, tx) in p.flushes {
             let _ = tx.send(());
         }
     }
 
-    fn on_control(
-        &mut self,
-        c: Option<Control>,
-        received: u64,
-        flushes: &mut Vec<(u64, oneshot::Sender<()>)>,
-        stopping: &mut bool,
-    ) {
+    fn on_control(&mut self, c: Option<Control>, p: &mut Progress) {
         match c {
-            Some(Control::Flush(tx)) => flushes.push((received + self.rx.len() as u64, tx)),
+            Some(Control::Flush(tx)) => p.flushes.push((p.received + self.rx.len() as u64, tx)),
             Some(Control::Shutdown) | None => {
-                *stopping = true;
+                p.stopping = true;
                 // Later submits fail (and are counted dropped); what is queued is still read.
                 self.rx.close();
             }
         }
     }
 
-    async fn commit(&mut self, buf: &[LogRecord]) {
+    /// Writes `buf` until it is committed or given up (see the module docs); control messages
+    /// that arrive meanwhile are taken (a shutdown ends the retrying of an unavailable store).
+    async fn commit(&mut self, buf: &[LogRecord], p: &mut Progress) {
         let mut requests = Vec::new();
         let mut service = Vec::new();
         for r in buf {
@@ -480,26 +553,67 @@ impl Task {
                 LogRecord::Service(r) => service.push(r),
             }
         }
-        let mut attempt = 0;
+        let counters = self.counters.clone();
+        let store = self.store.describe();
+        let mut failures = 0usize;
+        let mut failing_since: Option<Instant> = None;
         loop {
-            match write_batch(&self.store, &mut self.sql, &requests, &service).await {
+            let result = {
+                let attempt = write_batch(&self.store, &mut self.sql, &requests, &service);
+                tokio::pin!(attempt);
+                let stall = tokio::time::sleep(STALL_AFTER);
+                tokio::pin!(stall);
+                let mut stalled = false;
+                loop {
+                    tokio::select! {
+                        r = &mut attempt => break r,
+                        _ = &mut stall, if !stalled => {
+                            stalled = true;
+                            if !counters.store_failing.swap(true, Ordering::AcqRel) {
+                                failing_since = Some(Instant::now());
+                            }
+                            tracing::warn!(%store, records = buf.len(), waited_s = STALL_AFTER.as_secs(), "the store has not answered a log batch yet; still waiting");
+                        }
+                    }
+                }
+            };
+            let err = match result {
                 Ok(()) => {
-                    let c = &self.counters;
-                    c.requests_committed.fetch_add(requests.len() as u64, Ordering::AcqRel);
-                    c.service_committed.fetch_add(service.len() as u64, Ordering::AcqRel);
-                    c.batches.fetch_add(1, Ordering::AcqRel);
-                    c.committed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                    counters.requests_committed.fetch_add(requests.len() as u64, Ordering::AcqRel);
+                    counters.service_committed.fetch_add(service.len() as u64, Ordering::AcqRel);
+                    counters.batches.fetch_add(1, Ordering::AcqRel);
+                    counters.committed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                    if counters.store_failing.swap(false, Ordering::AcqRel) {
+                        let failing_s = failing_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+                        tracing::warn!(%store, records = buf.len(), failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
+                    }
                     return;
                 }
-                Err(err) if attempt < RETRY_BACKOFF.len() => {
-                    tracing::warn!(store = %self.store.describe(), %err, records = buf.len(), attempt, "log batch failed, retrying");
-                    tokio::time::sleep(RETRY_BACKOFF[attempt]).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::error!(store = %self.store.describe(), %err, records = buf.len(), "log batch failed after retries; records lost");
-                    self.counters.failed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                Err(err) => err,
+            };
+            counters.write_errors.fetch_add(1, Ordering::AcqRel);
+            if !counters.store_failing.swap(true, Ordering::AcqRel) {
+                failing_since = Some(Instant::now());
+            }
+            let unavailable = store_unavailable(&err);
+            let wait = match RETRY_BACKOFF.get(failures) {
+                Some(&w) => w,
+                None if unavailable && !p.stopping => MAX_RETRY_WAIT,
+                None => {
+                    tracing::error!(%store, %err, records = buf.len(), attempts = failures + 1, "log batch failed after retries; records lost");
+                    counters.failed.fetch_add(buf.len() as u64, Ordering::AcqRel);
                     return;
+                }
+            };
+            failures += 1;
+            tracing::warn!(%store, %err, records = buf.len(), attempt = failures, unavailable, retry_in_ms = wait.as_millis() as u64, "log batch failed, retrying");
+            // Wait, taking flushes and a shutdown meanwhile.
+            let until = Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    biased;
+                    c = self.control.recv(), if !p.stopping => self.on_control(c, p),
+                    _ = tokio::time::sleep_until(until) => break,
                 }
             }
         }

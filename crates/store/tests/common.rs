@@ -1,11 +1,12 @@
 //! Test fixtures: a fresh store per test on each backend, record factories, the child-process
 //! helper.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use recserve_store::{LogRecord, RequestRecord, Retention, ServiceRecord, Store, StoreConfig};
+use recserve_store::{LogQuery, LogRecord, RequestRecord, Retention, ServiceRecord, Store, StoreConfig};
 use sqlx::{AssertSqlSafe, Connection};
 
 pub const MYSQL_URL_ENV: &str = "RECSERVE_TEST_MYSQL_URL";
@@ -189,4 +190,25 @@ pub fn child(name: &str, env: &[(&str, String)]) -> Command {
 /// The SQLite file of a default store in `dir`.
 pub fn sqlite_file(config: &StoreConfig) -> PathBuf {
     config.data_dir.join(recserve_store::config::SQLITE_FILE)
+}
+
+/// The numbers `i` of the request records stored (written as `request(i, 1000 + i)`), with how
+/// many times each is stored; panics on a record that differs from the one written.
+pub async fn stored_request_numbers(store: &Store) -> BTreeMap<usize, usize> {
+    let mut numbers = BTreeMap::new();
+    let mut cursor = None;
+    loop {
+        let page =
+            store.query_requests(&LogQuery { limit: Some(1000), cursor, ..Default::default() }).await.expect("page");
+        for r in &page.records {
+            let i: usize =
+                r.request_id.strip_prefix("req-").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{r:?}"));
+            assert_eq!(r, &request(i, 1000 + i as i64), "stored record {i} differs from the one written");
+            *numbers.entry(i).or_default() += 1;
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return numbers;
+        }
+    }
 }

@@ -8,9 +8,9 @@
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-use recserve_store::{LogQuery, Retention, Store, StoreConfig, WriterConfig};
+use recserve_store::{Retention, Store, StoreConfig, WriterConfig};
 
-use crate::common::{CHILD_ENV, Ctx, child, req, request};
+use crate::common::{CHILD_ENV, Ctx, child, req, request, stored_request_numbers};
 
 const URL_ENV: &str = "RECSERVE_STORE_TEST_URL";
 const DIR_ENV: &str = "RECSERVE_STORE_TEST_DIR";
@@ -99,23 +99,8 @@ async fn killed_writer_loses_nothing_committed(ctx: Ctx) {
     println!("{:?}: reported committed {last}, found {count}", ctx.kind);
     assert!(count >= last, "the store holds {count} records, the writer had reported {last} committed");
     // Every record complete: equal to what was written for its number.
-    let mut cursor = None;
-    let mut seen = 0u64;
-    loop {
-        let page =
-            store.query_requests(&LogQuery { limit: Some(1000), cursor, ..Default::default() }).await.expect("page");
-        for r in &page.records {
-            let i: usize =
-                r.request_id.strip_prefix("req-").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{r:?}"));
-            assert_eq!(r, &request(i, 1000 + i as i64));
-        }
-        seen += page.records.len() as u64;
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            break;
-        }
-    }
-    assert_eq!(seen, count);
+    let seen: usize = stored_request_numbers(&store).await.values().sum();
+    assert_eq!(seen as u64, count);
     store.close().await;
 }
 
