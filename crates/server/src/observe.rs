@@ -444,8 +444,10 @@ pub async fn percentiles(State(state): State<AppState>, RawQuery(q): RawQuery) -
 
 /// The request and service logs' writer figures as metrics, read from its sink at each gather:
 /// `recserve_log_records_{accepted,committed,dropped,failed}_total`,
-/// `recserve_log_write_batches_total` and `recserve_log_queue_records`. Drops happen only when
-/// the writer's queue is full; they are never silent.
+/// `recserve_log_write_batches_total`, `recserve_log_write_errors_total`,
+/// `recserve_log_queue_records` and `recserve_log_store_failing`. Drops happen only when the
+/// writer's queue is full; they are never silent. While the store is unavailable (disk full,
+/// database down) the writer retries and `recserve_log_store_failing` is 1.
 pub struct LogWriterCollector {
     sink: recserve_store::LogSink,
 }
@@ -480,7 +482,7 @@ impl recserve_telemetry::metrics::Collector for LogWriterCollector {
         ));
         out.push(family(
             "recserve_log_records_dropped_total",
-            "Log records dropped because the writer's queue was full.",
+            "Log records dropped because the writer's queue was full (or the writer had stopped).",
             MetricKind::Counter,
             stats.dropped,
         ));
@@ -495,6 +497,18 @@ impl recserve_telemetry::metrics::Collector for LogWriterCollector {
             "Transactions the log writer committed.",
             MetricKind::Counter,
             stats.batches,
+        ));
+        out.push(family(
+            "recserve_log_write_errors_total",
+            "Log write attempts (transactions) that failed; each is logged and retried.",
+            MetricKind::Counter,
+            stats.write_errors,
+        ));
+        out.push(family(
+            "recserve_log_store_failing",
+            "1 while the log writer cannot write: its last attempt failed or has not answered for 2 s.",
+            MetricKind::Gauge,
+            u64::from(stats.store_failing),
         ));
         out.push(family(
             "recserve_log_queue_records",
