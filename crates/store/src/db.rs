@@ -47,6 +47,38 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// How a [`transaction`] body wants its transaction ended.
+pub(crate) enum Finish<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+/// Runs `body` in a transaction on a connection of its own and ends it as the body says. On any
+/// error the connection is closed instead of going back to the pool: after a failed statement
+/// or COMMIT its transaction state is unknown (SQLite may have rolled back on its own after
+/// SQLITE_FULL or an I/O error; sqlx's rollback then fails and leaves the connection counting a
+/// transaction that is gone, so the next user would "commit" a SAVEPOINT inside a transaction
+/// that stays open — acknowledged, never durable, holding the write lock). Closing rolls back
+/// whatever is open; the pool opens a fresh connection.
+pub(crate) async fn transaction<DB: sqlx::Database, T>(
+    pool: &sqlx::Pool<DB>,
+    body: impl AsyncFnOnce(&mut sqlx::Transaction<'_, DB>) -> Result<Finish<T>, sqlx::Error>,
+) -> Result<T, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let result = async {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        match body(&mut tx).await? {
+            Finish::Commit(value) => tx.commit().await.map(|()| value),
+            Finish::Rollback(value) => tx.rollback().await.map(|()| value),
+        }
+    }
+    .await;
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result
+}
+
 /// Pool sizes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PoolSize {

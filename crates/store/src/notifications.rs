@@ -117,8 +117,7 @@ fn count_i32(n: u32) -> i32 {
 
 /// Inserts `records` in one transaction.
 async fn insert(store: &Store, records: &[NotificationRecord]) -> Result<(), sqlx::Error> {
-    with_pool!(store.pool(), p => async {
-        let mut tx = p.begin().await?;
+    with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
         for r in records {
             sqlx::query(
                 "INSERT INTO notifications (time_ms, receiver, group_key, status, alerts, attempt, error, payload, replica) \
@@ -133,11 +132,11 @@ async fn insert(store: &Store, records: &[NotificationRecord]) -> Result<(), sql
             .bind(r.error.as_deref().map(capped_str))
             .bind(r.payload.as_deref().map(capped_str))
             .bind(r.replica.as_deref().map(short))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await
-    }.await)
+        Ok(crate::db::Finish::Commit(()))
+    }).await)
 }
 
 impl Store {

@@ -189,13 +189,12 @@ impl Worker {
             .enumerate()
             .flat_map(|(i, (_, pts))| pts.iter().map(move |(t, v)| (i as i64 + 1, *t, v.to_bits() as i64)))
             .collect();
-        with_pool!(store.pool(), p => async {
-            let mut tx = p.begin().await?;
-            sqlx::query("DELETE FROM series_samples").execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM series").execute(&mut *tx).await?;
+        with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
+            sqlx::query("DELETE FROM series_samples").execute(&mut **tx).await?;
+            sqlx::query("DELETE FROM series").execute(&mut **tx).await?;
             for (id, hash, json) in &defs {
                 sqlx::query("INSERT INTO series (id, labels_hash, labels) VALUES (?, ?, ?)")
-                    .bind(*id).bind(hash).bind(json).execute(&mut *tx).await?;
+                    .bind(*id).bind(hash).bind(json).execute(&mut **tx).await?;
             }
             for chunk in rows.chunks(SAMPLE_GROUP) {
                 let sql = sample_insert_sql(chunk.len());
@@ -203,10 +202,10 @@ impl Worker {
                 for (id, t, bits) in chunk {
                     q = q.bind(*id).bind(*t).bind(*bits);
                 }
-                q.execute(&mut *tx).await?;
+                q.execute(&mut **tx).await?;
             }
-            tx.commit().await
-        }.await)
+            Ok(crate::db::Finish::Commit(()))
+        }).await)
         .map_err(store.err("compacting series"))?;
         self.ids = ids;
         Ok(())
@@ -223,16 +222,15 @@ async fn insert_samples(store: &Store, rows: &[(i64, i64, i64)]) -> Result<(), S
     if rows.is_empty() {
         return Ok(());
     }
-    with_pool!(store.pool(), p => async {
-        let mut tx = p.begin().await?;
+    with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
         for chunk in rows.chunks(SAMPLE_GROUP) {
             let mut q = sqlx::query(AssertSqlSafe(sample_insert_sql(chunk.len())));
             for (id, t, bits) in chunk {
                 q = q.bind(*id).bind(*t).bind(*bits);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        tx.commit().await
-    }.await)
+        Ok(crate::db::Finish::Commit(()))
+    }).await)
     .map_err(store.err("appending series samples"))
 }

@@ -119,31 +119,29 @@ impl Store {
         check_name(name)?;
         check_body(name, body)?;
         let now = now_ms();
-        let version: i64 = with_pool!(self.pool(), p => async {
-            let mut tx = p.begin().await?;
+        let version: i64 = with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
             // The first statement writes: it takes SQLite's write lock (waiting out other writers
             // with the busy timeout, which a read-then-write transaction could not) or the
             // counter row's lock on MySQL, before anything is read. All document writes take this
             // one lock first, so they serialise without deadlocks.
-            sqlx::query("UPDATE state_revision SET revision = revision + 1 WHERE id = 1").execute(&mut *tx).await?;
+            sqlx::query("UPDATE state_revision SET revision = revision + 1 WHERE id = 1").execute(&mut **tx).await?;
             let revision: i64 =
-                sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut *tx).await?;
+                sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut **tx).await?;
             let updated = sqlx::query(
                 "UPDATE state_documents SET body = ?, version = version + 1, updated_ms = ?, revision = ? WHERE name = ?",
             )
             .bind(body).bind(now).bind(revision).bind(name)
-            .execute(&mut *tx).await?
+            .execute(&mut **tx).await?
             .rows_affected();
             if updated == 0 {
                 sqlx::query("INSERT INTO state_documents (name, body, version, updated_ms, revision) VALUES (?, ?, 1, ?, ?)")
                     .bind(name).bind(body).bind(now).bind(revision)
-                    .execute(&mut *tx).await?;
+                    .execute(&mut **tx).await?;
             }
             let version: i64 =
-                sqlx::query_scalar("SELECT version FROM state_documents WHERE name = ?").bind(name).fetch_one(&mut *tx).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(version)
-        }.await)
+                sqlx::query_scalar("SELECT version FROM state_documents WHERE name = ?").bind(name).fetch_one(&mut **tx).await?;
+            Ok(crate::db::Finish::Commit(version))
+        }).await)
         .map_err(self.err("writing a state document"))?;
         u64::try_from(version).map_err(|_| StoreError::Corrupt {
             target: self.describe(),
@@ -166,19 +164,18 @@ impl Store {
         check_body(name, body)?;
         let expected = to_i64("expected document version", expected_version)?;
         let now = now_ms();
-        let written: bool = with_pool!(self.pool(), p => async {
-            let mut tx = p.begin().await?;
+        let written: bool = with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
             // Lock order as in put_document.
-            sqlx::query("UPDATE state_revision SET revision = revision + 1 WHERE id = 1").execute(&mut *tx).await?;
+            sqlx::query("UPDATE state_revision SET revision = revision + 1 WHERE id = 1").execute(&mut **tx).await?;
             let revision: i64 =
-                sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut *tx).await?;
+                sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut **tx).await?;
             let written = if expected == 0 {
                 let exists: Option<i64> = sqlx::query_scalar("SELECT version FROM state_documents WHERE name = ?")
-                    .bind(name).fetch_optional(&mut *tx).await?;
+                    .bind(name).fetch_optional(&mut **tx).await?;
                 if exists.is_none() {
                     sqlx::query("INSERT INTO state_documents (name, body, version, updated_ms, revision) VALUES (?, ?, 1, ?, ?)")
                         .bind(name).bind(body).bind(now).bind(revision)
-                        .execute(&mut *tx).await?;
+                        .execute(&mut **tx).await?;
                 }
                 exists.is_none()
             } else {
@@ -187,17 +184,12 @@ impl Store {
                      WHERE name = ? AND version = ?",
                 )
                 .bind(body).bind(now).bind(revision).bind(name).bind(expected)
-                .execute(&mut *tx).await?
+                .execute(&mut **tx).await?
                 .rows_affected() == 1
             };
-            if written {
-                tx.commit().await?;
-            } else {
-                // The revision is not bumped by a write that did not happen.
-                tx.rollback().await?;
-            }
-            Ok::<_, sqlx::Error>(written)
-        }.await)
+            // The revision is not bumped by a write that did not happen.
+            Ok(if written { crate::db::Finish::Commit(written) } else { crate::db::Finish::Rollback(written) })
+        }).await)
         .map_err(self.err("writing a state document (compare-and-set)"))?;
         Ok(written.then_some(expected_version + 1))
     }
@@ -216,16 +208,14 @@ impl Store {
     #[tracing::instrument(skip(self))]
     pub async fn documents_changed_since(&self, revision: u64) -> Result<StateChanges, StoreError> {
         let since = to_i64("state revision", revision)?;
-        let (now, rows): (i64, Vec<DocumentRow>) = with_pool!(self.pool(), p => async {
-            let mut tx = p.begin().await?;
-            let now: i64 = sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut *tx).await?;
+        let (now, rows): (i64, Vec<DocumentRow>) = with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
+            let now: i64 = sqlx::query_scalar("SELECT revision FROM state_revision WHERE id = 1").fetch_one(&mut **tx).await?;
             let rows: Vec<DocumentRow> = sqlx::query_as(
                 "SELECT name, body, version, updated_ms, revision FROM state_documents WHERE revision > ? ORDER BY revision",
             )
-            .bind(since).fetch_all(&mut *tx).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>((now, rows))
-        }.await)
+            .bind(since).fetch_all(&mut **tx).await?;
+            Ok(crate::db::Finish::Commit((now, rows)))
+        }).await)
         .map_err(self.err("reading changed state documents"))?;
         let documents = rows.into_iter().map(|r| self.document_of(r)).collect::<Result<Vec<_>, _>>()?;
         Ok(StateChanges { revision: self.revision_of(now)?, documents })

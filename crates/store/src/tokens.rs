@@ -177,23 +177,21 @@ impl Store {
             revoked_ms: None,
         };
         let hash = hash_secret(&secret);
-        let taken: i64 = with_pool!(self.pool(), p => async {
-            let mut tx = p.begin().await?;
+        let taken: i64 = with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
             let taken: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM auth_tokens WHERE name = ? AND revoked_ms IS NULL AND (expires_ms IS NULL OR expires_ms > ?)",
             )
             .bind(name).bind(now)
-            .fetch_one(&mut *tx).await?;
+            .fetch_one(&mut **tx).await?;
             if taken == 0 {
                 sqlx::query(
                     "INSERT INTO auth_tokens (id, name, role, token_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
                 )
                 .bind(&record.id).bind(name).bind(role).bind(&hash).bind(now).bind(expires_ms)
-                .execute(&mut *tx).await?;
+                .execute(&mut **tx).await?;
             }
-            tx.commit().await?;
-            Ok::<i64, sqlx::Error>(taken)
-        }.await)
+            Ok(crate::db::Finish::Commit(taken))
+        }).await)
         .map_err(self.err("creating a token"))?;
         if taken > 0 {
             return Err(StoreError::Invalid {
@@ -236,17 +234,16 @@ impl Store {
         if used.is_empty() {
             return Ok(());
         }
-        with_pool!(self.pool(), p => async {
-            let mut tx = p.begin().await?;
+        with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
             for (id, at) in used {
                 sqlx::query(
                     "UPDATE auth_tokens SET last_used_ms = ? WHERE id = ? AND (last_used_ms IS NULL OR last_used_ms < ?)",
                 )
                 .bind(*at).bind(id.as_str()).bind(*at)
-                .execute(&mut *tx).await?;
+                .execute(&mut **tx).await?;
             }
-            tx.commit().await
-        }.await)
+            Ok(crate::db::Finish::Commit(()))
+        }).await)
         .map_err(self.err("recording token use"))
     }
 }

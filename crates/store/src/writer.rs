@@ -373,42 +373,28 @@ async fn write_batch(
 ) -> Result<(), sqlx::Error> {
     let request_groups = groups(&requests.iter().map(|r| request_bytes(r)).collect::<Vec<_>>());
     let service_groups = groups(&service.iter().map(|r| service_bytes(r)).collect::<Vec<_>>());
-    with_pool!(store.pool(), p => {
-        let mut conn = p.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let mut at = 0;
-            for n in request_groups {
-                let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
-                for r in &requests[at..at + n] {
-                    q = bind_request!(q, r);
-                }
-                q.execute(&mut *tx).await?;
-                at += n;
+    // `transaction` closes the connection after a failed statement or COMMIT (see its docs).
+    with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
+        let mut at = 0;
+        for n in request_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
+            for r in &requests[at..at + n] {
+                q = bind_request!(q, r);
             }
-            let mut at = 0;
-            for n in service_groups {
-                let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
-                for r in &service[at..at + n] {
-                    q = bind_service!(q, r);
-                }
-                q.execute(&mut *tx).await?;
-                at += n;
+            q.execute(&mut **tx).await?;
+            at += n;
+        }
+        let mut at = 0;
+        for n in service_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
+            for r in &service[at..at + n] {
+                q = bind_service!(q, r);
             }
-            tx.commit().await
+            q.execute(&mut **tx).await?;
+            at += n;
         }
-        .await;
-        if result.is_err() {
-            // After a failed statement or COMMIT the connection's transaction state is unknown:
-            // SQLite may have rolled back on its own (SQLITE_FULL, IOERR), and sqlx's rollback
-            // then fails and leaves it counting a transaction that is gone, so the next batch on
-            // this connection would begin a SAVEPOINT, "commit" by releasing it inside a
-            // transaction that stays open, hold the write lock and never be durable. Closing
-            // the connection rolls back whatever is open; the pool opens a fresh one.
-            conn.close_on_drop();
-        }
-        result
-    })
+        Ok(crate::db::Finish::Commit(()))
+    }).await)
 }
 
 /// Retries of a failed batch, with these waits before each (all that a batch gets when the
