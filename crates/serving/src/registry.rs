@@ -140,6 +140,10 @@ pub struct ModelRegistry {
     write: tokio::sync::Mutex<()>,
     started: AtomicBool,
     observers: RwLock<Option<BatchObserverFactory>>,
+    /// Serving versions whose model file was replaced by one that failed the gate: the file
+    /// (fingerprint) that failed, so it is not tried again at every poll while the version
+    /// keeps serving the model loaded before.
+    rejected_files: std::sync::Mutex<BTreeMap<(String, u64), Option<Fingerprint>>>,
 }
 
 impl ModelRegistry {
@@ -153,6 +157,7 @@ impl ModelRegistry {
             write: tokio::sync::Mutex::new(()),
             started: AtomicBool::new(false),
             observers: RwLock::new(None),
+            rejected_files: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -697,6 +702,7 @@ impl ModelRegistry {
         wanted.extend(pinned);
         let mut failed: BTreeMap<u64, VersionState> = BTreeMap::new();
         let mut admitted: BTreeMap<u64, VersionState> = BTreeMap::new();
+        let mut stale: Vec<String> = Vec::new();
         loop {
             let candidates: Vec<u64> =
                 available.iter().copied().filter(|v| !failed.contains_key(v) && !retired.contains(v)).collect();
@@ -725,17 +731,43 @@ impl ModelRegistry {
                     }
                     _ => {}
                 }
+                // A serving version whose file changed keeps serving what it loaded before when
+                // the new file fails the gate (and that file is not tried again).
+                let serving = match old_versions.get(v) {
+                    Some(VersionState::Ready(loaded)) => Some(loaded.clone()),
+                    _ => None,
+                };
+                let key = (name.clone(), *v);
+                if let Some(loaded) = &serving
+                    && self.rejected().get(&key) == Some(&fingerprint)
+                {
+                    stale.push(format!("version {v} serves its previous model file: the new one failed the gate"));
+                    admitted.insert(*v, VersionState::Ready(loaded.clone()));
+                    continue;
+                }
                 match self.admit(name, *v, dir, file.clone(), config.clone()).await {
                     Ok(loaded) => {
+                        self.rejected().remove(&key);
                         self.attach_observer(&loaded);
                         info!(model = %name, version = v, "version passed the validation gate and is serving");
                         admitted.insert(*v, VersionState::Ready(Arc::new(loaded)));
                     }
-                    Err(reason) => {
-                        error!(model = %name, version = v, %reason, "version failed the validation gate and will not serve");
-                        failed.insert(*v, VersionState::Failed { reason, fingerprint, config: config.clone() });
-                        progress = true;
-                    }
+                    Err(reason) => match serving {
+                        Some(loaded) => {
+                            error!(model = %name, version = v, %reason,
+                                "the version's model file was replaced by one that failed the validation gate; it keeps serving the model loaded before");
+                            self.rejected().insert(key, fingerprint);
+                            stale.push(format!(
+                                "version {v} serves its previous model file: the new one failed the gate: {reason}"
+                            ));
+                            admitted.insert(*v, VersionState::Ready(loaded));
+                        }
+                        None => {
+                            error!(model = %name, version = v, %reason, "version failed the validation gate and will not serve");
+                            failed.insert(*v, VersionState::Failed { reason, fingerprint, config: config.clone() });
+                            progress = true;
+                        }
+                    },
                 }
             }
             if !progress {
@@ -765,12 +797,19 @@ impl ModelRegistry {
         }
         let error = if available.is_empty() {
             Some(format!("no version directory with a model.onnx in {}", dir.path.display()))
+        } else if !stale.is_empty() {
+            Some(stale.join("; "))
         } else {
             None
         };
         let mut versions = failed;
         versions.extend(admitted);
         ModelEntry { name: name.clone(), versions, error, unloaded: false, deployment }
+    }
+
+    fn rejected(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, u64), Option<Fingerprint>>> {
+        // Only whole entries are inserted or removed under the lock.
+        self.rejected_files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn admit(

@@ -165,15 +165,24 @@ async fn restored_deployments_are_loaded_by_the_first_poll_and_broken_arms_fall_
     let counts = split(&reg, 2000);
     assert_eq!(counts.keys().map(|(v, _)| *v).collect::<BTreeSet<_>>(), BTreeSet::from([1, 2]));
 
-    // The canary's file breaks: it fails the gate on the next poll, the model keeps serving v1
-    // and requests meant for the canary go to stable instead of failing.
+    // The canary's file is replaced by garbage: the new file fails the gate on the next poll,
+    // and the canary keeps serving the model it loaded before (the error says so).
     std::fs::write(repo.path().join("mlp/2/model.onnx"), b"garbage, and longer than before").unwrap();
     reg.poll().await;
     let entry = reg.entry(MODEL).unwrap();
-    assert!(matches!(entry.versions.get(&2), Some(VersionState::Failed { .. })));
-    assert_eq!(ready(&reg, MODEL), BTreeSet::from([1]));
-    assert_eq!(split(&reg, 2000), BTreeMap::from([((1, "stable".to_string()), 2000)]));
+    assert!(matches!(entry.versions.get(&2), Some(VersionState::Ready(_))));
+    assert!(entry.error.as_deref().unwrap_or_default().contains("version 2 serves its previous model file"));
+    assert_eq!(ready(&reg, MODEL), BTreeSet::from([1, 2]));
     assert_eq!(reg.deployment(MODEL).unwrap().as_ref(), &canary, "the deployment itself is unchanged");
+
+    // A canary that never loaded fails the gate: requests meant for it go to stable instead.
+    let fresh = ModelRegistry::new(repo.path(), tract_loader());
+    fresh.restore_deployments(vec![canary.clone()]);
+    fresh.poll().await;
+    let entry = fresh.entry(MODEL).unwrap();
+    assert!(matches!(entry.versions.get(&2), Some(VersionState::Failed { .. })));
+    assert_eq!(ready(&fresh, MODEL), BTreeSet::from([1]));
+    assert_eq!(split(&fresh, 2000), BTreeMap::from([((1, "stable".to_string()), 2000)]));
 
     // A deployment naming a version that is not on disk: the other versions serve.
     std::fs::remove_dir_all(repo.path().join("mlp/2")).unwrap();

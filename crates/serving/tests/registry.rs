@@ -51,6 +51,29 @@ async fn latest_version_serves_and_a_failing_newer_one_does_not_replace_it() {
 }
 
 #[tokio::test]
+async fn a_corrupt_file_replacing_the_serving_version_leaves_the_loaded_model_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "m/1/model.onnx", "double");
+    let reg = ModelRegistry::new(dir.path(), text_loader());
+    reg.poll().await;
+    assert_eq!(answer(&reg, "m", None).await.unwrap(), (1, 2.0));
+
+    put(dir.path(), "m/1/model.onnx", "broken, half-copied");
+    reg.poll().await;
+    assert_eq!(answer(&reg, "m", None).await.unwrap(), (1, 2.0), "the model loaded before keeps serving");
+    let said = reg.entry("m").unwrap().error.clone().unwrap_or_default();
+    assert!(said.contains("version 1 serves its previous model file") && said.contains("not a model"), "{said}");
+    reg.poll().await;
+    assert_eq!(answer(&reg, "m", Some("1")).await.unwrap(), (1, 2.0), "and after the next poll");
+    assert!(reg.entry("m").unwrap().error.clone().unwrap_or_default().contains("previous model file"));
+
+    put(dir.path(), "m/1/model.onnx", "triple");
+    reg.poll().await;
+    assert_eq!(answer(&reg, "m", None).await.unwrap(), (1, 3.0), "a good file replaces it");
+    assert_eq!(reg.entry("m").unwrap().error, None);
+}
+
+#[tokio::test]
 async fn version_policies_choose_what_serves() {
     let dir = tempfile::tempdir().unwrap();
     for v in 1..=3 {
