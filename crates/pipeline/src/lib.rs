@@ -77,6 +77,6 @@ pub use config::PipelinesConfig;
 pub use features::{FeatureSpec, SpecError};
 pub use pipeline::{ConfigError, ItemInfo, Pipelines};
 pub use request::{
-    ErrorClass, FeatureValue, Filters, ModelOutput, ModelRunner, PipelineError, ModelObserver, RecommendRequest,
+    ErrorClass, FeatureValue, Filters, ModelObserver, ModelOutput, ModelRunner, PipelineError, RecommendRequest,
     RecommendResponse, RecommendedItem, RunnerError, RunnerErrorKind, StageTimings,
 };

@@ -21,7 +21,7 @@ use crate::ann::{AnnError, ItemIndex, top_k};
 use crate::config::{MergePolicy, PipelinesConfig, ScenarioConfig};
 use crate::features::{FeatureSet, FeatureSpec, Raw, Source, SpecError};
 use crate::request::{
-    FeatureValue, ModelRunner, ModelObserver, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem,
+    FeatureValue, ModelObserver, ModelRunner, PipelineError, RecommendRequest, RecommendResponse, RecommendedItem,
     RunnerError, RunnerErrorKind, StageTimings,
 };
 use crate::tables::{ItemCatalog, Table, TableError, load_embeddings};

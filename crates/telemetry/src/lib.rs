@@ -50,7 +50,9 @@ pub use error::{MetricsError, QueryError, StoreError, TelemetryError};
 pub use labels::{LabelSet, Outcome, Stage};
 pub use metrics::Registry;
 pub use sampler::BackgroundHandle;
-pub use serving::{InFlight, ModelTarget, NO_PIPELINE, RequestObservation, ServingMetrics, ServingMetricsConfig, WindowSummary};
+pub use serving::{
+    InFlight, ModelTarget, NO_PIPELINE, RequestObservation, ServingMetrics, ServingMetricsConfig, WindowSummary,
+};
 pub use store::{SeriesStore, StoreConfig};
 
 /// Settings of [`Telemetry`].
