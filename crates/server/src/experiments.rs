@@ -155,7 +155,11 @@ impl Experiments {
     /// For a sampled V2 request, what drift needs of its inputs, copied before the inference
     /// consumes them; `None` when the request is not sampled or has no 2-D FP32 input.
     pub fn v2_sample(&self, inputs: &[NamedTensor]) -> Option<V2Sample> {
-        V2Sample::of(inputs).filter(|_| self.sampled())
+        // Decided first: the copy is made only for the sampled share of requests.
+        if !self.sampled() {
+            return None;
+        }
+        V2Sample::of(inputs)
     }
 
     /// Records a sampled V2 request that `version` of `model` answered with `outputs`.
