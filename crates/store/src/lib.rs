@@ -36,13 +36,15 @@
 //! [`series`] (the telemetry series persistence), [`state`] (state documents shared by
 //! replicas, and their sync facade), [`notifications`] (the notification log and its
 //! non-blocking recorder), [`audit`] (the audit trail, which retention never deletes),
-//! [`tokens`] (API tokens, stored as SHA-256 hashes only). The sync
+//! [`tokens`] (API tokens, stored as SHA-256 hashes only), [`lease`] (a role one replica holds at a
+//! time: the alert evaluator). The sync
 //! adapters share one piece of plumbing, a store on a thread of its own (`thread`).
 
 pub mod audit;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod lease;
 pub mod notifications;
 pub mod pseudonym;
 pub mod query;
@@ -58,6 +60,7 @@ pub use audit::{AuditOutcome, AuditQuery, AuditRecord};
 pub use config::{Backend, Retention, StoreConfig};
 pub use db::Store;
 pub use error::StoreError;
+pub use lease::Lease;
 pub use notifications::{NotificationQuery, NotificationRecord, NotificationRecorder, RecorderStats};
 pub use pseudonym::{PSEUDONYM_KEY_ENV, Pseudonymizer, input_or_digest};
 pub use query::{LogQuery, Page, StatusFilter};

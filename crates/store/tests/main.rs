@@ -8,6 +8,7 @@ mod common;
 mod audit;
 mod crash;
 mod errors;
+mod lease;
 mod faults;
 mod migrations;
 mod notifications;
