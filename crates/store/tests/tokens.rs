@@ -31,11 +31,14 @@ async fn create_list_revoke_touch(ctx: Ctx) {
 
     let stored = store.token_hashes().await.expect("hashes");
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[0].record, admin.record);
-    assert_eq!(stored[0].hash, hash_secret(&admin.secret));
-    assert_eq!((stored[1].record.role.as_str(), stored[1].record.expires_ms), ("operator", Some(expires)));
+    // Listed by creation time; tokens made in the same millisecond come in id order.
+    let by_id = |id: &str| stored.iter().find(|t| t.record.id == id).expect("listed");
+    assert_eq!(by_id(&admin.record.id).record, admin.record);
+    assert_eq!(by_id(&admin.record.id).hash, hash_secret(&admin.secret));
+    let ci_stored = &by_id(&ci.record.id).record;
+    assert_eq!((ci_stored.role.as_str(), ci_stored.expires_ms), ("operator", Some(expires)));
     assert!(stored.iter().all(|t| t.record.usable_at(now_ms())));
-    assert!(!stored[1].record.usable_at(expires));
+    assert!(!ci_stored.usable_at(expires));
 
     // Revoking keeps the row (refused from now on) and frees the name; a second revocation
     // keeps the first time; an unknown id is None.
@@ -53,7 +56,11 @@ async fn create_list_revoke_touch(ctx: Ctx) {
     store.touch_tokens(&[(admin.record.id.clone(), 4_000)]).await.expect("touch");
     let listed = store.list_tokens().await.expect("list");
     assert_eq!(listed.len(), 3);
-    assert_eq!(listed.iter().map(|t| t.last_used_ms).collect::<Vec<_>>(), vec![Some(5_000), None, Some(7_000)]);
+    let last_used = |id: &str| listed.iter().find(|t| t.id == id).expect("listed").last_used_ms;
+    assert_eq!(
+        [&admin.record.id, &ci.record.id, &ci2.record.id].map(|id| last_used(id)),
+        [Some(5_000), None, Some(7_000)]
+    );
     store.close().await;
 }
 
