@@ -1,6 +1,7 @@
 // The server's HTTP APIs the dashboard reads: the Prometheus query API, the bottleneck report,
 // the V2 repository index, the recommendation API, the log search, alerting, the audit trail,
-// and the deployment, experiment and drift APIs. Same origin, no other network access.
+// the deployment, experiment and drift APIs, and the fleet API (this replica, the store, the
+// alert evaluator, the fleet's Prometheus). Same origin, no other network access.
 //
 // Authentication: when the server enforces it, the token the user signed in with is kept in
 // sessionStorage (this tab only, gone when it closes) and sent as `Authorization: Bearer` on
@@ -62,10 +63,12 @@ export async function download(path) {
   return resp.blob();
 }
 
-/** An Error with `message` and the answer's HTTP `status` (pages name a 403 or a 404). */
-function failure(message, status) {
+/** An Error with `message`, the answer's HTTP `status` (pages name a 403 or a 404) and the
+ *  server's own `error` text, when it gave one. */
+function failure(message, status, serverError = null) {
   const err = new Error(message);
   err.status = status;
+  err.serverError = serverError;
   return err;
 }
 
@@ -79,7 +82,7 @@ async function json(resp) {
   }
   if (!resp.ok) {
     const msg = body && (body.error || body.message);
-    throw failure(`${new URL(resp.url).pathname}: ${resp.status} ${msg || text.slice(0, 200)}`, resp.status);
+    throw failure(`${new URL(resp.url).pathname}: ${resp.status} ${msg || text.slice(0, 200)}`, resp.status, msg || null);
   }
   return body;
 }
@@ -95,9 +98,9 @@ async function promApi(path, params) {
   return body.data;
 }
 
-/** `/api/v1/query_range` → [{metric, values: [[t, "v"], ...]}]. */
-export async function queryRange(query, start, end, step) {
-  const data = await promApi('/api/v1/query_range', { query, start, end, step });
+/** `/api/v1/query_range` (or `path`, an API of the same shape) → [{metric, values: [[t, "v"], ...]}]. */
+export async function queryRange(query, start, end, step, path = '/api/v1/query_range') {
+  const data = await promApi(path, { query, start, end, step });
   return data.result || [];
 }
 
@@ -256,4 +259,18 @@ export async function experiments() {
 /** `/api/v1/drift` → [{model, version, reference, snapshot: {at_ms, window_ms, capturing, features, score}}]. */
 export async function drift() {
   return success('/api/v1/drift');
+}
+
+// ---- the fleet: this replica, the store, the alert evaluator, the fleet's Prometheus ----
+
+/** `/api/v1/fleet` → {replica, store, evaluation, evaluator: {holder, expires_ms, term,
+ *  this_replica} | null, prometheus}. A server without the fleet API answers 404. */
+export async function fleet() {
+  return success('/api/v1/fleet');
+}
+
+/** `/api/v1/fleet/query_range`: the configured Prometheus's answer for the whole fleet, like
+ *  `queryRange`; without a Prometheus the server answers 503 (the error's `serverError` says so). */
+export async function fleetQueryRange(query, start, end, step) {
+  return queryRange(query, start, end, step, '/api/v1/fleet/query_range');
 }

@@ -1,22 +1,27 @@
 // recserve's dashboard: pages of charts drawn from the query API with the PromQL of
 // queries.json (shared with the Grafana dashboard), the bottleneck report, the model repository,
-// the scenarios, a form that calls /v1/recommend, the Deployments page (deployments.js), the
-// Alerts page (alerts.js), the Logs page (logs.js) and the Audit page (audit.js), behind a
-// sign-in form when the server enforces authentication. Hash routing (`#page`, `#logs?filters`,
-// `#audit?filters` or `#alerts?expr=…`), a time range, auto-refresh. A click on a point of a latency or error chart
-// (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
+// the page of a model and of each of its versions (model.js), the scenarios, a form that calls
+// /v1/recommend, the Fleet page (fleet.js), the Deployments page (deployments.js), the Alerts
+// page (alerts.js), the Logs page (logs.js) and the Audit page (audit.js), behind a sign-in form
+// when the server enforces authentication. Hash routing (`#page`, `#models/NAME`,
+// `#models/NAME/versions/V`, `#logs?filters`, `#audit?filters` or `#alerts?expr=…`; a leading
+// `#/` is accepted too), a time range, auto-refresh. A click on a point of a latency or error
+// chart (panels with a "logs" hint in queries.json) opens the Logs page for that time bucket.
 
 import * as api from './api.js';
-import { ChartPanel, PALETTE, legendName } from './charts.js';
+import { ChartPanel, PALETTE, legendName, pickOptions } from './charts.js';
 import { bytes, percent, reqps, seconds, short } from './format.js';
 import { AlertsPage } from './alerts.js';
 import { AuditPage } from './audit.js';
 import { DeploymentsPage } from './deployments.js';
+import { FleetPage } from './fleet.js';
 import { LogsPage, logsHash } from './logs.js';
+import { ModelPage, modelHash } from './model.js';
 
 const REFRESH_MS = 5000;
 const RANGES = { 900: 5, 3600: 15, 21600: 60 }; // range seconds → step seconds
-const PAGES = ['overview', 'stages', 'models', 'pipelines', 'try', 'alerts', 'logs', 'audit', 'deployments'];
+// `model` is the page of one model or version (#models/NAME[/versions/V]); the nav marks Models.
+const PAGES = ['overview', 'fleet', 'stages', 'models', 'model', 'pipelines', 'try', 'alerts', 'logs', 'audit', 'deployments'];
 
 const state = {
   page: 'overview',
@@ -30,6 +35,8 @@ const state = {
   alerts: null, // AlertsPage
   audit: null, // AuditPage
   deployments: null, // DeploymentsPage
+  model: null, // ModelPage
+  fleet: null, // FleetPage
 };
 if (!RANGES[state.range]) state.range = 900;
 
@@ -62,6 +69,13 @@ function td(text, cls) {
   return e;
 }
 
+function link(href, text) {
+  const a = document.createElement('a');
+  a.href = href;
+  a.textContent = text;
+  return a;
+}
+
 function key(metric, names) {
   return names.map((n) => metric[n] ?? '').join('\u0000');
 }
@@ -72,20 +86,20 @@ function buildSections(spec) {
   for (const section of spec.sections) {
     const grid = document.querySelector(`.grid[data-section="${section.id}"]`);
     if (!grid) continue;
-    const panels = section.panels.map(
-      (p) => new ChartPanel(p, p.logs ? { onPick: openLogsAt, pickHint: p.logs.status === 'error' ? 'click to see the failed requests' : 'click to see the requests' } : {}),
-    );
+    const panels = section.panels.map((p) => new ChartPanel(p, pickOptions(p, openLogsAt)));
     panels.forEach((p) => grid.append(p.card));
     state.sections.set(section.id, { section, panels });
   }
 }
 
-async function drawPanel(panel, start, end, step) {
+/** Draws a ChartPanel from its targets' range queries, through `query` (the query API's
+ *  query_range, or another of its shape: the fleet's). */
+async function drawPanel(panel, start, end, step, query = api.queryRange) {
   const xs = [];
   for (let t = start; t <= end; t += step) xs.push(t);
   const index = new Map(xs.map((t, i) => [t, i]));
   const results = await Promise.all(
-    panel.panel.targets.map((t) => api.queryRange(substitute(t.expr), start, end, step)),
+    panel.panel.targets.map((t) => query(substitute(t.expr), start, end, step)),
   );
   const series = [];
   results.forEach((result, ti) => {
@@ -111,24 +125,23 @@ function timeWindow() {
   return { start: end - state.range, end, step };
 }
 
-async function drawSections(ids) {
+/** Draws `panels` over the header's time range; a panel that fails says why, and the first
+ *  failure is thrown once all are done. */
+async function drawPanels(panels, query = api.queryRange) {
   const { start, end, step } = timeWindow();
-  const jobs = [];
-  for (const id of ids) {
-    const s = state.sections.get(id);
-    if (!s) continue;
-    for (const p of s.panels) {
-      jobs.push(
-        drawPanel(p, start, end, step).catch((err) => {
-          p.fail(String(err.message || err));
-          throw err;
-        }),
-      );
-    }
-  }
+  const jobs = panels.map((p) =>
+    drawPanel(p, start, end, step, query).catch((err) => {
+      p.fail(String(err.message || err));
+      throw err;
+    }),
+  );
   const outcomes = await Promise.allSettled(jobs);
   const failed = outcomes.find((o) => o.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+async function drawSections(ids) {
+  return drawPanels(ids.flatMap((id) => state.sections.get(id)?.panels || []));
 }
 
 /** The Logs page for the time bucket around a chart's point (t ± step), with the series' model,
@@ -283,9 +296,13 @@ async function drawModels() {
     badge.className = `state ${m.state ?? ''}`;
     badge.textContent = m.state ?? '–';
     st.append(badge);
+    const name = td('');
+    name.append(link(modelHash(m.name), m.name));
+    const version = td(m.version == null ? '–' : '');
+    if (m.version != null) version.append(link(modelHash(m.name, String(m.version)), String(m.version)));
     tr.append(
-      td(m.name),
-      td(m.version ?? '–'),
+      name,
+      version,
       st,
       td(m.reason || '', 'muted'),
       td(short(rows.get(k)), 'num'),
@@ -427,6 +444,8 @@ async function refresh() {
   if (page === 'overview') jobs.push(drawPercentiles(), drawLogWriter());
   if (page === 'stages') jobs.push(drawBottleneck());
   if (page === 'models') jobs.push(drawModels());
+  if (page === 'model') jobs.push(state.model.refresh());
+  if (page === 'fleet') jobs.push(state.fleet.refresh());
   if (page === 'pipelines') jobs.push(drawPipelines());
   if (page === 'alerts') jobs.push(state.alerts.refresh());
   if (page === 'deployments') jobs.push(state.deployments.refresh());
@@ -451,11 +470,30 @@ function schedule() {
   state.timer = state.auto ? setInterval(refresh, REFRESH_MS) : null;
 }
 
+/** A hash's path segments, decoded (`#models/a%2Fb/versions/1` → ['models', 'a/b', 'versions', '1']). */
+function segments(path) {
+  return path.split('/').map((s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  });
+}
+
 function route() {
-  const [page, query] = (location.hash || '#overview').slice(1).split(/\?(.*)/s);
-  state.page = PAGES.includes(page) ? page : 'overview';
+  const [path, query] = (location.hash || '#overview').slice(1).replace(/^\//, '').split(/\?(.*)/s);
+  const [page, model, sub, version] = segments(path);
+  if (page === 'models' && model) {
+    state.page = 'model';
+    state.model.open(model, sub === 'versions' && version ? version : null);
+  } else {
+    state.page = PAGES.includes(page) && page !== 'model' ? page : 'overview';
+  }
+  const nav = state.page === 'model' ? 'models' : state.page;
   for (const p of PAGES) document.getElementById(`page-${p}`).classList.toggle('active', p === state.page);
-  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === state.page);
+  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.dataset.page === nav);
+  if (state.page === 'fleet') state.fleet.open();
   if (state.page === 'logs') state.logs.open(new URLSearchParams(query || ''));
   if (state.page === 'alerts') state.alerts.open(new URLSearchParams(query || ''));
   if (state.page === 'audit') state.audit.open(new URLSearchParams(query || ''));
@@ -549,6 +587,12 @@ async function main() {
   state.audit = new AuditPage();
   const spec = await api.queries();
   buildSections(spec);
+  state.model = new ModelPage({
+    panels: spec.views.model.panels,
+    draw: (panels) => drawPanels(panels),
+    onPick: openLogsAt,
+  });
+  state.fleet = new FleetPage({ panels: spec.views.fleet.panels, draw: drawPanels });
   await setUpTry().catch((err) => showError(err));
   state.logs.setPipelines(state.scenarios || []);
   window.addEventListener('hashchange', route);

@@ -16,6 +16,13 @@ export function legendName(format, metric) {
   return labels.length ? labels.map(([k, v]) => `${k}="${v}"`).join(', ') : 'value';
 }
 
+/** The ChartPanel options of a queries.json panel: a panel with a `logs` hint calls `onPick` on
+ *  a click on one of its points, and says what the click opens. */
+export function pickOptions(panel, onPick) {
+  if (!panel.logs) return {};
+  return { onPick, pickHint: panel.logs.status === 'error' ? 'click to see the failed requests' : 'click to see the requests' };
+}
+
 export class ChartPanel {
   /** `onPick({t, labels, panel})`, when given, is called on a click on a point of the chart. */
   constructor(panel, { onPick = null, pickHint = '' } = {}) {
@@ -155,6 +162,14 @@ export class ChartPanel {
     this.card.dataset.points = '0';
     this.body.className = 'chart-empty';
     this.body.textContent = message;
+  }
+
+  /** Destroys the chart and stops watching its size (a page that rebuilds its panels). */
+  dispose() {
+    this.destroy();
+    if (this.observer) this.observer.disconnect();
+    this.observer = null;
+    this.card.remove();
   }
 
   destroy() {

@@ -97,6 +97,18 @@ function scaleOf(arms, key) {
   return max > 0 ? max * 1.05 : 0;
 }
 
+/** What `version` does in the deployment `d` (an entry of /api/v1/deployments): {text: "canary
+ *  50%" | "retired" | "no traffic", cls}, or null when the model has no deployment arms (the
+ *  repository decides: requests naming no version take the latest ready one). */
+export function servingOf(d, version) {
+  if (!d) return null;
+  const arm = (d.arms || []).find((a) => String(a.version) === String(version));
+  if (arm) return { text: `${arm.name} ${short(Number(arm.percent))}%`, cls: 'ok' };
+  if ((d.retired || []).some((v) => String(v) === String(version))) return { text: 'retired', cls: '' };
+  if (!(d.arms || []).length) return null;
+  return { text: 'no traffic', cls: '' };
+}
+
 export class DeploymentsPage {
   constructor() {
     this.table = document.getElementById('deployments-table');
@@ -363,13 +375,7 @@ export class DeploymentsPage {
 
   /** What version `version` of `model` does now: "canary 50%", "retired", "no traffic". */
   serving(model, version) {
-    const d = this.list.find((x) => x.model === model);
-    if (!d) return null;
-    const arm = (d.arms || []).find((a) => String(a.version) === String(version));
-    if (arm) return { text: `${arm.name} ${short(Number(arm.percent))}%`, cls: 'ok' };
-    if ((d.retired || []).some((v) => String(v) === String(version))) return { text: 'retired', cls: '' };
-    if (!(d.arms || []).length) return null; // no deployment: the repository decides
-    return { text: 'no traffic', cls: '' };
+    return servingOf(this.list.find((x) => x.model === model), version);
   }
 
   renderDrift(list) {
