@@ -18,8 +18,13 @@
 //     bundled rule (given RULE_WAIT_SECS) or from the page), the Audit page (the canary
 //     registered, started and rolled back as the audit API lists them, outcomes styled, filters
 //     by actor, action prefix, outcome and time in the URL hash, a row's details JSON and its
-//     request id linked to the Logs page, paging), no console errors, no failed requests.
-//     Screenshots go to SCREENSHOT_DIR.
+//     request id linked to the Logs page, paging), the page of the ranker and of its version 1
+//     (the versions as the repository and the deployment API have them, requests/s, error ratio,
+//     p50/p95/p99, stage breakdown, batch sizes, queue depth and wait, memory: every chart with
+//     data and only version 1's series, the exact percentiles of that version), the Fleet page
+//     (this replica, its store and the alert evaluator as /api/v1/fleet has them, or the sentence
+//     for a server without that API; "no Prometheus" instead of charts, also for the fleet
+//     query's 503), no console errors, no failed requests. Screenshots go to SCREENSHOT_DIR.
 //
 // The demo runs with the bundled rules plus the test's own (--rules, TEST_RULES: an alert that
 // fires on the demo's traffic, one that stays pending), --alert-webhook to a local receiver, and
@@ -27,7 +32,8 @@
 // takes 50% of the shoppers as a canary, which the bundled rule RecserveCanaryCtrWorse rolls
 // back a minute or two later.
 //
-// Env: RECSERVE_BIN (the binary), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
+// Env: RECSERVE_BIN (the binary), DASHBOARD_DIR (serve the dashboard's files from there instead
+// of the binary's, to check dashboard edits without a rebuild), CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR
 // (default bench/results/dashboard), TRAFFIC_SECS (default 15), SCENARIO_DELAY_SECS (default
 // TRAFFIC_SECS + 10), RULE_WAIT_SECS (default 240: how long the rollback check waits for the
 // bundled rule to roll the canary back before it does so from the page).
@@ -224,6 +230,19 @@ async function main() {
         '--disable-sync',
       ],
     });
+    if (process.env.DASHBOARD_DIR) {
+      // The dashboard's files from this directory instead of the binary's: dashboard edits checked
+      // without rebuilding the binary that embeds them (CI never sets it).
+      const dir = path.resolve(process.env.DASHBOARD_DIR);
+      const types = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8', json: 'application/json' };
+      await context.route(`${base}/**`, (route) => {
+        const p = new URL(route.request().url()).pathname;
+        const file = p === '/' || p === '/dashboard' ? 'index.html' : p.startsWith('/dashboard/') ? p.slice('/dashboard/'.length) : null;
+        if (!file || !fs.existsSync(path.join(dir, file))) return route.continue();
+        return route.fulfill({ status: 200, contentType: types[file.split('.').pop()] || 'text/plain', body: fs.readFileSync(path.join(dir, file)) });
+      });
+      log(`dashboard files from ${dir}, not from the binary`);
+    }
     const page = context.pages()[0] || (await context.newPage());
     const problems = [];
     // While the bad-filter check runs, the 400 answers of /api/v1/logs (and Chromium's console
@@ -234,8 +253,16 @@ async function main() {
     // deployment change) while its check runs.
     let expectBadPath = null;
     const isExpectedBad = (url) => expectBadPath !== null && new URL(url, base).pathname === expectBadPath;
+    // The fleet API's answers on a server without it (404) or without a Prometheus (503 from the
+    // fleet query) are expected: the Fleet page says so on the page.
+    const isFleetAnswer = (url, status) => {
+      const p = new URL(url, base).pathname;
+      return (p === '/api/v1/fleet' && status === 404) || (p.startsWith('/api/v1/fleet/query') && [404, 503].includes(status));
+    };
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
+      const answered = /status of (\d{3})/.exec(m.text());
+      if (answered && isFleetAnswer(m.location()?.url || base, Number(answered[1]))) return;
       if (expectBadLogs && /status of 400/.test(m.text()) && isLogsApi(m.location()?.url || base)) return;
       if (/status of 40[09]/.test(m.text()) && isExpectedBad(m.location()?.url || base)) return;
       problems.push(`console error: ${m.text()}`);
@@ -243,7 +270,8 @@ async function main() {
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => {
-      const expected = (r.status() === 400 && expectBadLogs && isLogsApi(r.url())) || ([400, 409].includes(r.status()) && isExpectedBad(r.url()));
+      const expected =
+        (r.status() === 400 && expectBadLogs && isLogsApi(r.url())) || ([400, 409].includes(r.status()) && isExpectedBad(r.url())) || isFleetAnswer(r.url(), r.status());
       if (r.status() >= 400 && !expected) {
         problems.push(`HTTP ${r.status()} for ${r.url()}`);
       }
@@ -252,8 +280,10 @@ async function main() {
       if (!r.url().startsWith(base) && !r.url().startsWith('data:')) problems.push(`external request: ${r.url()}`);
     });
 
+    // `section`: a queries.json section id, or the selector of a grid (`#model-grid`).
+    const gridOf = (section) => (section.startsWith('#') ? section : `.grid[data-section="${section}"]`);
     const panelsWithData = async (section) =>
-      page.$$eval(`.grid[data-section="${section}"] .panel`, (cards) =>
+      page.$$eval(`${gridOf(section)} .panel`, (cards) =>
         cards.map((c) => ({
           id: c.dataset.panel,
           points: Number(c.dataset.points),
@@ -263,12 +293,12 @@ async function main() {
       );
     const expectCharts = async (section, ids) => {
       await page.waitForFunction(
-        ({ section, ids }) =>
+        ({ grid, ids }) =>
           ids.every((id) => {
-            const c = document.querySelector(`.grid[data-section="${section}"] .panel[data-panel="${id}"]`);
+            const c = document.querySelector(`${grid} .panel[data-panel="${id}"]`);
             return c && Number(c.dataset.points) > 0 && c.querySelector('canvas');
           }),
-        { section, ids },
+        { grid: gridOf(section), ids },
         { timeout: 20_000 },
       ).catch(async () => {
         throw new Error(`charts of ${section} without data: ${JSON.stringify(await panelsWithData(section))}`);
@@ -659,6 +689,167 @@ async function main() {
       }
       await expectCharts('models', ['model_rows', 'model_batch', 'model_queue', 'model_memory']);
       await page.screenshot({ path: path.join(SHOTS, 'models.png'), fullPage: true });
+    });
+
+    /** The versions table of the model page: [{version, state, current, link, cells}]. */
+    const modelVersions = () =>
+      page.$$eval('#model-versions tbody tr.version', (trs) =>
+        trs.map((tr) => ({
+          version: tr.dataset.version,
+          state: tr.dataset.state,
+          current: tr.classList.contains('current'),
+          link: tr.querySelector('a')?.getAttribute('href') || null,
+          cells: [...tr.cells].map((c) => c.textContent),
+        })),
+      );
+    const MODEL_PANELS = ['model_requests', 'model_errors', 'model_latency', 'model_stage_p99', 'model_stage_time', 'model_rows', 'model_batch', 'model_queue', 'model_queue_wait', 'model_memory'];
+    /** Each model panel's legend entries and PromQL (the card's title). */
+    const modelPanels = () =>
+      page.$$eval('#model-grid .panel', (cs) =>
+        cs.map((c) => ({ id: c.dataset.panel, exprs: c.title, series: [...c.querySelectorAll('.legend > span')].map((s) => s.firstChild.nextSibling.textContent) })),
+      );
+    /** Direct V2 inferences of ranker v1 (the demo's pipelines record no queue stage: these do). */
+    const inferRanker = async (n) => {
+      const body = JSON.stringify({ inputs: [{ name: 'features', datatype: 'FP32', shape: [1, 24], data: Array.from({ length: 24 }, (_, i) => (i % 5) / 10) }] });
+      for (let i = 0; i < n; i++) {
+        const r = await fetch(`${base}/v2/models/ranker/versions/1/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+        assert.equal(r.status, 200, `V2 infer of ranker v1: ${r.status} ${await r.text()}`);
+      }
+    };
+
+    await check('model page: the ranker lists its versions as the repository and the deployment API have them; charts per version', async () => {
+      await inferRanker(30);
+      await page.click('#models-table tr[data-model="ranker"] td:first-child a');
+      assert.equal(await page.evaluate(() => location.hash), '#models/ranker');
+      assert.ok(await page.$eval('#page-model', (p) => p.classList.contains('active')), 'the model page is shown');
+      assert.ok(await page.$eval('a[data-page="models"]', (a) => a.classList.contains('active')), 'the nav marks Models');
+      await page.waitForSelector('#model-versions[data-state="done"] tr.version', { timeout: 15_000 });
+      const deployment = await rankerApi();
+      const index = (await api('/v2/repository/index', { method: 'POST', body: '{}' })).body.filter((m) => m.name === 'ranker');
+      const want = new Set([...index.map((m) => String(m.version)), ...deployment.versions.map((v) => String(v.version)), ...deployment.retired.map(String)]);
+      const rows = await modelVersions();
+      for (const v of want) assert.ok(rows.some((r) => r.version === v), `version ${v} listed: ${JSON.stringify(rows)}`);
+      assert.ok(!rows.some((r) => r.version === 'none'), 'the placeholder version "none" is not a version');
+      const v1 = rows.find((r) => r.version === '1');
+      assert.equal(v1.state, 'READY', JSON.stringify(v1));
+      assert.equal(v1.link, '#models/ranker/versions/1');
+      assert.ok(rows.every((r) => !r.current), 'no version is marked current on the model page');
+      assert.match(v1.cells[4], /\/s$/, `requests/s of v1: ${JSON.stringify(v1)}`);
+      for (const r of rows.filter((x) => deployment.retired.map(String).includes(x.version))) assert.match(r.cells[2], /retired/, JSON.stringify(r));
+      await expectCharts('#model-grid', ['model_requests', 'model_latency', 'model_stage_p99', 'model_rows', 'model_batch', 'model_queue', 'model_memory']);
+      const panels = await modelPanels();
+      assert.deepEqual(panels.map((p) => p.id), MODEL_PANELS);
+      for (const p of panels) assert.match(p.exprs, /model="ranker",version!="none"/, `${p.id} is filtered to the ranker: ${p.exprs}`);
+      log(`model page: ranker versions ${rows.map((r) => `v${r.version} ${r.state} ${r.cells[2]}`).join(', ')}`);
+      await page.screenshot({ path: path.join(SHOTS, 'model.png'), fullPage: true });
+    });
+
+    await check('version page: ranker v1 has its own requests/s, error ratio, p50/p95/p99, stages, batch sizes, queue depth and wait, exact percentiles', async () => {
+      await page.click('#model-versions tr.version[data-version="1"] a');
+      assert.equal(await page.evaluate(() => location.hash), '#models/ranker/versions/1');
+      await page.waitForSelector('#page-model[data-version="1"]');
+      assert.equal(await page.textContent('#model-title'), 'ranker version 1');
+      assert.deepEqual(await page.$$eval('#model-crumbs a', (as) => as.map((a) => a.getAttribute('href'))), ['#models', '#models/ranker']);
+      await page.waitForFunction(() => document.querySelector('#model-versions tr.version.current')?.dataset.version === '1', null, { timeout: 15_000 });
+      await expectCharts('#model-grid', MODEL_PANELS);
+      const panels = await modelPanels();
+      for (const p of panels) {
+        assert.match(p.exprs, /model="ranker",version="1"/, `${p.id} is filtered to v1: ${p.exprs}`);
+        assert.doesNotMatch(p.exprs, /\$filter/);
+      }
+      const series = Object.fromEntries(panels.map((p) => [p.id, p.series]));
+      for (const id of ['model_requests', 'model_errors', 'model_latency', 'model_rows', 'model_batch', 'model_queue', 'model_queue_wait', 'model_memory']) {
+        assert.ok(series[id].length > 0 && series[id].every((n) => n.startsWith('v1 ') || n === 'v1'), `${id}: only version 1's series: ${series[id]}`);
+      }
+      assert.deepEqual(series.model_latency, ['v1 p50', 'v1 p95', 'v1 p99'], 'p50, p95 and p99 of v1');
+      assert.ok(series.model_requests.includes('v1 home_feed') && series.model_requests.includes('v1 search'), `requests/s per pipeline: ${series.model_requests}`);
+      assert.ok(['ranking', 'retrieval'].every((s) => series.model_stage_p99.includes(s)), `stage breakdown: ${series.model_stage_p99}`);
+      assert.deepEqual(series.model_batch, ['v1 mean', 'v1 p99'], 'mean and p99 batch size');
+      // The exact percentiles of v1 only, with numbers.
+      await page.waitForSelector('#model-percentiles tbody tr.target', { timeout: 15_000 });
+      const rows = await page.$$eval('#model-percentiles tbody tr.target', (trs) => trs.map((tr) => ({ version: tr.dataset.version, cells: [...tr.cells].map((c) => c.textContent) })));
+      const report = (await api('/api/v1/percentiles')).body;
+      const apiPipelines = report.targets.filter((t) => t.model === 'ranker' && t.version === '1' && t.count > 0).map((t) => t.pipeline);
+      for (const r of rows) {
+        assert.equal(r.version, '1', JSON.stringify(r));
+        assert.equal(r.cells.length, 11, JSON.stringify(r));
+        assert.match(r.cells[2], /^\d+$/, `request count: ${r.cells}`);
+        for (const i of [3, 5, 7, 9]) assert.match(r.cells[i], /^\d+(\.\d+)? (µs|ms|s)$/, `exact percentile: ${r.cells}`);
+      }
+      assert.ok(rows.some((r) => r.cells[1] === 'home_feed') && rows.length >= apiPipelines.length - 1, `percentile rows ${JSON.stringify(rows)} vs API pipelines ${apiPipelines}`);
+      // Back to the model page through the breadcrumb.
+      log(`version page: ${Object.entries(series).map(([k, v]) => `${k}=${v.length}`).join(' ')}`);
+      await page.screenshot({ path: path.join(SHOTS, 'model-version.png'), fullPage: true });
+      await page.click('#model-crumbs a[href="#models/ranker"]');
+      await page.waitForFunction(() => document.querySelector('#page-model').dataset.version === '' && document.querySelector('#model-title').textContent === 'ranker: all versions');
+    });
+
+    await check('fleet: this replica, its store and the alert evaluator (or why not); "no Prometheus" instead of charts', async () => {
+      const fleet = await api('/api/v1/fleet');
+      assert.ok([200, 404].includes(fleet.status), `/api/v1/fleet: ${fleet.status} ${JSON.stringify(fleet.body)}`);
+      await page.click('a[data-page="fleet"]');
+      assert.equal(await page.evaluate(() => location.hash), '#fleet');
+      await page.waitForFunction(() => !['idle', ''].includes(document.querySelector('#fleet-message').dataset.state), null, { timeout: 15_000 });
+      const shown = () =>
+        page.evaluate(() => {
+          const stat = (id) => ({ value: document.querySelector(`#${id} b`).textContent, cls: document.querySelector(`#${id}`).className });
+          return {
+            info: document.querySelector('#fleet-info').dataset.state,
+            note: document.querySelector('#fleet-note').textContent,
+            replica: stat('fleet-replica'),
+            store: stat('fleet-store'),
+            evaluator: stat('fleet-evaluator'),
+            prometheus: stat('fleet-prometheus'),
+            message: document.querySelector('#fleet-message').dataset.state,
+            messageText: document.querySelector('#fleet-message p').textContent,
+            messageShown: !document.querySelector('#fleet-message').hidden,
+            gridShown: !document.querySelector('#fleet-grid').hidden,
+          };
+        });
+      let s = await shown();
+      assert.ok(s.messageShown && !s.gridShown, `a message, no charts: ${JSON.stringify(s)}`);
+      assert.equal(await page.isVisible('#fleet-message'), true, 'the message is visible');
+      assert.equal(await page.isVisible('#fleet-grid'), false, 'no chart is visible');
+      if (fleet.status === 404) {
+        assert.equal(s.info, 'missing', JSON.stringify(s));
+        assert.match(s.note, /no fleet API \(GET \/api\/v1\/fleet answered 404\)/);
+        assert.equal(s.message, 'no-fleet-api');
+        assert.match(s.messageText, /no Prometheus/);
+        log('fleet: this server has no /api/v1/fleet yet; the page says so');
+      } else {
+        const d = fleet.body.data;
+        assert.equal(s.info, 'done', JSON.stringify(s));
+        assert.equal(s.replica.value, d.replica || 'unnamed');
+        assert.equal(s.store.value, d.store);
+        if (d.evaluator) {
+          assert.ok(s.evaluator.value.startsWith(d.evaluator.holder), `evaluator ${JSON.stringify(s.evaluator)} vs ${JSON.stringify(d.evaluator)}`);
+          assert.equal(/\bself\b/.test(s.evaluator.cls), !!d.evaluator.this_replica, `"this replica" highlighted iff it holds the lease: ${JSON.stringify(s.evaluator)}`);
+          assert.equal(s.evaluator.value.endsWith('(this replica)'), !!d.evaluator.this_replica);
+        }
+        assert.equal(d.prometheus, null, 'the test server has no Prometheus');
+        assert.equal(s.prometheus.value, 'none');
+        assert.equal(s.message, 'no-prometheus', JSON.stringify(s));
+        assert.match(s.messageText, /No Prometheus is configured.*--prometheus-url URL/);
+        // The fleet query's own 503 (a page that believes there is a Prometheus): the server's
+        // sentence is shown, not an error banner.
+        const direct = await api('/api/v1/fleet/query_range', { method: 'POST', body: new URLSearchParams({ query: 'up', start: '0', end: '60', step: '15' }) });
+        assert.equal(direct.status, 503, JSON.stringify(direct));
+        assert.equal(direct.body.errorType, 'unavailable');
+        await page.route('**/api/v1/fleet', (route) =>
+          route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ status: 'success', data: { ...d, prometheus: 'http://127.0.0.1:9' } }) }),
+        );
+        try {
+          await page.waitForFunction((text) => document.querySelector('#fleet-message p').textContent === text, direct.body.error, { timeout: 15_000 });
+        } finally {
+          await page.unroute('**/api/v1/fleet');
+        }
+        s = await shown();
+        assert.equal(s.message, 'no-prometheus', JSON.stringify(s));
+        assert.ok(s.messageShown && !s.gridShown);
+        log(`fleet: replica ${s.replica.value}, store ${s.store.value}, evaluator ${s.evaluator.value}; ${direct.body.error}`);
+      }
+      assert.equal(await page.isVisible('#banner'), false, 'no error banner');
+      await page.screenshot({ path: path.join(SHOTS, 'fleet.png'), fullPage: true });
     });
 
     await check('pipelines: both scenarios with rates and charts', async () => {
@@ -1260,8 +1451,8 @@ async function main() {
       assert.deepEqual(await page.$$eval('.nav a.soon', (as) => as.map((a) => a.dataset.page)), [], 'no page is "soon"');
       assert.deepEqual(
         await page.$$eval('.nav a', (as) => as.map((a) => a.dataset.page)),
-        ['overview', 'stages', 'models', 'pipelines', 'try', 'deployments', 'alerts', 'logs', 'audit'],
-        'Deployments between Pipelines and Alerts, Audit last',
+        ['overview', 'fleet', 'stages', 'models', 'pipelines', 'try', 'deployments', 'alerts', 'logs', 'audit'],
+        'Fleet after Overview, Deployments between Pipelines and Alerts, Audit last',
       );
       await page.click('a[data-page="overview"]');
       const before = await page.$eval('body', (b) => Number(b.dataset.refreshed));
