@@ -313,6 +313,17 @@ impl Evaluator {
         restored
     }
 
+    /// Replaces every active alert with `alerts` (a replica following the one that evaluates,
+    /// or taking over from it); returns how many matched a loaded rule.
+    pub fn replace_active(&mut self, alerts: Vec<PersistedAlert>) -> usize {
+        for g in &mut self.groups {
+            for r in &mut g.rules {
+                r.active.clear();
+            }
+        }
+        self.restore(alerts)
+    }
+
     /// Every active alert with its rule, for persistence.
     pub fn persisted(&self) -> Vec<PersistedAlert> {
         let mut out = Vec::new();

@@ -43,6 +43,7 @@ pub mod time;
 mod yamlpos;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -58,7 +59,7 @@ pub use error::{AlertingError, PersistError, SilenceError};
 pub use eval::{
     Alert, AlertState, AlertsData, EvalConfig, EvalOutput, Evaluator, PersistedAlert, RuleHealth, RulesData,
 };
-pub use notify::{Dispatcher, NotifyAlert, RouteConfig, WebhookPayload};
+pub use notify::{Dispatcher, NflogEntry, NotifyAlert, RouteConfig, WebhookPayload};
 pub use persist::{AlertStatePersistence, JsonFilePersistence};
 pub use rules::{Diagnostic, RuleFiles, RuleSource, check_file};
 pub use silence::{Matcher, NewSilence, Silence, SilenceView, Silences};
@@ -156,6 +157,8 @@ pub struct ReloadOutcome {
 }
 
 struct Shared {
+    /// Whether this process evaluates and notifies ([`Alerting::set_evaluating`]).
+    evaluating: AtomicBool,
     remediation: Mutex<Option<Arc<dyn Remediation>>>,
     config: AlertingConfig,
     store: Arc<SeriesStore>,
@@ -269,6 +272,7 @@ impl Alerting {
         let dispatcher = Dispatcher::new(config.route.clone(), config.eval.external_url.clone());
         Ok(Self {
             shared: Arc::new(Shared {
+                evaluating: AtomicBool::new(true),
                 remediation: Mutex::new(None),
                 mtimes: Mutex::new(mtimes(&config.rule_sources)),
                 config,
@@ -365,10 +369,21 @@ impl Alerting {
     }
 
     /// Flushes the notification groups due at `t_ms` into the webhook queues; returns the
-    /// payloads queued (one per group, each queued to every webhook).
+    /// payloads queued (one per group, each queued to every webhook). When something was
+    /// queued, the notification log is saved (blocking, with a persistence).
     pub fn flush_at(&self, t_ms: i64) -> Vec<WebhookPayload> {
         let silences = &self.shared.silences;
-        let payloads = self.dispatcher().flush(t_ms, &|l| !silences.muting(l, t_ms).is_empty());
+        let (payloads, nflog) = {
+            let mut dispatcher = self.dispatcher();
+            let payloads = dispatcher.flush(t_ms, &|l| !silences.muting(l, t_ms).is_empty());
+            let nflog = (!payloads.is_empty() && self.shared.persistence.is_some()).then(|| dispatcher.nflog());
+            (payloads, nflog)
+        };
+        if let (Some(p), Some(nflog)) = (&self.shared.persistence, nflog)
+            && let Err(err) = p.save_nflog(&nflog)
+        {
+            tracing::warn!(%err, "could not save the notification log");
+        }
         for p in &payloads {
             let n = Notification {
                 group_key: p.group_key.clone(),
@@ -409,13 +424,18 @@ impl Alerting {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => break,
             }
+            if !self.is_evaluating() {
+                continue;
+            }
             let me = self.clone();
             if let Err(err) = tokio::task::spawn_blocking(move || me.evaluate_at(time::now_ms())).await {
                 tracing::error!(%err, "rule evaluation panicked");
             }
         }
-        let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || me.save_state()).await;
+        if self.is_evaluating() {
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.save_state()).await;
+        }
     }
 
     async fn dispatch_loop(self, mut shutdown: watch::Receiver<bool>) {
@@ -426,7 +446,13 @@ impl Alerting {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            self.flush_at(time::now_ms());
+            if !self.is_evaluating() {
+                continue;
+            }
+            let me = self.clone();
+            if let Err(err) = tokio::task::spawn_blocking(move || me.flush_at(time::now_ms())).await {
+                tracing::error!(%err, "notification flush panicked");
+            }
         }
     }
 
@@ -506,12 +532,64 @@ impl Alerting {
         &self.shared.config.rule_sources
     }
 
-    /// Saves alerts and silences now (blocking).
+    /// Whether this process evaluates rules and sends notifications (true unless
+    /// [`Alerting::set_evaluating`] turned it off).
+    pub fn is_evaluating(&self) -> bool {
+        self.shared.evaluating.load(Ordering::Acquire)
+    }
+
+    /// Starts or stops rule evaluation and notification; returns whether that changed
+    /// anything. In a fleet the replica holding the evaluator lease evaluates and the others
+    /// follow ([`Alerting::follow`]). Taking over first reloads what the previous evaluator
+    /// saved: the active alerts (firing ones keep their start time, and are not pending again),
+    /// the silences, and the notification log, so what was already notified is not notified
+    /// twice. Blocking (store reads): call it from a blocking thread.
+    pub fn set_evaluating(&self, on: bool) -> bool {
+        if self.is_evaluating() == on {
+            return false;
+        }
+        if on && let Some(p) = &self.shared.persistence {
+            self.follow();
+            match p.load_nflog() {
+                Ok(nflog) => {
+                    let mut dispatcher =
+                        Dispatcher::new(self.shared.config.route.clone(), self.shared.config.eval.external_url.clone());
+                    dispatcher.restore_nflog(nflog);
+                    *self.dispatcher() = dispatcher;
+                }
+                Err(err) => tracing::warn!(%err, "cannot read the notification log; groups may be notified again"),
+            }
+        }
+        self.shared.evaluating.store(on, Ordering::Release);
+        true
+    }
+
+    /// Replaces the active alerts and silences with the saved ones (what the evaluating
+    /// replica wrote), so this replica's API shows the fleet's alerts. Blocking.
+    pub fn follow(&self) {
+        let Some(p) = &self.shared.persistence else { return };
+        match p.load_alerts() {
+            Ok(alerts) => {
+                self.evaluator().replace_active(alerts);
+            }
+            Err(err) => tracing::warn!(%err, "cannot read the saved alert state"),
+        }
+        match p.load_silences() {
+            Ok(silences) => self.shared.silences.replace(silences),
+            Err(err) => tracing::warn!(%err, "cannot read the saved silences"),
+        }
+    }
+
+    /// Saves alerts, silences and the notification log now (blocking).
     pub fn save_state(&self) {
         let Some(p) = &self.shared.persistence else { return };
         let alerts = self.evaluator().persisted();
         if let Err(err) = p.save_alerts(&alerts) {
             tracing::warn!(%err, "could not save the alert state");
+        }
+        let nflog = self.dispatcher().nflog();
+        if let Err(err) = p.save_nflog(&nflog) {
+            tracing::warn!(%err, "could not save the notification log");
         }
         if let Err(err) = p.save_silences(&self.shared.silences.snapshot()) {
             tracing::warn!(%err, "could not save the silences");

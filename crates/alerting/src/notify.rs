@@ -182,11 +182,14 @@ struct Group {
     has_flushed: bool,
 }
 
-#[derive(Debug, Clone, Default)]
-struct NflogEntry {
-    firing: BTreeSet<u64>,
-    resolved: BTreeSet<u64>,
-    at: i64,
+/// What a notification group was last notified of (Alertmanager's notification log): the
+/// fingerprints of its firing and resolved alerts and when. Persisted so that a replica taking
+/// over evaluation does not notify again what its predecessor already sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NflogEntry {
+    pub firing: BTreeSet<u64>,
+    pub resolved: BTreeSet<u64>,
+    pub at: i64,
 }
 
 /// Alertmanager's dispatcher for one route, driven by explicit times.
@@ -263,6 +266,16 @@ impl Dispatcher {
             }
             g.alerts.insert(a.labels.clone(), a);
         }
+    }
+
+    /// The notification log by group key.
+    pub fn nflog(&self) -> BTreeMap<String, NflogEntry> {
+        self.nflog.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Replaces the notification log (a replica taking over from another).
+    pub fn restore_nflog(&mut self, entries: BTreeMap<String, NflogEntry>) {
+        self.nflog = entries.into_iter().collect();
     }
 
     /// When the next group flush is due.

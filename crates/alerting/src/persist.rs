@@ -1,14 +1,18 @@
 //! Saving alert state and silences across restarts.
 //!
-//! This module owns the [`AlertStatePersistence`] trait (the store crate will implement it over
-//! SQL) and [`JsonFilePersistence`], the embedded default: `alerts.json` and `silences.json` in
+//! This module owns the [`AlertStatePersistence`] trait (the store crate implements it over
+//! SQL) and [`JsonFilePersistence`], the embedded default: `alerts.json`, `silences.json` and
+//! `nflog.json` (what each notification group was last notified of) in
 //! a data directory, each written to a temporary file and renamed into place so a crash never
 //! leaves half a file.
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use crate::error::PersistError;
 use crate::eval::PersistedAlert;
+use crate::notify::NflogEntry;
 use crate::silence::Silence;
 
 /// Where active alerts and silences are kept between runs. Calls are synchronous and may block
@@ -22,6 +26,15 @@ pub trait AlertStatePersistence: Send + Sync {
     fn load_silences(&self) -> Result<Vec<Silence>, PersistError>;
     /// Replaces the saved silences.
     fn save_silences(&self, silences: &[Silence]) -> Result<(), PersistError>;
+    /// The saved notification log (what each group was last notified of). Stores that do not
+    /// keep it answer empty, and a process that starts evaluating notifies afresh.
+    fn load_nflog(&self) -> Result<BTreeMap<String, NflogEntry>, PersistError> {
+        Ok(BTreeMap::new())
+    }
+    /// Replaces the saved notification log.
+    fn save_nflog(&self, _nflog: &BTreeMap<String, NflogEntry>) -> Result<(), PersistError> {
+        Ok(())
+    }
 }
 
 /// JSON files in a directory.
@@ -40,6 +53,11 @@ impl JsonFilePersistence {
     /// The alerts file.
     pub fn alerts_path(&self) -> PathBuf {
         self.dir.join("alerts.json")
+    }
+
+    /// The notification log file.
+    pub fn nflog_path(&self) -> PathBuf {
+        self.dir.join("nflog.json")
     }
 
     /// The silences file.
@@ -81,5 +99,14 @@ impl AlertStatePersistence for JsonFilePersistence {
 
     fn save_silences(&self, silences: &[Silence]) -> Result<(), PersistError> {
         Self::save(&self.silences_path(), silences)
+    }
+
+    fn load_nflog(&self) -> Result<BTreeMap<String, NflogEntry>, PersistError> {
+        Ok(Self::load::<(String, NflogEntry)>(&self.nflog_path())?.into_iter().collect())
+    }
+
+    fn save_nflog(&self, nflog: &BTreeMap<String, NflogEntry>) -> Result<(), PersistError> {
+        let entries: Vec<(&String, &NflogEntry)> = nflog.iter().collect();
+        Self::save(&self.nflog_path(), &entries)
     }
 }

@@ -298,6 +298,12 @@ impl Silences {
     }
 
     /// Replaces the set with saved silences (invalid ones are skipped with a warning).
+    pub fn replace(&self, saved: Vec<Silence>) {
+        self.write().clear();
+        self.restore(saved);
+    }
+
+    /// Adds saved silences (replacing those with the same id).
     pub fn restore(&self, saved: Vec<Silence>) {
         let mut entries = self.write();
         for s in saved {

@@ -6,6 +6,7 @@ mod eval;
 mod notify;
 mod rules;
 mod silence;
+mod takeover;
 mod template;
 mod webhook;
 

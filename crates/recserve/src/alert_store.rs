@@ -1,19 +1,24 @@
-//! Alerting's state in the store: the active alerts and the silences as two state documents
-//! (`alerting/alerts`, `alerting/silences`, so every replica of a fleet sees the same ones), and
+//! Alerting's state in the store: the active alerts, the silences and the notification log as
+//! three state documents (`alerting/alerts`, `alerting/silences`, `alerting/nflog`, so every
+//! replica of a fleet sees the same ones and the next evaluator continues from them), and
 //! each notification attempt in the store's notification log. The alerting crate knows nothing
 //! of SQL; this module adapts its persistence traits to the store.
 
 use recserve_alerting::{
-    AlertStatePersistence, NotificationLogEntry, NotificationSink, PersistError, PersistedAlert, Silence,
+    AlertStatePersistence, NflogEntry, NotificationLogEntry, NotificationSink, PersistError, PersistedAlert, Silence,
 };
 use recserve_store::{NotificationRecord, NotificationRecorder, SqlStateDocuments, StoreConfig, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 
 /// State document of the active alerts.
 pub const ALERTS_DOCUMENT: &str = "alerting/alerts";
 /// State document of the silences.
 pub const SILENCES_DOCUMENT: &str = "alerting/silences";
+
+/// State document of the notification log (what each group was last notified of).
+pub const NFLOG_DOCUMENT: &str = "alerting/nflog";
 
 /// [`AlertStatePersistence`] over the store's state documents.
 pub struct StoreAlertState {
@@ -54,6 +59,12 @@ impl AlertStatePersistence for StoreAlertState {
     }
     fn save_silences(&self, silences: &[Silence]) -> Result<(), PersistError> {
         self.save(SILENCES_DOCUMENT, silences)
+    }
+    fn load_nflog(&self) -> Result<BTreeMap<String, NflogEntry>, PersistError> {
+        Ok(self.load::<(String, NflogEntry)>(NFLOG_DOCUMENT)?.into_iter().collect())
+    }
+    fn save_nflog(&self, nflog: &BTreeMap<String, NflogEntry>) -> Result<(), PersistError> {
+        self.save(NFLOG_DOCUMENT, &nflog.iter().collect::<Vec<_>>())
     }
 }
 
