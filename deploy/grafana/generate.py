@@ -61,11 +61,80 @@ def timeseries(panel_id, panel, x, y):
     }
 
 
+# Per-replica panels, Grafana only (recserve's embedded dashboard shows one replica): a
+# collapsed row after the first section, so its panels sit in the row's own `panels` list and
+# the top-level panels stay exactly those of queries.json.
+REPLICAS_ROW = "Replicas"
+REPLICA_PANELS = [
+    {
+        "id": "replica_throughput",
+        "title": "Requests per second by replica",
+        "unit": "reqps",
+        "targets": [
+            {"expr": 'sum by (instance) (rate(recserve_requests_total{instance=~"$instance"}[1m]))', "legend": "{{instance}}"}
+        ],
+    },
+    {
+        "id": "replica_p99",
+        "title": "p99 latency by replica",
+        "unit": "s",
+        "targets": [
+            {
+                "expr": 'histogram_quantile(0.99, sum by (instance, le) (rate(recserve_request_duration_seconds_bucket{instance=~"$instance"}[1m])))',
+                "legend": "{{instance}}",
+            }
+        ],
+    },
+    {
+        "id": "replica_errors",
+        "title": "Error ratio by replica",
+        "unit": "percentunit",
+        "targets": [
+            {
+                "expr": 'sum by (instance) (rate(recserve_requests_total{instance=~"$instance",outcome!="ok"}[1m])) / sum by (instance) (rate(recserve_requests_total{instance=~"$instance"}[1m]))',
+                "legend": "{{instance}}",
+            }
+        ],
+    },
+    {
+        "id": "replica_in_flight",
+        "title": "In-flight requests by replica (the autoscaler's metric)",
+        "unit": "short",
+        "targets": [
+            {"expr": 'sum by (instance) (recserve_in_flight_requests{instance=~"$instance"})', "legend": "{{instance}}"}
+        ],
+    },
+]
+
+
+def replicas_row(row_id, y):
+    """The collapsed per-replica row at height y, its panels numbered from row_id + 1."""
+    nested = []
+    for i, panel in enumerate(REPLICA_PANELS):
+        p = timeseries(row_id + 1 + i, panel, (i % 2) * PANEL_W, y + 1 + (i // 2) * PANEL_H)
+        p["description"] = f"`{panel['id']}`: per replica (the `instance` label); Grafana only (deploy/grafana/generate.py)"
+        nested.append(p)
+    row = {
+        "id": row_id,
+        "type": "row",
+        "title": REPLICAS_ROW,
+        "collapsed": True,
+        "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+        "panels": nested,
+    }
+    return row, row_id + 1 + len(nested)
+
+
 def dashboard(spec):
+    """Rows and panels of queries.json in order, the collapsed Replicas row after the first section."""
     panels = []
     next_id = 1
     y = 0
-    for section in spec["sections"]:
+    for n, section in enumerate(spec["sections"]):
+        if n == 1:
+            row, next_id = replicas_row(next_id, y)
+            panels.append(row)
+            y += 1
         panels.append(
             {
                 "id": next_id,
@@ -84,6 +153,8 @@ def dashboard(spec):
             next_id += 1
             if i % 2 == 1 or i == len(section["panels"]) - 1:
                 y += PANEL_H
+    if len(spec["sections"]) < 2:
+        panels.append(replicas_row(next_id, y)[0])
     var = spec["variables"]["instance"]
     definition = f"label_values({var['metric']}, {var['label']})"
     return {

@@ -26,12 +26,23 @@ function load(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));
 }
 
-/** Every target of every panel: {panel, refId, expr, substituted}. */
+/** The panels of collapsed rows, which Grafana keeps in the row's own `panels` list. */
+function nestedPanels(dash) {
+  return dash.panels.filter((p) => p.type === 'row').flatMap((r) => r.panels ?? []);
+}
+
+/** Every target of every panel, those of collapsed rows included: {panel, refId, expr, substituted}. */
 export function grafanaQueries() {
   const dash = load(GRAFANA);
-  return dash.panels
-    .filter((p) => p.type !== 'row')
-    .flatMap((p) => p.targets.map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr, substituted: substitute(t.expr) })));
+  return [...dash.panels.filter((p) => p.type !== 'row'), ...nestedPanels(dash)].flatMap((p) =>
+    p.targets.map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr, substituted: substitute(t.expr) })),
+  );
+}
+
+/** Each metric selector of the expression filters on the replica variable first. */
+function filtersOnInstance(expr) {
+  const metrics = [...expr.matchAll(/\b((?:recserve|process)_\w+)(\{[^}]*\}|\[)?/g)];
+  return metrics.every((m) => (m[2] ?? '').startsWith('{instance=~"$instance"'));
 }
 
 export function checkGrafana() {
@@ -51,10 +62,17 @@ export function checkGrafana() {
   assert.equal(inst.datasource?.uid, '${datasource}');
 
   const ids = new Set();
-  const boxes = [];
+  // Collapsed rows' panels are laid out for when the row is open: they are checked for
+  // overlaps among themselves, the top-level panels among themselves.
+  const layouts = new Map([[null, []]]);
   assert.ok(dash.panels.length > 0);
-  for (const p of dash.panels) {
+  const all = dash.panels.flatMap((p) => [{ p, row: null }, ...(p.panels ?? []).map((q) => ({ p: q, row: p.id }))]);
+  for (const { p, row } of all) {
     const where = `panel ${p.id} "${p.title}"`;
+    if (row !== null) assert.ok(p.type !== 'row', `${where}: a row inside row ${row}`);
+    if (p.type === 'row' && !p.collapsed) assert.deepEqual(p.panels ?? [], [], `${where}: an open row holds no panels`);
+    if (!layouts.has(row)) layouts.set(row, []);
+    const boxes = layouts.get(row);
     assert.ok(Number.isInteger(p.id), `${where}: integer id`);
     assert.ok(!ids.has(p.id), `${where}: unique id`);
     ids.add(p.id);
@@ -78,10 +96,25 @@ export function checkGrafana() {
       refs.add(t.refId);
       assert.equal(typeof t.legendFormat, 'string', `${where}: legendFormat`);
       for (const m of t.expr.matchAll(/\$\{?(\w+)\}?/g)) assert.ok(vars.has(m[1]), `${where}: $${m[1]} is defined`);
+      assert.ok(filtersOnInstance(t.expr), `${where}: every metric is selected with {instance=~"$instance", ...}: ${t.expr}`);
     }
   }
 
-  // One source of truth: the Grafana panels are exactly queries.json's.
+  // The per-replica panels: a collapsed row whose panels each draw one series per instance.
+  const replicas = dash.panels.find((p) => p.type === 'row' && p.title === 'Replicas');
+  assert.ok(replicas?.collapsed && replicas.panels.length >= 2, 'a collapsed "Replicas" row with per-replica panels');
+  for (const p of replicas.panels) {
+    for (const t of p.targets) {
+      assert.match(t.expr, /by \(instance\b/, `panel "${p.title}": grouped by instance`);
+      assert.equal(t.legendFormat, '{{instance}}', `panel "${p.title}": one legend entry per instance`);
+    }
+  }
+  for (const title of ['Requests per second by replica', 'p99 latency by replica']) {
+    assert.ok(replicas.panels.some((p) => p.title === title), `the Replicas row has "${title}"`);
+  }
+
+  // One source of truth: the top-level Grafana panels are exactly queries.json's (the
+  // collapsed Replicas row's panels are Grafana's own, made by generate.py).
   const spec = load(QUERIES);
   const want = spec.sections.flatMap((s) => s.panels.map((p) => [p.title, p.targets.map((t) => t.expr)]));
   const got = dash.panels.filter((p) => p.type !== 'row').map((p) => [p.title, p.targets.map((t) => t.expr)]);
