@@ -564,15 +564,18 @@ impl Alerting {
         true
     }
 
-    /// Replaces the active alerts and silences with the saved ones (what the evaluating
-    /// replica wrote), so this replica's API shows the fleet's alerts. Blocking.
+    /// Reads what other replicas saved: the silences (added through any replica), and, when
+    /// this replica does not evaluate, the active alerts the evaluating replica wrote, so this
+    /// replica's API shows the fleet's alerts. Blocking.
     pub fn follow(&self) {
         let Some(p) = &self.shared.persistence else { return };
-        match p.load_alerts() {
-            Ok(alerts) => {
-                self.evaluator().replace_active(alerts);
+        if !self.is_evaluating() {
+            match p.load_alerts() {
+                Ok(alerts) => {
+                    self.evaluator().replace_active(alerts);
+                }
+                Err(err) => tracing::warn!(%err, "cannot read the saved alert state"),
             }
-            Err(err) => tracing::warn!(%err, "cannot read the saved alert state"),
         }
         match p.load_silences() {
             Ok(silences) => self.shared.silences.replace(silences),

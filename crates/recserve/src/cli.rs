@@ -134,9 +134,31 @@ pub struct ServeArgs {
     /// 2-D FP32 inputs) [default: 0.25].
     #[arg(long, env = "RECSERVE_DRIFT_SAMPLE_RATE")]
     pub drift_sample_rate: Option<f64>,
-    /// Name of this replica in logs shared through a MySQL store [default: none].
+    /// Name of this replica in a fleet sharing a MySQL store: its log records, notifications
+    /// and audit entries carry it, and it holds the alert-evaluator lease under it. Must be
+    /// unique in the fleet (the pod name on Kubernetes) [default: <host name>-<process id>].
     #[arg(long, env = "RECSERVE_REPLICA")]
     pub replica: Option<String>,
+    /// Who evaluates alert rules and sends notifications: "leader" is the one replica holding
+    /// the store's evaluator lease (another takes over within --evaluator-lease-secs when it
+    /// dies; automatic rollbacks happen once), "local" is this process whatever else shares
+    /// the store, "off" leaves evaluation to a Prometheus and Alertmanager loaded with the
+    /// exported rule file (`recserve rules default`; no automatic rollback then), "auto" is
+    /// leader with a MySQL store and local with SQLite [default: auto].
+    #[arg(long, env = "RECSERVE_ALERT_EVALUATION", value_parser = ["auto", "local", "leader", "off"])]
+    pub alert_evaluation: Option<String>,
+    /// Time to live of the alert-evaluator lease in seconds; the holder renews it every third
+    /// of that [default: 10].
+    #[arg(long, env = "RECSERVE_EVALUATOR_LEASE_SECS")]
+    pub evaluator_lease_secs: Option<u64>,
+    /// Milliseconds between reads of what other replicas changed in the shared store
+    /// (deployments, silences, alerts) [default: 1000].
+    #[arg(long, env = "RECSERVE_STATE_SYNC_MS")]
+    pub state_sync_ms: Option<u64>,
+    /// Prometheus that scrapes every replica: the dashboard's Fleet page reads per-replica and
+    /// combined series from its query API through /api/v1/fleet/query_range [default: none].
+    #[arg(long, env = "RECSERVE_PROMETHEUS_URL", value_name = "URL")]
+    pub prometheus_url: Option<String>,
     /// Alert rule file in Prometheus's format (repeatable; added to the config file's
     /// alerting.rules). Reloaded when it changes, on SIGHUP and on POST /api/v1/rules/reload.
     /// Check one with `recserve rules check FILE`.

@@ -15,6 +15,7 @@ use recserve_pipeline::Pipelines;
 use recserve_server::auth::AuthMode;
 use recserve_server::deployments::AutoRollback;
 use recserve_server::experiments::{Experiments, ExperimentsConfig};
+use recserve_server::fleet::{DEFAULT_LEASE_TTL, DEFAULT_SYNC_INTERVAL, Evaluation, Fleet, FleetConfig};
 use recserve_server::observe::LogWriterCollector;
 use recserve_server::request_log::{RequestLog, RequestLogConfig};
 use recserve_server::shop::ShopApi;
@@ -70,8 +71,16 @@ pub struct Settings {
     /// The key user ids are pseudonymised with (`None`: RECSERVE_PSEUDONYM_KEY, else the key file
     /// in the data directory, created on first start).
     pub pseudonym_key: Option<String>,
-    /// This replica's name in shared logs.
+    /// This replica's name in shared logs (`None`: made up from the host name and process id).
     pub replica: Option<String>,
+    /// Who evaluates alert rules.
+    pub alert_evaluation: Evaluation,
+    /// Time to live of the evaluator lease.
+    pub evaluator_lease: Duration,
+    /// Interval of the state sync with other replicas.
+    pub state_sync: Duration,
+    /// The Prometheus that scrapes the fleet.
+    pub prometheus_url: Option<String>,
     /// Alert rules, receivers and timers.
     pub alerting: AlertingSettings,
     /// Online metrics and drift monitoring.
@@ -173,6 +182,10 @@ struct FileSettings {
     log_max_mb: Option<u64>,
     pseudonym_key: Option<String>,
     replica: Option<String>,
+    alert_evaluation: Option<String>,
+    evaluator_lease_secs: Option<u64>,
+    state_sync_ms: Option<u64>,
+    prometheus_url: Option<String>,
     request_log: Option<RequestLogConfig>,
     alerting: Option<AlertingSettings>,
     auth: Option<String>,
@@ -262,6 +275,10 @@ impl Settings {
                 "--tls-key is given but --tls-cert is missing: TLS needs both (or tls_cert and tls_key in the config file)"
             ),
         };
+        let alert_evaluation = match args.alert_evaluation.clone().or(file.alert_evaluation) {
+            Some(e) => e.parse::<Evaluation>().map_err(|e| anyhow::anyhow!("--alert-evaluation: {e}"))?,
+            None => Evaluation::default(),
+        };
         let Some(model_repository) = model_repository else {
             bail!(
                 "no model repository given: pass --model-repository DIR (or RECSERVE_MODEL_REPOSITORY, or model_repository in the config file)"
@@ -304,6 +321,18 @@ impl Settings {
             request_log,
             pseudonym_key: file.pseudonym_key,
             replica: args.replica.clone().or(file.replica),
+            alert_evaluation,
+            evaluator_lease: match args.evaluator_lease_secs.or(file.evaluator_lease_secs) {
+                Some(0) => bail!("--evaluator-lease-secs must be at least 1"),
+                Some(secs) => Duration::from_secs(secs),
+                None => DEFAULT_LEASE_TTL,
+            },
+            state_sync: match args.state_sync_ms.or(file.state_sync_ms) {
+                Some(0) => bail!("--state-sync-ms must be at least 1"),
+                Some(ms) => Duration::from_millis(ms),
+                None => DEFAULT_SYNC_INTERVAL,
+            },
+            prometheus_url: args.prometheus_url.clone().or(file.prometheus_url),
             alerting,
             experiments,
             auth,
@@ -337,6 +366,8 @@ pub struct Running {
     writer: LogWriter,
     retention_task: tokio::task::JoinHandle<()>,
     alerting_tasks: AlertingTasks,
+    fleet_stop: CancellationToken,
+    lease_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Binds the listeners, loads the repository and the pipelines, and starts serving.
@@ -375,9 +406,16 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let pseudonymizer = Pseudonymizer::load_or_create(&settings.data_dir, settings.pseudonym_key.as_deref())
         .context("cannot set up the key that pseudonymises user ids")?;
 
+    // Replicas sharing a MySQL store keep their metric history apart (under their name); one
+    // process on SQLite keeps it unscoped, as before fleets existed.
+    let replica = settings.replica.clone().unwrap_or_else(FleetConfig::default_replica);
+    let series_scope = match store.backend() {
+        recserve_store::Backend::MySql => Some(replica.clone()),
+        recserve_store::Backend::Sqlite => settings.replica.clone(),
+    };
     let persistence = {
         let config = store_config.clone();
-        tokio::task::spawn_blocking(move || SqlSeriesPersistence::open(&config))
+        tokio::task::spawn_blocking(move || SqlSeriesPersistence::open_scoped(&config, series_scope))
             .await
             .context("metric history loader panicked")?
             .context("cannot open the metric history in the store")?
@@ -401,7 +439,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
-    let restored =
+    let (restored, state_revision) =
         recserve_server::deployments::restore(&store, &registry).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     if restored > 0 {
         info!(deployments = restored, "deployments restored from the store");
@@ -421,6 +459,20 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         settings.replica.clone(),
     )));
     state.store = Some(store.clone());
+    let evaluation = settings.alert_evaluation.resolve(store.backend());
+    let fleet = Fleet::new(
+        FleetConfig {
+            replica,
+            replica_given: settings.replica.is_some(),
+            evaluation,
+            lease_ttl: settings.evaluator_lease,
+            sync_interval: settings.state_sync,
+            prometheus_url: settings.prometheus_url.clone(),
+        },
+        store.backend(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    state.fleet = Some(fleet.clone());
     state.auth = crate::token::server_auth(&settings, &store, &telemetry.registry, &[http_addr, grpc_addr]).await?;
     let experiments = Arc::new(
         Experiments::new(registry.clone(), settings.experiments.clone())
@@ -454,15 +506,43 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let auto_rollback = AutoRollback::new(tokio::runtime::Handle::current());
     alerting.set_remediation(auto_rollback.clone());
     let alerting = Arc::new(alerting);
+    // A replica that may not evaluate yet must not evaluate at the first tick.
+    if evaluation != Evaluation::Local {
+        alerting.set_evaluating(false);
+    }
     let alerting_tasks = alerting.start();
     if let Err(e) = alerting.reload_on_sighup() {
         warn!(error = %e, "cannot listen for SIGHUP; reload rules with POST /api/v1/rules/reload");
     }
     info!(rules = alerting.rules().groups.iter().map(|g| g.rules.len()).sum::<usize>(), "alert rules loaded");
-    state.alerting = Some(alerting);
+    state.alerting = Some(alerting.clone());
     auto_rollback.set_state(state.clone());
 
     let stop = CancellationToken::new();
+    // The lease outlives the transports: it is released after alerting saved its last state.
+    let fleet_stop = CancellationToken::new();
+    let lease_task = (evaluation == Evaluation::Leader).then(|| {
+        let gauge = telemetry
+            .registry
+            .gauge("recserve_alert_evaluator", "1 while this replica evaluates alert rules (holds the evaluator lease)")
+            .map_err(|e| warn!(error = %e, "cannot register recserve_alert_evaluator"))
+            .ok();
+        tokio::spawn(recserve_server::fleet::run_lease(
+            fleet.clone(),
+            store.clone(),
+            alerting.clone(),
+            gauge,
+            fleet_stop.clone().cancelled_owned(),
+        ))
+    });
+    tokio::spawn(recserve_server::fleet::run_sync(
+        fleet.clone(),
+        state.clone(),
+        store.clone(),
+        state_revision,
+        stop.clone().cancelled_owned(),
+    ));
+    info!(replica = %fleet.config.replica, evaluation = ?evaluation, "fleet role");
     state.auth.start_refresh(recserve_server::auth::REFRESH_INTERVAL, stop.clone().cancelled_owned());
     if let Some(tls) = &tls {
         tls.watch(recserve_server::tls::RELOAD_POLL, stop.clone().cancelled_owned());
@@ -503,6 +583,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         writer,
         retention_task,
         alerting_tasks,
+        fleet_stop,
+        lease_task,
     })
 }
 
@@ -541,6 +623,11 @@ impl Running {
         self.retention_task.abort();
         // Stops evaluation and delivery and saves the alert states and silences.
         self.alerting_tasks.shutdown().await;
+        // Then hand the evaluator lease over at once instead of after its time to live.
+        self.fleet_stop.cancel();
+        if let Some(task) = self.lease_task {
+            let _ = task.await;
+        }
         // Everything the transports logged is committed before the process ends.
         let stats = self.writer.shutdown().await;
         eprintln!(

@@ -44,8 +44,10 @@ const ALREADY_DONE: &str = "the canary was already rolled back";
 /// The actor of automatic rollbacks in the audit trail.
 pub const ALERTING_ACTOR: &str = "alerting";
 
-/// Reads the persisted deployments and hands them to the registry (call before its first poll).
-pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) -> Result<usize, String> {
+/// Reads the persisted deployments and hands them to the registry (call before its first poll);
+/// returns how many, and the state revision they are current as of (where the fleet's state
+/// sync starts).
+pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) -> Result<(usize, u64), String> {
     let changes = store.documents_changed_since(0).await.map_err(|e| format!("cannot read deployments: {e}"))?;
     let mut restored = Vec::new();
     for doc in changes.documents.iter().filter(|d| d.name.starts_with(DOCUMENT_PREFIX)) {
@@ -58,7 +60,7 @@ pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) ->
     }
     let n = restored.len();
     registry.restore_deployments(restored);
-    Ok(n)
+    Ok((n, changes.revision))
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ApiError> {

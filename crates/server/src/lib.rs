@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod deployments;
 pub mod error;
 pub mod experiments;
+pub mod fleet;
 pub mod grpc;
 pub mod inference;
 pub mod limits;

@@ -356,7 +356,7 @@ fn api_json(r: api::ApiResponse) -> Response {
 }
 
 /// Query-string pairs, plus the form body of a POST.
-fn form_pairs(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(query: Option<&str>, body: &[u8]) -> Vec<(String, String)> {
     let mut pairs = api::parse_form(query.unwrap_or(""));
     if !body.is_empty() {
         pairs.extend(api::parse_form(&String::from_utf8_lossy(body)));

@@ -87,6 +87,8 @@ pub struct AppState {
     pub experiments: Option<Arc<crate::experiments::Experiments>>,
     /// Data-plane requests in flight per client ([`Limits::max_in_flight_per_client`]).
     pub clients: Arc<crate::limits::ClientLimiter>,
+    /// Fleet mode: this replica's name, who evaluates, the fleet's Prometheus (`None`: no store).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl AppState {
@@ -123,6 +125,7 @@ impl AppState {
             auth: crate::auth::Auth::off(),
             experiments: None,
             clients,
+            fleet: None,
         }
     }
 }

@@ -43,8 +43,19 @@ impl SqlSeriesPersistence {
     /// Opens the store on a new thread (migrations included) and waits until it is ready.
     /// Safe to call from inside or outside a tokio runtime.
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        let thread =
-            StoreThread::spawn("recserve-series-store", config, |store| Worker { store, ids: HashMap::new() })?;
+        Self::open_scoped(config, None)
+    }
+
+    /// As [`SqlSeriesPersistence::open`], keeping this process's history apart from other
+    /// processes sharing the store (a fleet's replicas): series are stored with the reserved
+    /// label [`SCOPE_LABEL`]` = scope`, and load and compaction see only the scope's own series.
+    /// `None`: the series stored without a scope (one process per store).
+    pub fn open_scoped(config: &StoreConfig, scope: Option<String>) -> Result<Self, StoreError> {
+        let thread = StoreThread::spawn("recserve-series-store", config, move |store| Worker {
+            store,
+            scope,
+            ids: HashMap::new(),
+        })?;
         Ok(Self { thread, rows: 0, compacted_rows: 0 })
     }
 
@@ -92,8 +103,15 @@ impl SeriesPersistence for SqlSeriesPersistence {
     }
 }
 
-fn labels_json(labels: &LabelSet) -> String {
-    let pairs: Vec<(&str, &str)> = labels.iter().collect();
+/// The reserved label that keeps each replica's series apart in a shared store. Never shown:
+/// load strips it.
+pub const SCOPE_LABEL: &str = "__recserve_replica__";
+
+fn labels_json(labels: &LabelSet, scope: Option<&str>) -> String {
+    let mut pairs: Vec<(&str, &str)> = labels.iter().collect();
+    if let Some(scope) = scope {
+        pairs.insert(0, (SCOPE_LABEL, scope));
+    }
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
 }
 
@@ -104,6 +122,8 @@ fn labels_hash(json: &str) -> String {
 /// Runs on the persistence thread.
 struct Worker {
     store: Store,
+    /// This process's scope ([`SqlSeriesPersistence::open_scoped`]).
+    scope: Option<String>,
     /// Series ids by labels (filled by load and append; cleared by compact).
     ids: HashMap<LabelSet, i64>,
 }
@@ -121,11 +141,15 @@ impl Worker {
         let mut out: Vec<SeriesData> = Vec::with_capacity(series.len());
         let mut index: HashMap<i64, usize> = HashMap::with_capacity(series.len());
         for (id, json) in series {
-            let pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+            let mut pairs: Vec<(String, String)> = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
                 target: store.describe(),
                 table: "series",
                 reason: format!("series {id}: labels {json:?}: {e}"),
             })?;
+            let scope = pairs.iter().position(|(k, _)| k == SCOPE_LABEL).map(|i| pairs.remove(i).1);
+            if scope != self.scope {
+                continue;
+            }
             let labels = LabelSet::from_pairs(pairs);
             self.ids.insert(labels.clone(), id);
             index.insert(id, out.len());
@@ -155,7 +179,7 @@ impl Worker {
             crate::Backend::MySql => "INSERT IGNORE INTO series (labels_hash, labels) VALUES (?, ?)",
         };
         for labels in missing {
-            let json = labels_json(labels);
+            let json = labels_json(labels, self.scope.as_deref());
             let hash = labels_hash(&json);
             let id: i64 = with_pool!(store.pool(), p => async {
                 sqlx::query(AssertSqlSafe(insert)).bind(&hash).bind(&json).execute(p).await?;
@@ -175,27 +199,44 @@ impl Worker {
     }
 
     async fn compact(&mut self, series: &[SeriesData]) -> Result<(), StoreError> {
-        // New ids in one transaction with the samples: nothing from before survives.
+        // This scope's series are replaced in one transaction with their samples: nothing of
+        // the scope from before survives, other scopes' series are left alone.
         let store = &self.store;
-        let mut ids = HashMap::with_capacity(series.len());
-        let mut defs = Vec::with_capacity(series.len());
-        for (i, (labels, _)) in series.iter().enumerate() {
-            let json = labels_json(labels);
-            defs.push((i as i64 + 1, labels_hash(&json), json));
-            ids.insert(labels.clone(), i as i64 + 1);
-        }
-        let rows: Vec<(i64, i64, i64)> = series
+        let old: Vec<i64> = self.ids.values().copied().collect();
+        let defs: Vec<(String, String)> = series
             .iter()
-            .enumerate()
-            .flat_map(|(i, (_, pts))| pts.iter().map(move |(t, v)| (i as i64 + 1, *t, v.to_bits() as i64)))
+            .map(|(labels, _)| {
+                let json = labels_json(labels, self.scope.as_deref());
+                (labels_hash(&json), json)
+            })
             .collect();
-        with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
-            sqlx::query("DELETE FROM series_samples").execute(&mut **tx).await?;
-            sqlx::query("DELETE FROM series").execute(&mut **tx).await?;
-            for (id, hash, json) in &defs {
-                sqlx::query("INSERT INTO series (id, labels_hash, labels) VALUES (?, ?, ?)")
-                    .bind(*id).bind(hash).bind(json).execute(&mut **tx).await?;
+        let new_ids: Vec<i64> = with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
+            for chunk in old.chunks(SAMPLE_GROUP) {
+                let list = vec!["?"; chunk.len()].join(",");
+                let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series_samples WHERE series_id IN ({list})")));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut **tx).await?;
+                let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series WHERE id IN ({list})")));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(&mut **tx).await?;
             }
+            let mut ids = Vec::with_capacity(defs.len());
+            for (hash, json) in &defs {
+                sqlx::query("INSERT INTO series (labels_hash, labels) VALUES (?, ?)")
+                    .bind(hash).bind(json).execute(&mut **tx).await?;
+                let id: i64 = sqlx::query_scalar("SELECT id FROM series WHERE labels_hash = ?")
+                    .bind(hash).fetch_one(&mut **tx).await?;
+                ids.push(id);
+            }
+            let rows: Vec<(i64, i64, i64)> = series
+                .iter()
+                .zip(&ids)
+                .flat_map(|((_, pts), id)| pts.iter().map(move |(t, v)| (*id, *t, v.to_bits() as i64)))
+                .collect();
             for chunk in rows.chunks(SAMPLE_GROUP) {
                 let sql = sample_insert_sql(chunk.len());
                 let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -204,10 +245,10 @@ impl Worker {
                 }
                 q.execute(&mut **tx).await?;
             }
-            Ok(crate::db::Finish::Commit(()))
+            Ok(crate::db::Finish::Commit(ids))
         }).await)
         .map_err(store.err("compacting series"))?;
-        self.ids = ids;
+        self.ids = series.iter().map(|(l, _)| l.clone()).zip(new_ids).collect();
         Ok(())
     }
 }

@@ -19,8 +19,13 @@ fn labels(name: &str, model: &str) -> LabelSet {
 }
 
 fn open(ctx: &Ctx) -> SeriesStore {
+    open_scoped(ctx, None)
+}
+
+fn open_scoped(ctx: &Ctx, scope: Option<&str>) -> SeriesStore {
     // Called inside the test's tokio runtime: must not panic.
-    let p = SqlSeriesPersistence::open(&ctx.config).unwrap_or_else(|e| panic!("open persistence: {e}"));
+    let p = SqlSeriesPersistence::open_scoped(&ctx.config, scope.map(str::to_string))
+        .unwrap_or_else(|e| panic!("open persistence: {e}"));
     SeriesStore::open(SeriesConfig::default(), Box::new(p)).unwrap_or_else(|e| panic!("open series store: {e}"))
 }
 
@@ -70,4 +75,35 @@ fn usable_from_a_plain_thread() {
     assert_eq!(dump[0].1, vec![(1000, 1.0)]);
 }
 
-crate::both_backends!(round_trip_through_series_store);
+/// Replicas sharing a store keep their own history: same metric names, no mixing, and one
+/// replica's compaction leaves the others' series alone.
+async fn replicas_keep_their_own_history(ctx: Ctx) {
+    let t0 = 1_700_000_000_000;
+    let a = labels("recserve_requests_total", "ranker");
+    let one = open_scoped(&ctx, Some("replica-1"));
+    let two = open_scoped(&ctx, Some("replica-2"));
+    let single = open(&ctx);
+    one.ingest_scrape(t0, vec![(a.clone(), 1.0)]);
+    two.ingest_scrape(t0, vec![(a.clone(), 20.0)]);
+    two.ingest_scrape(t0 + 5000, vec![(a.clone(), 21.0)]);
+    single.ingest_scrape(t0, vec![(a.clone(), 300.0)]);
+    one.compact().expect("compact replica-1");
+    one.ingest_scrape(t0 + 5000, vec![(a.clone(), 2.0)]);
+    let (want_one, want_two, want_single) = (bits(one.dump()), bits(two.dump()), bits(single.dump()));
+    drop((one, two, single));
+
+    let one = open_scoped(&ctx, Some("replica-1"));
+    let two = open_scoped(&ctx, Some("replica-2"));
+    let single = open(&ctx);
+    assert_eq!(bits(one.dump()), want_one);
+    assert_eq!(bits(two.dump()), want_two);
+    assert_eq!(bits(single.dump()), want_single);
+    assert_eq!(want_two[0].1.iter().map(|(_, v)| f64::from_bits(*v)).collect::<Vec<_>>(), vec![20.0, 21.0]);
+    assert_eq!(want_one[0].1.iter().map(|(_, v)| f64::from_bits(*v)).collect::<Vec<_>>(), vec![1.0, 2.0]);
+    assert!(
+        one.dump().iter().all(|(l, _)| l.get(recserve_store::series::SCOPE_LABEL).is_none()),
+        "the scope is not shown"
+    );
+}
+
+crate::both_backends!(round_trip_through_series_store, replicas_keep_their_own_history);

@@ -122,6 +122,8 @@ mod tests {
         assert_eq!(need(Method::GET, "/api/v1/deployments"), Need(Viewer));
         assert_eq!(need(Method::POST, "/api/v1/deployments/ranker/rollback"), Need(Operator));
         assert_eq!(need(Method::GET, "/api/v1/tokens"), Need(Admin));
+        assert_eq!(need(Method::GET, "/api/v1/fleet"), Need(Viewer));
+        assert_eq!(need(Method::POST, "/api/v1/fleet/query_range"), Need(Viewer));
         assert_eq!(need(Method::DELETE, "/api/v1/tokens/tok_1"), Need(Admin));
         assert_eq!(need(Method::GET, "/no/such/thing"), Need(Viewer));
         assert_eq!(need(Method::POST, "/v1/tables/reload/"), Need(Operator), "a trailing slash changes nothing");
