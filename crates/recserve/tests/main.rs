@@ -7,6 +7,7 @@ mod alerting;
 mod auth;
 mod demo;
 mod deployments;
+mod fleet;
 mod logs;
 mod shop_export;
 mod telemetry;

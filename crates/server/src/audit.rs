@@ -76,6 +76,7 @@ pub async fn record_as(state: &AppState, actor: &str, action: Action<'_>) -> Res
     record.reason = action.reason;
     record.details = action.details.map(|d| d.to_string());
     record.request_id = action.request_id.map(str::to_string);
+    record.replica = state.fleet.as_ref().map(|f| f.config.replica.clone());
     store.audit(&record).await.map(|_| ()).map_err(|e| {
         tracing::error!(action = action.action, error = %e, "cannot write the audit trail");
         ApiError::Unavailable(format!("the action was carried out but could not be audited: {e}"))
