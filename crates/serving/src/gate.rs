@@ -78,7 +78,9 @@ pub fn admit(input: GateInput<'_>, loader: &EngineLoader) -> Result<LoadedVersio
 }
 
 /// The signature the file declares, tightened by the config's `[[input]]`/`[[output]]`.
-fn apply_overrides(file: &ModelSignature, config: &ModelConfig) -> Result<ModelSignature, String> {
+/// Public for the fuzz targets (`fuzz/`); the gate is its only caller in the product.
+#[doc(hidden)]
+pub fn apply_overrides(file: &ModelSignature, config: &ModelConfig) -> Result<ModelSignature, String> {
     let mut sig = file.clone();
     let apply = |specs: &mut Vec<TensorSpec>, overrides: &[TensorOverride], kind: &str| -> Result<(), String> {
         for o in overrides {
