@@ -5,7 +5,7 @@ use recserve_alerting::{AlertState, Alerting, AlertingConfig, EvalConfig, Evalua
 use recserve_telemetry::promql::{Value, instant_query};
 use recserve_telemetry::{LabelSet, SeriesStore};
 
-use crate::{T, embedded, ls, rule_files, store};
+use crate::{T, embedded, ls, rule_files, set_errors, store};
 
 const RULES: &str = r#"
 groups:
@@ -22,10 +22,6 @@ groups:
           summary: "{{ $labels.model }} has {{ $value }} errors"
 "#;
 
-fn set(store: &SeriesStore, model: &str, t: i64, v: f64) {
-    store.append(&[(ls(&[("__name__", "errors"), ("model", model)]), t, v)]);
-}
-
 fn query(store: &SeriesStore, q: &str, t: i64) -> Vec<(LabelSet, f64)> {
     match instant_query(store, q, t).unwrap() {
         Value::Vector(v) => {
@@ -41,8 +37,8 @@ fn query(store: &SeriesStore, q: &str, t: i64) -> Vec<(LabelSet, f64)> {
 fn inactive_pending_firing_resolved() {
     let s = store();
     let mut ev = Evaluator::new(rule_files(RULES), s.clone(), EvalConfig::default());
-    set(&s, "ranker", T, 10.0);
-    set(&s, "tower", T, 1.0);
+    set_errors(&s, "ranker", T, 10.0);
+    set_errors(&s, "tower", T, 1.0);
 
     let out = ev.evaluate_at(T);
     assert!(out.to_send.is_empty(), "pending alerts are not sent");
@@ -63,7 +59,7 @@ fn inactive_pending_firing_resolved() {
 
     // Not due before the interval.
     assert_eq!(ev.evaluate_at(T + 10_000).groups_evaluated, 0);
-    set(&s, "ranker", T + 30_000, 12.0);
+    set_errors(&s, "ranker", T + 30_000, 12.0);
     ev.evaluate_at(T + 45_000);
     assert_eq!(ev.alerts(false)[0].1.state, AlertState::Pending);
     assert_eq!(ev.alerts(false)[0].1.annotations["summary"], "ranker has 12 errors");
@@ -84,7 +80,7 @@ fn inactive_pending_firing_resolved() {
     assert_eq!(ev.evaluate_at(T + 135_000).to_send.len(), 1);
 
     // The condition clears: resolved, sent once with endsAt, ALERTS goes stale.
-    set(&s, "ranker", T + 140_000, 1.0);
+    set_errors(&s, "ranker", T + 140_000, 1.0);
     let out = ev.evaluate_at(T + 150_000);
     assert_eq!(out.to_send.len(), 1);
     assert_eq!(out.to_send[0].ends_at, Some(T + 150_000));
@@ -101,14 +97,14 @@ fn inactive_pending_firing_resolved() {
 fn a_pending_alert_that_disappears_is_dropped_unsent() {
     let s = store();
     let mut ev = Evaluator::new(rule_files(RULES), s.clone(), EvalConfig::default());
-    set(&s, "ranker", T, 10.0);
+    set_errors(&s, "ranker", T, 10.0);
     ev.evaluate_at(T);
-    set(&s, "ranker", T + 10_000, 0.0);
+    set_errors(&s, "ranker", T + 10_000, 0.0);
     let out = ev.evaluate_at(T + 15_000);
     assert!(out.to_send.is_empty());
     assert!(ev.alerts(true).is_empty());
     // It starts over when it comes back.
-    set(&s, "ranker", T + 20_000, 9.0);
+    set_errors(&s, "ranker", T + 20_000, 9.0);
     ev.evaluate_at(T + 30_000);
     assert_eq!(ev.alerts(false)[0].1.active_at, T + 30_000);
 }
@@ -126,11 +122,11 @@ groups:
 "#;
     let s = store();
     let mut ev = Evaluator::new(rule_files(rules), s.clone(), EvalConfig::default());
-    set(&s, "m", T, 10.0);
+    set_errors(&s, "m", T, 10.0);
     let out = ev.evaluate_at(T);
     assert_eq!(ev.alerts(false)[0].1.state, AlertState::Firing, "no `for`: fires at once");
     assert_eq!(out.to_send.len(), 1);
-    set(&s, "m", T + 10_000, 0.0);
+    set_errors(&s, "m", T + 10_000, 0.0);
     ev.evaluate_at(T + 15_000);
     let a = &ev.alerts(false)[0].1;
     assert_eq!((a.state, a.keep_firing_since), (AlertState::Firing, Some(T + 15_000)));
@@ -138,10 +134,10 @@ groups:
     ev.evaluate_at(T + 60_000);
     assert_eq!(ev.alerts(false)[0].1.state, AlertState::Firing);
     // Back within the window: the hold resets.
-    set(&s, "m", T + 65_000, 10.0);
+    set_errors(&s, "m", T + 65_000, 10.0);
     ev.evaluate_at(T + 75_000);
     assert_eq!(ev.alerts(false)[0].1.keep_firing_since, None);
-    set(&s, "m", T + 80_000, 0.0);
+    set_errors(&s, "m", T + 80_000, 0.0);
     ev.evaluate_at(T + 90_000);
     ev.evaluate_at(T + 135_000);
     assert_eq!(ev.alerts(false)[0].1.state, AlertState::Firing);
@@ -163,7 +159,7 @@ groups:
 "#;
     let s = store();
     let mut ev = Evaluator::new(rule_files(rules), s.clone(), EvalConfig::default());
-    set(&s, "ranker", T, 10.0);
+    set_errors(&s, "ranker", T, 10.0);
     ev.evaluate_at(T);
     let a = &ev.alerts(false)[0].1;
     assert_eq!(a.state, AlertState::Firing, "the alert still fires");
@@ -189,8 +185,8 @@ groups:
 "#;
     let s = store();
     let mut ev = Evaluator::new(rule_files(rules), s.clone(), EvalConfig::default());
-    set(&s, "a", T, 10.0);
-    set(&s, "b", T, 10.0);
+    set_errors(&s, "a", T, 10.0);
+    set_errors(&s, "b", T, 10.0);
     ev.evaluate_at(T);
     let view = ev.rules_view();
     let json = serde_json::to_value(&view).unwrap();
@@ -236,7 +232,7 @@ groups:
 fn reload_keeps_state_of_rules_that_still_exist() {
     let s = store();
     let mut ev = Evaluator::new(rule_files(RULES), s.clone(), EvalConfig::default());
-    set(&s, "ranker", T, 10.0);
+    set_errors(&s, "ranker", T, 10.0);
     ev.evaluate_at(T);
     let more = format!("{RULES}      - alert: Other\n        expr: errors > 100\n");
     ev.reload(rule_files(&more));
@@ -260,7 +256,7 @@ fn a_restart_keeps_firing_alerts_and_their_active_at() {
     let persistence = Arc::new(JsonFilePersistence::new(dir.path()).unwrap());
     {
         let alerting = Alerting::new(config.clone(), s.clone(), Some(persistence.clone())).unwrap();
-        set(&s, "ranker", T, 10.0);
+        set_errors(&s, "ranker", T, 10.0);
         alerting.evaluate_at(T);
         alerting.evaluate_at(T + 60_000);
         assert_eq!(alerting.alerts().alerts[0].state, AlertState::Firing);
@@ -272,7 +268,7 @@ fn a_restart_keeps_firing_alerts_and_their_active_at() {
     assert_eq!(before.alerts[0].state, AlertState::Firing);
     assert_eq!(before.alerts[0].active_at, recserve_alerting::time::rfc3339(T));
     // The restored alert is re-sent at the next evaluation and keeps its activeAt.
-    set(&s, "ranker", T + 70_000, 11.0);
+    set_errors(&s, "ranker", T + 70_000, 11.0);
     let out = alerting.evaluate_at(T + 75_000);
     assert_eq!(out.to_send.len(), 1);
     assert_eq!(out.to_send[0].starts_at, T + 60_000);
@@ -343,7 +339,7 @@ fn alerts_with_an_action_label_reach_the_remediation_once_per_firing_episode() {
     {
         let alerting = Alerting::new(config.clone(), s.clone(), Some(persistence.clone())).unwrap();
         alerting.set_remediation(recorder.clone());
-        set(&s, "ranker", t0, 10.0);
+        set_errors(&s, "ranker", t0, 10.0);
         alerting.evaluate_at(t0);
         assert!(recorder.0.lock().unwrap().is_empty(), "pending alerts do not act");
         alerting.evaluate_at(t0 + 30_000);
@@ -357,13 +353,13 @@ fn alerts_with_an_action_label_reach_the_remediation_once_per_firing_episode() {
     // A restart restores the firing alert without acting again.
     let alerting = Alerting::new(config, s.clone(), Some(persistence)).unwrap();
     alerting.set_remediation(recorder.clone());
-    set(&s, "ranker", t0 + 50_000, 10.0);
+    set_errors(&s, "ranker", t0 + 50_000, 10.0);
     alerting.evaluate_at(t0 + 60_000);
     assert_eq!(recorder.0.lock().unwrap().len(), 1);
     // Resolved, then firing again: a new episode acts again.
-    set(&s, "ranker", t0 + 70_000, 0.0);
+    set_errors(&s, "ranker", t0 + 70_000, 0.0);
     alerting.evaluate_at(t0 + 75_000);
-    set(&s, "ranker", t0 + 80_000, 9.0);
+    set_errors(&s, "ranker", t0 + 80_000, 9.0);
     alerting.evaluate_at(t0 + 90_000);
     alerting.evaluate_at(t0 + 120_000);
     assert_eq!(recorder.0.lock().unwrap().len(), 2);
@@ -382,9 +378,9 @@ fn alerts_with_an_action_label_reach_the_remediation_once_per_firing_episode() {
             comment: "hold".into(),
         })
         .unwrap();
-    set(&s, "ranker", t0 + 130_000, 0.0);
+    set_errors(&s, "ranker", t0 + 130_000, 0.0);
     alerting.evaluate_at(t0 + 135_000);
-    set(&s, "ranker", t0 + 140_000, 9.0);
+    set_errors(&s, "ranker", t0 + 140_000, 9.0);
     alerting.evaluate_at(t0 + 150_000);
     alerting.evaluate_at(t0 + 180_000);
     assert_eq!(recorder.0.lock().unwrap().len(), 2, "silenced");

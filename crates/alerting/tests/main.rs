@@ -39,3 +39,8 @@ pub fn rule_files(text: &str) -> RuleFiles {
 pub fn embedded(text: &str) -> RuleSource {
     RuleSource::Embedded { name: "test.yml".into(), text: text.into() }
 }
+
+/// Appends a sample of `errors{model}` (the metric the eval and takeover rules watch).
+pub fn set_errors(store: &SeriesStore, model: &str, t: i64, v: f64) {
+    store.append(&[(ls(&[("__name__", "errors"), ("model", model)]), t, v)]);
+}

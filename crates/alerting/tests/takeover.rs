@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use recserve_alerting::{AlertState, Alerting, AlertingConfig, JsonFilePersistence};
-use recserve_telemetry::SeriesStore;
 
-use crate::{T, embedded, ls, store};
+use crate::{T, embedded, set_errors, store};
 
 const RULES: &str = r#"
 groups:
@@ -18,10 +17,6 @@ groups:
         expr: errors > 5
         for: 1m
 "#;
-
-fn set(store: &SeriesStore, model: &str, t: i64, v: f64) {
-    store.append(&[(ls(&[("__name__", "errors"), ("model", model)]), t, v)]);
-}
 
 #[test]
 fn the_next_evaluator_neither_repeats_nor_loses_notifications() {
@@ -36,7 +31,7 @@ fn the_next_evaluator_neither_repeats_nor_loses_notifications() {
     assert!(!b.set_evaluating(false), "no change the second time");
     assert!(a.is_evaluating() && !b.is_evaluating());
 
-    set(&s, "ranker", T, 10.0);
+    set_errors(&s, "ranker", T, 10.0);
     a.evaluate_at(T);
     a.evaluate_at(T + 60_000);
     let sent = a.flush_at(T + 60_000 + wait);
@@ -53,23 +48,23 @@ fn the_next_evaluator_neither_repeats_nor_loses_notifications() {
     // `a` dies; `b` takes over. The alert is still firing: it is re-sent to Alertmanagers
     // (which deduplicate) but the webhook group, already notified, is not notified again.
     assert!(b.set_evaluating(true));
-    set(&s, "ranker", T + 70_000, 11.0);
+    set_errors(&s, "ranker", T + 70_000, 11.0);
     let out = b.evaluate_at(T + 75_000);
     assert_eq!(out.to_send.len(), 1);
     assert_eq!(out.to_send[0].starts_at, T + 60_000, "the firing alert keeps its start");
     assert!(b.flush_at(T + 75_000 + wait).is_empty(), "no second notification after the hand-over");
 
     // A new alert after the hand-over is notified.
-    set(&s, "ranker", T + 90_000, 11.0);
-    set(&s, "tower", T + 90_000, 9.0);
+    set_errors(&s, "ranker", T + 90_000, 11.0);
+    set_errors(&s, "tower", T + 90_000, 9.0);
     b.evaluate_at(T + 90_000);
-    set(&s, "ranker", T + 150_000, 11.0);
-    set(&s, "tower", T + 150_000, 9.0);
+    set_errors(&s, "ranker", T + 150_000, 11.0);
+    set_errors(&s, "tower", T + 150_000, 9.0);
     b.evaluate_at(T + 150_000);
     // The group is updated at its next interval after the hand-over flush.
     let at = T + 75_000 + wait + interval;
-    set(&s, "ranker", at, 11.0);
-    set(&s, "tower", at, 9.0);
+    set_errors(&s, "ranker", at, 11.0);
+    set_errors(&s, "tower", at, 9.0);
     b.evaluate_at(at);
     let sent = b.flush_at(at);
     assert_eq!(sent.len(), 1);
@@ -84,7 +79,7 @@ fn a_follower_does_not_evaluate_or_overwrite_the_saved_state() {
     let s = store();
     let config = AlertingConfig { rule_sources: vec![embedded(RULES)], ..AlertingConfig::default() };
     let a = Alerting::new(config.clone(), s.clone(), Some(persistence.clone())).unwrap();
-    set(&s, "ranker", T, 10.0);
+    set_errors(&s, "ranker", T, 10.0);
     a.evaluate_at(T);
     a.evaluate_at(T + 60_000);
     let saved = std::fs::read(dir.path().join("alerts.json")).unwrap();

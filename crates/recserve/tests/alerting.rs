@@ -70,3 +70,53 @@ fn rules_reload_on_sighup_and_on_change_and_bundled_rules_load() {
     assert_eq!(rule_names(&addr), vec!["Third".to_string()]);
     terminate(child);
 }
+
+fn alert_names(addr: &str) -> Vec<String> {
+    let (status, body) = http(addr, "GET", "/api/v1/alerts", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn fleet_view(addr: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", "/api/v1/fleet", "");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["data"].clone()
+}
+
+/// `--alert-evaluation off` leaves evaluation to a Prometheus loaded with the exported rules:
+/// the rules load and are listed, nothing is evaluated. The default on SQLite (`local`) on the
+/// same rules fires.
+#[test]
+fn evaluation_off_leaves_the_rules_to_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(
+        &file,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1) > 0\n",
+    )
+    .unwrap();
+    let (child, addr) = serve(dir.path(), &file, &["--no-default-rules", "--alert-evaluation", "off"]);
+    let view = fleet_view(&addr);
+    assert_eq!((view["evaluation"].as_str(), view["evaluating"].as_bool()), (Some("off"), Some(false)), "{view}");
+    assert!(view["evaluator"].is_null(), "{view}");
+    assert_eq!(rule_names(&addr), vec!["Always".to_string()]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(alert_names(&addr).is_empty(), "nothing is evaluated with --alert-evaluation off");
+    terminate(child);
+
+    let (child, addr) = serve(dir.path(), &file, &["--no-default-rules"]);
+    let view = fleet_view(&addr);
+    assert_eq!((view["evaluation"].as_str(), view["evaluating"].as_bool()), (Some("local"), Some(true)), "{view}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !alert_names(&addr).contains(&"Always".to_string()) {
+        assert!(Instant::now() < deadline, "the rule never fired; server log:\n{}", server_log(dir.path()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(child);
+}

@@ -442,36 +442,11 @@ impl Server {
 
 /// Spawns `cmd` (`recserve serve` set up like the pod) and waits until it listens.
 fn start_like_the_pod(cmd: &mut Command) -> Server {
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut said = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
-                    let bound = rest.split_whitespace().next().unwrap();
-                    let (host, port) = bound.rsplit_once(':').unwrap();
-                    assert_eq!(host, "0.0.0.0", "config.toml's host: every address of the pod");
-                    return Server { child: Some(child), addr: format!("127.0.0.1:{port}"), stderr: rx };
-                }
-                said.push(line);
-            }
-            Err(_) => {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!("recserve serve exited ({status}) before listening:\n{}", said.join("\n"));
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "recserve serve did not listen:\n{}", said.join("\n"));
-    }
+    cmd.stdout(Stdio::null());
+    let up = recserve_testkit::spawn_listening(cmd, Duration::from_secs(90));
+    let (host, port) = up.bound.rsplit_once(':').unwrap();
+    assert_eq!(host, "0.0.0.0", "config.toml's host: every address of the pod");
+    Server { child: Some(up.child), addr: format!("127.0.0.1:{port}"), stderr: up.stderr }
 }
 
 /// A blocking HTTP/1.1 exchange with an optional bearer token: (status, body).
@@ -505,15 +480,6 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
-}
-
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Every Grafana panel query, those of collapsed rows included: (panel title, expr).
@@ -672,8 +638,13 @@ fn the_binary_serves_with_the_configmap_config_and_answers_the_probes() {
     for (panel, expr) in &queries {
         let q = expr.replace("$instance", ".*");
         assert!(!q.contains('$'), "panel {panel}: an unknown variable in {expr}");
-        let (status, body) =
-            http(&addr, "POST", "/api/v1/query", Some(&token), &format!("query={}&time={now}", form_encode(&q)));
+        let (status, body) = http(
+            &addr,
+            "POST",
+            "/api/v1/query",
+            Some(&token),
+            &format!("query={}&time={now}", recserve_testkit::form_encode(&q)),
+        );
         assert_eq!(status, 200, "panel {panel}: {q}\n{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["status"], "success", "panel {panel}: {q}\n{body}");

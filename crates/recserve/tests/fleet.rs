@@ -110,26 +110,10 @@ fn start_replica(name: &str, repo: &Path, data: &Path, extra: &[String]) -> Repl
         .args(["--replica", name])
         .args(extra)
         .env("RECSERVE_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
         .stdout(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line =
-            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("replica prints its address");
-        if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            super::wait_ready(&addr);
-            return Replica { name: name.into(), addr, proc: Proc(child) };
-        }
-    }
+    let up = recserve_testkit::spawn_listening(&mut cmd, Duration::from_secs(60));
+    super::wait_ready(&up.bound);
+    Replica { name: name.into(), addr: up.bound, proc: Proc(up.child) }
 }
 
 /// What Alertmanager posted to its webhook (this test).
@@ -422,7 +406,7 @@ fn three_replicas_share_state_hand_over_evaluation_and_show_the_fleet() {
 
     // The fleet's series through a surviving replica's Prometheus proxy.
     let q = |expr: &str| {
-        let path = format!("/api/v1/fleet/query?query={}", expr.replace(' ', "%20").replace('+', "%2B"));
+        let path = format!("/api/v1/fleet/query?query={}", recserve_testkit::form_encode(expr));
         json(&replicas[0].addr, "GET", &path, "").1
     };
     wait_until("Prometheus scraped three replicas", Duration::from_secs(20), || {
@@ -436,7 +420,8 @@ fn three_replicas_share_state_hand_over_evaluation_and_show_the_fleet() {
         &replicas[1].addr,
         "GET",
         &format!(
-            "/api/v1/fleet/query_range?query=sum%20by%20(instance)%20(recserve_requests_total)&start={}&end={now}&step=1",
+            "/api/v1/fleet/query_range?query={}&start={}&end={now}&step=1",
+            recserve_testkit::form_encode("sum by (instance) (recserve_requests_total)"),
             now - 60
         ),
         "",

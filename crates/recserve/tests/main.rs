@@ -47,24 +47,9 @@ fn start_in(
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line =
-            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server prints its address");
-        if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
-            let addr = rest.split_whitespace().next().unwrap().to_string();
-            wait_ready(&addr);
-            return (child, addr, rx);
-        }
-    }
+    let up = recserve_testkit::spawn_listening(&mut cmd, Duration::from_secs(60));
+    wait_ready(&up.bound);
+    (up.child, up.bound, up.stderr)
 }
 
 fn wait_ready(addr: &str) {

@@ -33,15 +33,6 @@ fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
 
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn dashboard_routes_serve_the_embedded_files() {
     let app = rest::router(shop_state().await);
@@ -164,7 +155,7 @@ async fn every_grafana_panel_query_is_answered_by_the_query_api() {
     let mut with_data = Vec::new();
     for (title, expr) in &targets {
         let query = expr.replace("$instance", ".*");
-        let uri = format!("/api/v1/query?query={}&time={}", form_encode(&query), t0 as f64 / 1000.0);
+        let uri = format!("/api/v1/query?query={}&time={}", recserve_testkit::form_encode(&query), t0 as f64 / 1000.0);
         let (status, _, body) = send(&app, get(&uri)).await;
         let answer: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(status, StatusCode::OK, "{title}: {query}: {answer}");

@@ -147,3 +147,59 @@ pub fn assert_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
         panic!("{what}: {e}");
     }
 }
+
+/// `s` percent-encoded for a query string or form body (unreserved characters kept).
+pub fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A spawned `recserve serve` (or `demo`) that printed where it listens.
+pub struct Listening {
+    pub child: std::process::Child,
+    /// The address from its `recserve: HTTP on http://ADDR` line.
+    pub bound: String,
+    /// Its stderr lines after that one.
+    pub stderr: std::sync::mpsc::Receiver<String>,
+}
+
+/// Spawns `cmd` with stderr piped and waits (up to `within`) for the line saying where it
+/// listens; panics with everything it said when it exits first or takes longer.
+pub fn spawn_listening(cmd: &mut std::process::Command, within: std::time::Duration) -> Listening {
+    use std::io::BufRead;
+    cmd.stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + within;
+    let mut said = Vec::new();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("recserve: HTTP on http://") {
+                    let bound = rest.split_whitespace().next().unwrap_or_default().to_string();
+                    return Listening { child, bound, stderr: rx };
+                }
+                said.push(line);
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{cmd:?} exited ({status}) before listening:\n{}", said.join("\n"));
+                }
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not listen within {within:?}:\n{}", said.join("\n"));
+        }
+    }
+}
