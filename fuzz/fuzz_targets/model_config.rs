@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use recserve_engine::{DataType, Dim, ModelSignature, TensorSpec};
 use recserve_serving::ModelConfig;
-use recserve_serving::gate::{apply_overrides, warmup_inputs};
+use recserve_serving::gate::{apply_overrides, check_warmup_size, warmup_inputs};
 
 fn signature() -> ModelSignature {
     let spec = |name: &str, datatype, shape: Vec<Dim>| TensorSpec { name: name.into(), datatype, shape };
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = ModelConfig::parse(text, "models/fuzz/config.toml") else { return };
     let _ = config.version_policy.select(&[3, 1, 2, 10, u64::MAX]);
     let Ok(sig) = apply_overrides(&signature(), &config) else { return };
-    if config.warmup_rows > 0 {
+    if config.warmup_rows > 0 && check_warmup_size(&sig, config.warmup_rows).is_ok() {
         let inputs = warmup_inputs(&sig, config.warmup_rows);
         assert_eq!(inputs.len(), sig.inputs.len());
     }

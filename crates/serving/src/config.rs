@@ -27,6 +27,10 @@ use std::path::Path;
 
 /// Default number of rows one engine run may hold when the config does not say.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 64;
+/// Most elements the fixed `dims` of one `[[input]]`/`[[output]]` may give a row (2^24: 64 MB of
+/// FP32). A larger number is a typo, and the warm-up batch and latency checks built from the
+/// dims would try to allocate it.
+pub const MAX_ROW_ELEMENTS: u64 = 1 << 24;
 /// Default bound of a version's request queue.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
 /// Default absolute tolerance when checking validation samples.
@@ -225,10 +229,17 @@ impl ModelConfig {
             {
                 return Err(format!("'{}': unknown datatype '{d}'", o.name));
             }
-            if let Some(dims) = &o.dims
-                && dims.iter().any(|d| *d < -1 || *d == 0)
-            {
-                return Err(format!("'{}': dims must be positive or -1, got {dims:?}", o.name));
+            if let Some(dims) = &o.dims {
+                if dims.iter().any(|d| *d < -1 || *d == 0) {
+                    return Err(format!("'{}': dims must be positive or -1, got {dims:?}", o.name));
+                }
+                let row = dims.iter().filter(|d| **d > 0).try_fold(1u64, |acc, d| acc.checked_mul(*d as u64));
+                if row.is_none_or(|n| n > MAX_ROW_ELEMENTS) {
+                    return Err(format!(
+                        "'{}': dims {dims:?} give a row more than {MAX_ROW_ELEMENTS} elements",
+                        o.name
+                    ));
+                }
             }
         }
         Ok(())
@@ -285,6 +296,12 @@ mod tests {
         assert!(ModelConfig::parse("[version_policy]\nlatest = 0", "x").is_err());
         assert!(ModelConfig::parse("[[input]]\nname='a'\ndatatype='FLOAT'", "x").is_err());
         assert!(ModelConfig::parse("latency_budget_ms = -1", "x").is_err());
+        // Found by fuzz/model_config: dims this large made the gate's warm-up batch (and the
+        // latency check) allocate terabytes and abort the process.
+        let err = ModelConfig::parse("[[input]]\nname='a'\ndims=[100000000000]", "x").unwrap_err().to_string();
+        assert!(err.contains("more than 16777216 elements"), "{err}");
+        assert!(ModelConfig::parse("[[input]]\nname='a'\ndims=[4096, 4097, -1]", "x").is_err());
+        assert!(ModelConfig::parse("[[input]]\nname='a'\ndims=[4096, 4096, -1]", "x").is_ok());
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn admit(input: GateInput<'_>, loader: &EngineLoader) -> Result<LoadedVersio
     let engine = loader(file).map_err(|e| format!("load failed: {e}"))?;
     let signature = apply_overrides(engine.signature(), &config)?;
     if config.warmup_rows > 0 {
+        check_warmup_size(&signature, config.warmup_rows)?;
         let inputs = warmup_inputs(&signature, config.warmup_rows);
         engine.run(inputs).map_err(|e| format!("warm-up failed: {e}"))?;
     }
@@ -131,6 +132,30 @@ pub fn apply_overrides(file: &ModelSignature, config: &ModelConfig) -> Result<Mo
     apply(&mut sig.inputs, &config.inputs, "input")?;
     apply(&mut sig.outputs, &config.outputs, "output")?;
     Ok(sig)
+}
+
+/// Most elements one input of the warm-up batch may hold (2^26: 256 MB of FP32).
+pub const MAX_WARMUP_ELEMENTS: usize = 1 << 26;
+
+/// Refuses a warm-up batch of `rows` rows that would be too large to allocate: `warmup_rows`
+/// is the config's, and a typo (`warmup_rows = 1000000000000`) aborted the process on the
+/// allocation (found by fuzz/model_config).
+pub fn check_warmup_size(signature: &ModelSignature, rows: usize) -> Result<(), String> {
+    for spec in &signature.inputs {
+        let elements = spec.shape.iter().enumerate().try_fold(1usize, |acc, (i, d)| match d {
+            Dim::Fixed(n) => acc.checked_mul(*n),
+            Dim::Variable if i == 0 && signature.batched => acc.checked_mul(rows),
+            Dim::Variable => Some(acc),
+        });
+        if elements.is_none_or(|n| n > MAX_WARMUP_ELEMENTS) {
+            return Err(format!(
+                "the warm-up batch of {rows} rows would hold more than {MAX_WARMUP_ELEMENTS} elements of input '{}'; \
+                 lower warmup_rows in config.toml",
+                spec.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A zero-filled batch matching the signature (variable dimensions of size 1).
@@ -251,5 +276,28 @@ pub fn compare(got: &Tensor, want: &Tensor, tolerance: f64) -> Result<(), String
         (g, w) if g.datatype() != w.datatype() => Err(format!("datatype {}, expected {}", g.datatype(), w.datatype())),
         (g, w) if g == w => Ok(()),
         _ => Err("values differ from the expected ones".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_batches_too_large_to_allocate_are_refused() {
+        let spec = |shape| TensorSpec { name: "x".into(), datatype: DataType::F32, shape };
+        let sig =
+            ModelSignature { inputs: vec![spec(vec![Dim::Variable, Dim::Fixed(4)])], outputs: vec![], batched: true };
+        assert!(check_warmup_size(&sig, 64).is_ok());
+        // Found by fuzz/model_config: warmup_rows = 1000000000000 aborted the process.
+        let err = check_warmup_size(&sig, 1_000_000_000_000).unwrap_err();
+        assert!(err.contains("lower warmup_rows") && err.contains("'x'"), "{err}");
+        assert!(check_warmup_size(&sig, usize::MAX).is_err());
+        let sig = ModelSignature {
+            inputs: vec![spec(vec![Dim::Fixed(1 << 20), Dim::Fixed(1 << 20)])],
+            outputs: vec![],
+            batched: false,
+        };
+        assert!(check_warmup_size(&sig, 1).is_err());
     }
 }
