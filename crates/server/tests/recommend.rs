@@ -216,6 +216,12 @@ async fn without_pipelines_the_recommendation_api_says_how_to_enable_it() {
     let (status, reply) = recommend(&app, json!({"scenario": "home_feed", "user_id": "U1"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(reply["error"].as_str().unwrap().contains("--pipelines"), "{reply}");
+    // Listing scenarios is not an error: there are none.
+    let req = Request::builder().uri("/v1/scenarios").body(Body::empty()).unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body, json!({"scenarios": []}));
 }
 
 #[tokio::test]

@@ -188,8 +188,11 @@ async fn feedback(
     Ok(Json(shop_api(&state)?.feedback(&body)?).into_response())
 }
 
+/// The recommendation scenarios (none on a server without pipelines: the list is empty rather
+/// than an error, so clients such as the dashboard can ask any server).
 async fn scenarios(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "scenarios": shop_api(&state)?.pipelines().scenarios() })).into_response())
+    let names = state.shop.as_ref().map(|shop| shop.pipelines().scenarios()).unwrap_or_default();
+    Ok(Json(json!({ "scenarios": names })).into_response())
 }
 
 /// Re-reads the pipelines' user and item tables (and the item embeddings when they changed);
