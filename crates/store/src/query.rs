@@ -14,6 +14,18 @@ use crate::db::Store;
 use crate::error::StoreError;
 use crate::records::{RequestRecord, ServiceRecord, level_number};
 
+/// Characters of `user_hash` that SQLite's user index holds (migration 0006 indexes
+/// `substr(user_hash, 1, 8)`; the query must name the same expression to use it).
+pub(crate) const USER_KEY_CHARS: usize = 8;
+
+/// The first [`USER_KEY_CHARS`] characters of a user value (SQLite's `substr` counts characters).
+fn user_key(user: &str) -> &str {
+    match user.char_indices().nth(USER_KEY_CHARS) {
+        Some((i, _)) => &user[..i],
+        None => user,
+    }
+}
+
 /// Records per page when the query gives no limit.
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Records per page at most.
@@ -245,11 +257,21 @@ impl Store {
     /// The request-log query of `q`: its SQL text, filter (with the bound values) and page size.
     fn request_query(&self, q: &LogQuery) -> Result<(String, Filter, u32), StoreError> {
         let mut f = common(q, &["error", "input", "output"], self.is_mysql())?;
-        for (column, value) in
-            [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline), ("user_hash", &q.user)]
-        {
+        for (column, value) in [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline)] {
             if let Some(v) = value.as_deref() {
                 f.push(&format!("{column} = ?"), [Arg::Str(v.to_string())]);
+            }
+        }
+        if let Some(user) = q.user.as_deref() {
+            if self.is_mysql() {
+                f.push("user_hash = ?", [Arg::Str(user.to_string())]);
+            } else {
+                // SQLite's user index is on the pseudonym's first characters (migration 0006):
+                // the prefix finds the index range, the whole value picks the rows.
+                f.push(
+                    &format!("substr(user_hash, 1, {USER_KEY_CHARS}) = ? AND user_hash = ?"),
+                    [Arg::Str(user_key(user).to_string()), Arg::Str(user.to_string())],
+                );
             }
         }
         match q.status {
@@ -376,6 +398,13 @@ mod tests {
         let err = "teapot".parse::<StatusFilter>().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("status") && err.contains("teapot"), "{err}");
         assert!("70000".parse::<StatusFilter>().is_err());
+    }
+
+    #[test]
+    fn user_keys_are_the_first_characters() {
+        assert_eq!(user_key("0123456789abcdef"), "01234567");
+        assert_eq!(user_key("user-1"), "user-1");
+        assert_eq!(user_key("ééééééééé"), "éééééééé");
     }
 
     #[test]
