@@ -3,7 +3,8 @@
 //! receiving their alerts (its webhook is this test). Checked: a deployment change and a silence
 //! made through one replica reach the others; exactly one replica evaluates; killing it (SIGKILL)
 //! hands evaluation over, with no doubled notification of the alert that was firing and the
-//! next alert notified once; the fleet's series come back through any replica's Prometheus
+//! next alert notified once, and the canary it names rolled back once for the whole fleet; the
+//! fleet's series come back through any replica's Prometheus
 //! proxy; request logs of all replicas land in the same tables, each naming its replica.
 //! Combined throughput with one, two and three replicas is printed, not asserted (they share
 //! two cores).
@@ -33,9 +34,10 @@ const RULES: &str = r#"groups:
         labels:
           severity: info
       - alert: FleetCanaryTraffic
-        expr: sum(recserve_requests_total{model="mlp",version="1"}) > 0
+        expr: sum by (model, version) (recserve_requests_total{model="mlp",version="1"}) > 0
         labels:
           severity: info
+          recserve_action: rollback
 "#;
 
 /// `Some(value)` of an environment variable; `None` after a SKIP line, or a panic when
@@ -399,7 +401,19 @@ fn three_replicas_share_state_hand_over_evaluation_and_show_the_fleet() {
     wait_until("FleetCanaryTraffic notified", Duration::from_secs(30), || {
         (hook.count("FleetCanaryTraffic", "firing") >= 1).then_some(())
     });
+    // Its rollback action ran once, on the evaluator, and every replica serves the result.
+    for r in &replicas {
+        wait_until(&format!("the rollback reaching {}", r.name), Duration::from_secs(15), || {
+            let (_, v) = json(&r.addr, "GET", "/api/v1/deployments/mlp", "");
+            (v["data"]["mode"] == "stable" && v["data"]["retired"] == serde_json::json!([1])).then_some(())
+        });
+    }
     std::thread::sleep(Duration::from_secs(5));
+    let (_, audit) = json(&replicas[0].addr, "GET", "/api/v1/audit?action=deploy.rollback", "");
+    let rollbacks = audit["data"]["records"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rollbacks.len(), 1, "one automatic rollback for the fleet: {audit}");
+    assert_eq!(rollbacks[0]["actor"], "alerting");
+    assert_eq!(rollbacks[0]["replica"].as_str(), Some(replicas[next].name.as_str()), "done by the evaluator");
     assert_eq!(hook.count("FleetAlwaysFiring", "firing"), 1, "the firing alert was notified once across the hand-over");
     assert_eq!(hook.count("FleetAlwaysFiring", "resolved"), 0, "the hand-over resolved nothing");
     assert_eq!(hook.count("FleetCanaryTraffic", "firing"), 1, "the new evaluator notified the new alert once");
