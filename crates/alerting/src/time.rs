@@ -65,53 +65,10 @@ pub mod serde_opt_rfc3339 {
 }
 
 /// Parses a Prometheus duration (`[0-9]+(ms|s|m|h|d|w|y)`, units in decreasing order, each at
-/// most once; `0` alone is allowed) into milliseconds.
+/// most once; `0` alone is allowed) into milliseconds: the query API's parser
+/// ([`recserve_telemetry::api::parse_prometheus_duration`]), so rule files and queries agree.
 pub fn parse_duration(s: &str) -> Result<u64, String> {
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err("empty duration string".into());
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let bad = || format!("not a valid duration string: {s:?}");
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    let mut next_unit = 0;
-    let mut total: u64 = 0;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return Err(bad());
-        }
-        let n: u64 = s[start..i].parse().map_err(|_| bad())?;
-        let ustart = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = &s[ustart..i];
-        let pos = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
-        if pos < next_unit {
-            return Err(bad());
-        }
-        next_unit = pos + 1;
-        total = n
-            .checked_mul(UNITS[pos].1)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("duration out of range: {s:?}"))?;
-    }
-    Ok(total)
+    recserve_telemetry::api::parse_prometheus_duration(s)
 }
 
 /// Formats milliseconds as a Prometheus duration (`1h30m`, `0s`).

@@ -136,8 +136,9 @@ pub fn parse_time(s: &str) -> Result<i64, QueryError> {
         .map_err(|_| QueryError::BadParameter(format!("cannot parse {s:?} to a valid timestamp")))
 }
 
-/// Parses a duration as Prometheus does: seconds (may be fractional) or `1h30m`, `15s`, `100ms`
-/// (units `ms`, `s`, `m`, `h`, `d`, `w`, `y`). Returns milliseconds.
+/// Parses a duration parameter as Prometheus's API does: seconds (may be fractional) or a
+/// Prometheus duration (`1h30m`, `15s`, `100ms`; see [`parse_prometheus_duration`]). Returns
+/// milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, QueryError> {
     let bad = || QueryError::BadParameter(format!("cannot parse {s:?} to a valid duration"));
     if let Ok(secs) = s.parse::<f64>() {
@@ -146,36 +147,55 @@ pub fn parse_duration(s: &str) -> Result<i64, QueryError> {
         }
         return Ok((secs * 1000.0).round() as i64);
     }
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut total: i64 = 0;
-    if b.is_empty() {
-        return Err(bad());
+    parse_prometheus_duration(s).ok().and_then(|ms| i64::try_from(ms).ok()).ok_or_else(bad)
+}
+
+/// Parses a Prometheus duration (`[0-9]+(ms|s|m|h|d|w|y)`, units in decreasing order, each at
+/// most once; `0` alone is allowed) into milliseconds.
+pub fn parse_prometheus_duration(s: &str) -> Result<u64, String> {
+    if s == "0" {
+        return Ok(0);
     }
-    while i < b.len() {
+    if s.is_empty() {
+        return Err("empty duration string".into());
+    }
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let bad = || format!("not a valid duration string: {s:?}");
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut next_unit = 0;
+    let mut total: u64 = 0;
+    while i < bytes.len() {
         let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
             i += 1;
         }
-        if start == i {
+        if i == start {
             return Err(bad());
         }
-        let n: i64 = s[start..i].parse().map_err(|_| bad())?;
-        let unit_start = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
+        let n: u64 = s[start..i].parse().map_err(|_| bad())?;
+        let ustart = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;
         }
-        let ms = match &s[unit_start..i] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(bad()),
-        };
-        total = total.checked_add(n.checked_mul(ms).ok_or_else(bad)?).ok_or_else(bad)?;
+        let unit = &s[ustart..i];
+        let pos = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+        if pos < next_unit {
+            return Err(bad());
+        }
+        next_unit = pos + 1;
+        total = n
+            .checked_mul(UNITS[pos].1)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("duration out of range: {s:?}"))?;
     }
     Ok(total)
 }
