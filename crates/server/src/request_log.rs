@@ -163,6 +163,7 @@ impl RequestLog {
     pub fn draft(self: &Arc<Self>, request_id: &str) -> LogDraft {
         LogDraft {
             log: self.clone(),
+            sampled: None,
             record: RequestRecord {
                 replica: self.replica.clone(),
                 ..RequestRecord::new(request_id, recserve_telemetry::store::now_ms())
@@ -191,6 +192,8 @@ fn unit_hash(id: &str) -> f64 {
 #[derive(Debug)]
 pub struct LogDraft {
     log: Arc<RequestLog>,
+    /// The sampling decision, once made (the model and pipeline it depends on reset it).
+    sampled: Option<bool>,
     record: RequestRecord,
 }
 
@@ -203,19 +206,32 @@ impl LogDraft {
     /// Whether this request's successful outcome is recorded (inputs and outputs are captured
     /// only then).
     pub fn sampled(&self) -> bool {
+        self.sampled.unwrap_or_else(|| self.decide())
+    }
+
+    fn decide(&self) -> bool {
         let rate = self.log.rate(self.record.model.as_deref(), self.record.pipeline.as_deref());
         rate >= 1.0 || (rate > 0.0 && unit_hash(&self.record.request_id) < rate)
+    }
+
+    /// [`LogDraft::sampled`], remembered.
+    fn sample(&mut self) -> bool {
+        let sampled = self.sampled();
+        self.sampled = Some(sampled);
+        sampled
     }
 
     /// The model and version that serve (or were asked for).
     pub fn model(&mut self, model: &str, version: Option<&str>) {
         self.record.model = Some(truncate(model, 256));
         self.record.version = version.map(|v| truncate(v, 64));
+        self.sampled = None;
     }
 
     /// The pipeline (scenario).
     pub fn pipeline(&mut self, pipeline: &str) {
         self.record.pipeline = Some(truncate(pipeline, 256));
+        self.sampled = None;
     }
 
     /// The user, pseudonymised (and kept raw only when the config says so).
@@ -233,14 +249,14 @@ impl LogDraft {
 
     /// The request's input as JSON text (or its digest when over the size cap).
     pub fn input_json(&mut self, json: String) {
-        if self.sampled() {
+        if self.sample() {
             self.record.input = Some(recserve_store::input_or_digest(json, self.log.config.max_input_bytes));
         }
     }
 
     /// The request's input tensors (or their digest when over the size cap).
     pub fn input_tensors(&mut self, inputs: &[NamedTensor]) {
-        if !self.sampled() {
+        if !self.sample() {
             return;
         }
         let cap = self.log.config.max_input_bytes;
@@ -255,14 +271,14 @@ impl LogDraft {
         } else {
             let named: Vec<NamedTensorJson<'_>> =
                 inputs.iter().map(|t| NamedTensorJson::new(&t.name, &t.tensor)).collect();
-            serde_json::to_string(&named).unwrap_or_else(|e| format!("unencodable input: {e}"))
+            json_text(&named, size).unwrap_or_else(|e| format!("unencodable input: {e}"))
         });
     }
 
     /// The answer's output tensors (up to the same size cap; larger outputs are summarised by
     /// name, type and shape).
     pub fn output_tensors(&mut self, outputs: &[ReplyOutput]) {
-        if !self.sampled() {
+        if !self.sample() {
             return;
         }
         let size: usize = outputs.iter().map(|o| tensor_bytes(&o.tensor)).sum();
@@ -275,14 +291,14 @@ impl LogDraft {
         } else {
             let named: Vec<NamedTensorJson<'_>> =
                 outputs.iter().map(|o| NamedTensorJson::new(&o.name, &o.tensor)).collect();
-            serde_json::to_string(&named)
+            json_text(&named, size)
         };
         self.record.output = Some(json.unwrap_or_else(|e| format!("unencodable output: {e}")));
     }
 
     /// The answer as JSON text.
     pub fn output_json(&mut self, json: String) {
-        if self.sampled() {
+        if self.sample() {
             self.record.output = Some(json);
         }
     }
@@ -311,6 +327,15 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+/// `value` as JSON text, written into a buffer sized for tensors of `data_bytes` bytes (their
+/// numbers as text take a few times their binary size) instead of growing from 128 bytes.
+fn json_text<T: serde::Serialize + ?Sized>(value: &T, data_bytes: usize) -> Result<String, serde_json::Error> {
+    let mut buf = Vec::with_capacity(96 + data_bytes * 3);
+    serde_json::to_writer(&mut buf, value)?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(buf).map_err(|e| serde::ser::Error::custom(e.to_string()))
 }
 
 /// Bytes of a tensor's data.
