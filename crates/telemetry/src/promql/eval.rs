@@ -21,9 +21,71 @@ pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 /// Prometheus's limit on points per series in a range query.
 pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
 
-/// Parses a query with `promql-parser`.
+/// The deepest expression nesting a query may have (functions, aggregations, parentheses,
+/// operands of operators). The evaluator recurses once per level: a query nested 20,000 deep
+/// overflowed the stack and aborted the process (found with the promql fuzz target). Dashboards
+/// and rules stay far below.
+pub const MAX_DEPTH: usize = 256;
+
+/// Parses a query with `promql-parser` and refuses expressions nested deeper than [`MAX_DEPTH`].
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(QueryError::Parse)
+    let expr = promql_parser::parser::parse(query).map_err(QueryError::Parse)?;
+    if depth_exceeds(&expr, MAX_DEPTH) {
+        drop_iteratively(expr);
+        return Err(QueryError::BadParameter(format!("the query nests expressions more than {MAX_DEPTH} levels deep")));
+    }
+    Ok(expr)
+}
+
+/// The sub-expressions of `e`.
+fn children(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Aggregate(a) => std::iter::once(&*a.expr).chain(a.param.as_deref()).collect(),
+        Expr::Unary(u) => vec![&u.expr],
+        Expr::Binary(b) => vec![&b.lhs, &b.rhs],
+        Expr::Paren(p) => vec![&p.expr],
+        Expr::Subquery(s) => vec![&s.expr],
+        Expr::Call(c) => c.args.args.iter().map(|a| &**a).collect(),
+        Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Extension(_) => Vec::new(),
+    }
+}
+
+/// Whether `expr` nests deeper than `max` levels, found without recursion.
+fn depth_exceeds(expr: &Expr, max: usize) -> bool {
+    let mut stack = vec![(expr, 1usize)];
+    while let Some((e, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        stack.extend(children(e).into_iter().map(|c| (c, depth + 1)));
+    }
+    false
+}
+
+/// Drops a deep expression without recursion (the derived drop recurses once per level too).
+fn drop_iteratively(expr: Expr) {
+    let mut stack = vec![expr];
+    while let Some(e) = stack.pop() {
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push(*a.expr);
+                stack.extend(a.param.map(|p| *p));
+            }
+            Expr::Unary(u) => stack.push(*u.expr),
+            Expr::Binary(b) => {
+                stack.push(*b.lhs);
+                stack.push(*b.rhs);
+            }
+            Expr::Paren(p) => stack.push(*p.expr),
+            Expr::Subquery(s) => stack.push(*s.expr),
+            Expr::Call(c) => stack.extend(c.args.args.into_iter().map(|a| *a)),
+            _ => {}
+        }
+    }
 }
 
 /// Evaluates `query` at `t_ms` (unix ms).
@@ -839,4 +901,25 @@ fn math_function(name: &str, v: Vec<Sample>, params: &[f64]) -> Vec<Sample> {
         }
     };
     v.into_iter().map(|s| Sample { labels: s.labels.without_name(), value: f(s.value) }).collect()
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn deep_queries_are_refused_not_a_stack_overflow() {
+        let store = SeriesStore::new(StoreConfig::default());
+        let nested = |n: usize| format!("{}up{}", "abs(".repeat(n), ")".repeat(n));
+        let parens = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(instant_query(&store, &parens(MAX_DEPTH - 1), 0), Ok(Value::Scalar(1.0)));
+        assert!(instant_query(&store, &parens(MAX_DEPTH), 0).is_err());
+        // Found with the promql fuzz target: 20,000 nested calls overflowed the evaluator's stack
+        // and aborted the process (smaller here: the parser takes seconds on 20,000 in debug).
+        for query in [nested(MAX_DEPTH), nested(3_000), vec!["1"; 3_000].join(" + ")] {
+            let err = instant_query(&store, &query, 0).expect_err("too deep");
+            assert!(err.to_string().contains("levels deep"), "{err}");
+        }
+    }
 }
