@@ -199,11 +199,20 @@ fn named_pipeline(state: &AppState, body: Option<&[u8]>) -> String {
 }
 
 /// Counts a `/v1/recommend` request in flight (labels: the ranker, `version="none"`, the
-/// scenario it names) until the guard drops.
-pub fn enter_recommend(state: &AppState, body: Option<&[u8]>) -> Option<recserve_telemetry::InFlight> {
+/// scenario it names) until the guard drops. `scenario` is the parsed request's; only when the
+/// request did not parse is the raw `body` searched for one.
+pub fn enter_recommend(
+    state: &AppState,
+    scenario: Option<&str>,
+    body: Option<&[u8]>,
+) -> Option<recserve_telemetry::InFlight> {
     let telemetry = state.telemetry.as_ref()?;
     let ranker = recommend_model(state);
-    let pipeline = named_pipeline(state, body);
+    let pipeline = match scenario {
+        Some(s) if state.shop.as_ref().is_some_and(|shop| shop.pipelines().scenario(s).is_some()) => s.to_string(),
+        Some(_) => UNKNOWN_PIPELINE.to_string(),
+        None => named_pipeline(state, body),
+    };
     target(&telemetry.serving, ranker.as_deref().unwrap_or(UNKNOWN_MODEL), NO_VERSION, &pipeline).map(|t| t.enter())
 }
 

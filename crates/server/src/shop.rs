@@ -262,8 +262,7 @@ impl ShopApi {
 
     /// Parses and runs one recommendation request; `request_id` names it in the answer, the
     /// journal that feedback joins to, and the logs.
-    pub async fn recommend(&self, body: &[u8], request_id: String) -> Result<RecommendReply, ApiError> {
-        let request = RecommendRequest::from_json(body)?;
+    pub async fn recommend(&self, request: RecommendRequest, request_id: String) -> Result<RecommendReply, ApiError> {
         let runner = RegistryRunner::new(self.registry.clone(), &request.scenario, &request.user_id);
         let response = self.pipelines.recommend(request.clone(), &runner).await?;
         let served = runner.into_served();

@@ -420,15 +420,16 @@ async fn recommend_is_one_observation_with_the_pipeline_stages() {
     // While a recommendation runs it is in flight under its scenario (the version is not chosen yet).
     let body = serde_json::to_vec(&json!({"scenario": "home_feed", "user_id": "U0000042"})).unwrap();
     let running = [
-        recserve_server::observe::enter_recommend(&state, Some(&body)),
-        recserve_server::observe::enter_recommend(&state, Some(&body)),
+        recserve_server::observe::enter_recommend(&state, Some("home_feed"), Some(&body)),
+        recserve_server::observe::enter_recommend(&state, None, Some(&body)),
     ];
-    let unknown = recserve_server::observe::enter_recommend(&state, Some(b"not json"));
+    let unknown = recserve_server::observe::enter_recommend(&state, None, Some(b"not json"));
+    let unconfigured = recserve_server::observe::enter_recommend(&state, Some("no_such_scenario"), None);
     let (_, _, body) = send(&app, "GET", "/metrics", vec![], &[]).await;
     let s = samples(&String::from_utf8(body).unwrap());
     assert_eq!(value(&s, in_flight), 2.0);
-    assert_eq!(value(&s, r#"recserve_in_flight_requests{model="ranker",version="none",pipeline="unknown"}"#), 1.0);
-    drop((running, unknown));
+    assert_eq!(value(&s, r#"recserve_in_flight_requests{model="ranker",version="none",pipeline="unknown"}"#), 2.0);
+    drop((running, unknown, unconfigured));
     let (_, _, body) = send(&app, "GET", "/metrics", vec![], &[]).await;
     assert_eq!(value(&samples(&String::from_utf8(body).unwrap()), in_flight), 0.0);
 }

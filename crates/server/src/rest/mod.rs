@@ -22,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use recserve_pipeline::RecommendRequest;
 use recserve_telemetry::Stage;
 use serde_json::json;
 use std::time::Instant;
@@ -165,10 +166,16 @@ async fn recommend(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = read_body(&state, body);
-    let in_flight = observe::enter_recommend(&state, body.as_deref().ok());
-    let result = match (&body, shop_api(&state)) {
-        (Ok(body), Ok(shop)) => shop.recommend(body, id.0.clone()).await,
-        (Err(e), _) => Err(e.clone()),
+    // Parsed once: the in-flight gauge's scenario label and the pipeline both use it.
+    let request = body.clone().and_then(|b| Ok(RecommendRequest::from_json(&b)?));
+    let scenario = match &request {
+        Ok(r) => Some(r.scenario.as_str()),
+        Err(_) => None,
+    };
+    let in_flight = observe::enter_recommend(&state, scenario, body.as_deref().ok());
+    let result = match (request, shop_api(&state)) {
+        (Ok(request), Ok(shop)) => shop.recommend(request, id.0.clone()).await,
+        (Err(e), _) => Err(e),
         (_, Err(e)) => Err(e),
     };
     let response = match &result {
