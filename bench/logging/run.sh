@@ -7,6 +7,9 @@
 #   bench/logging/run.sh                         # 3 rounds of 10 s each, concurrency 32
 #   ROUNDS=5 DURATION=20 bench/logging/run.sh
 #   RECOMMEND=1 bench/logging/run.sh             # /v1/recommend on the demo shop instead of V2
+#   BEFORE_BIN=/tmp/recserve-before bench/logging/run.sh
+#                                                # also an older binary, in the same rounds: each
+#                                                # round runs before-on, before-off, on, off
 #
 # Prints one line per run and the ratio of the medians (on / off). Every server it starts is
 # stopped when it exits.
@@ -26,15 +29,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-run() { # $1 = sample rate; prints req/s
-  local rate="$1" data="$WORK/data-$1-$RANDOM" addr=""
+run() { # $1 = sample rate, $2 = binary (default $BIN); prints req/s
+  local rate="$1" bin="${2:-$BIN}" data="$WORK/data-$1-$RANDOM" addr=""
   local args=(serve --http-port 0 --grpc-port 0 --repository-poll-secs 0 --no-default-rules
     --data-dir "$data" --request-log-sample-rate "$rate")
   if [[ "${RECOMMEND:-0}" == 1 ]]; then
-    "$BIN" demo --http-port 0 --grpc-port 0 --traffic-rate 0 --data-dir "$data" --no-default-rules \
+    "$bin" demo --http-port 0 --grpc-port 0 --traffic-rate 0 --data-dir "$data" --no-default-rules \
       --request-log-sample-rate "$rate" >/dev/null 2>"$WORK/err" &
   else
-    "$BIN" "${args[@]}" --model-repository fixtures/models >/dev/null 2>"$WORK/err" &
+    "$bin" "${args[@]}" --model-repository fixtures/models >/dev/null 2>"$WORK/err" &
   fi
   PID=$!
   for _ in $(seq 1 600); do
@@ -52,26 +55,38 @@ run() { # $1 = sample rate; prints req/s
   local dropped
   dropped="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_dropped_total //p')"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" <<'PY'
+  python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" "$(basename "$bin")" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))[0]
-print(f"rate {sys.argv[2]}: {r['throughput_rps']:.0f} req/s  p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  "
+print(f"{sys.argv[5]} rate {sys.argv[2]}: {r['throughput_rps']:.0f} req/s  p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  "
       f"log records committed {sys.argv[3]} dropped {sys.argv[4]}", file=sys.stderr)
 print(r['throughput_rps'])
 PY
 }
 
-on=(); off=()
+on=(); off=(); bon=(); boff=()
 for i in $(seq 1 "$ROUNDS"); do
+  if [[ -n "${BEFORE_BIN:-}" ]]; then
+    bon+=("$(run 1 "$BEFORE_BIN")")
+    boff+=("$(run 0 "$BEFORE_BIN")")
+  fi
   on+=("$(run 1)")
   off+=("$(run 0)")
 done
-python3 - "${on[*]}" "${off[*]}" <<'PY'
+summary() { # $1 = label, $2 = on runs, $3 = off runs
+  python3 - "$1" "$2" "$3" <<'PY'
 import statistics, sys
-on = [float(x) for x in sys.argv[1].split()]
-off = [float(x) for x in sys.argv[2].split()]
+label = sys.argv[1]
+on = [float(x) for x in sys.argv[2].split()]
+off = [float(x) for x in sys.argv[3].split()]
 m_on, m_off = statistics.median(on), statistics.median(off)
-print(f"request log on (rate 1): median {m_on:.0f} req/s {on}")
-print(f"request log off (rate 0): median {m_off:.0f} req/s {off}")
-print(f"ratio on/off: {m_on / m_off:.3f}")
+spread = lambda xs: (max(xs) - min(xs)) / statistics.median(xs) * 100
+print(f"{label}request log on (rate 1): median {m_on:.0f} req/s {[round(x) for x in on]} (spread {spread(on):.0f}%)")
+print(f"{label}request log off (rate 0): median {m_off:.0f} req/s {[round(x) for x in off]} (spread {spread(off):.0f}%)")
+print(f"{label}ratio on/off: {m_on / m_off:.3f}")
 PY
+}
+if [[ -n "${BEFORE_BIN:-}" ]]; then
+  summary "before ($BEFORE_BIN): " "${bon[*]}" "${boff[*]}"
+fi
+summary "" "${on[*]}" "${off[*]}"

@@ -9,6 +9,11 @@
 //! Records: `RECSERVE_BENCH_RECORDS` = `users` (recommend-like: 10 000 distinct users, ~150-byte
 //! input, top-10 output, 4 stages), `nousers` (V2-like: the same sizes, no user, no pipeline) or
 //! `both` (default: each rate runs with both kinds).
+//!
+//! `cpu µs/rec` is the CPU time of the whole process (writer task, the store's worker threads,
+//! and the producer thread, which costs the same in every version) per committed record, from
+//! `/proc/self/stat` (Linux; blank elsewhere): unlike committed/s it hardly moves when other work
+//! shares the machine, so it is the figure to compare versions with at a rate both sustain.
 
 use std::time::{Duration, Instant};
 
@@ -79,6 +84,17 @@ fn record(i: usize, p: &Pseudonymizer, kind: Kind) -> RequestRecord {
     }
 }
 
+/// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
+}
+
 struct Outcome {
     accepted: u64,
     dropped: u64,
@@ -86,6 +102,7 @@ struct Outcome {
     batches: u64,
     submit_secs: f64,
     total_secs: f64,
+    cpu_secs: Option<f64>,
 }
 
 async fn run_rate(store: &Store, rate: u64, seconds: u64, kind: Kind) -> Outcome {
@@ -100,6 +117,7 @@ async fn run_rate(store: &Store, rate: u64, seconds: u64, kind: Kind) -> Outcome
     let sink = writer.sink();
     let p = Pseudonymizer::new(b"bench");
     let templates: Vec<RequestRecord> = (0..4096).map(|i| record(i, &p, kind)).collect();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let producer = std::thread::spawn(move || {
         let total = rate * seconds;
@@ -126,6 +144,7 @@ async fn run_rate(store: &Store, rate: u64, seconds: u64, kind: Kind) -> Outcome
         batches: s.batches,
         submit_secs,
         total_secs: started.elapsed().as_secs_f64(),
+        cpu_secs: cpu_seconds().zip(cpu_before).map(|(after, before)| after - before),
     }
 }
 
@@ -133,8 +152,8 @@ async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds:
     let name = format!("{name}, {}", kind.label());
     println!("\n{name}: {seconds} s per rate, WriterConfig::default() (capacity 65536, max_batch 16384, flush 200 ms)");
     println!(
-        "{:>10} {:>10} {:>9} {:>10} {:>8} {:>12} {:>10}  sustained",
-        "rate/s", "accepted", "dropped", "committed", "batches", "committed/s", "drain s"
+        "{:>10} {:>10} {:>9} {:>10} {:>8} {:>12} {:>10} {:>12}  sustained",
+        "rate/s", "accepted", "dropped", "committed", "batches", "committed/s", "drain s", "cpu µs/rec"
     );
     let mut best = 0;
     for &rate in rates {
@@ -150,8 +169,12 @@ async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds:
         if sustained {
             best = best.max(rate);
         }
+        let cpu = o
+            .cpu_secs
+            .filter(|_| o.committed > 0)
+            .map_or(String::new(), |c| format!("{:.2}", c * 1e6 / o.committed as f64));
         println!(
-            "{:>10} {:>10} {:>9} {:>10} {:>8} {:>12.0} {:>10.2}  {}",
+            "{:>10} {:>10} {:>9} {:>10} {:>8} {:>12.0} {:>10.2} {:>12}  {}",
             rate,
             o.accepted,
             o.dropped,
@@ -159,6 +182,7 @@ async fn bench_backend(name: &str, config: &StoreConfig, rates: &[u64], seconds:
             o.batches,
             o.committed as f64 / o.total_secs,
             o.total_secs - o.submit_secs,
+            cpu,
             if sustained { "yes" } else { "no" }
         );
         store.close().await;
