@@ -403,77 +403,10 @@ async fn next_hangup(signal: &mut Hangup) {
     std::future::pending::<()>().await
 }
 
-/// One DER element at the start of `der`: (tag, contents, what follows).
-fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (bytes, after) = rest.split_at(n);
-        rest = after;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (contents, after) = rest.split_at(len);
-    Some((tag, contents, after))
-}
-
-/// The certificate's notAfter in Unix seconds (X.509: Certificate → TBSCertificate → [version],
-/// serial, signature, issuer, validity → notAfter).
+/// The certificate's notAfter in Unix seconds (`None` when it does not parse as X.509).
 fn not_after(cert: &[u8]) -> Option<i64> {
-    const SEQUENCE: u8 = 0x30;
-    let (SEQUENCE, cert, _) = der_element(cert)? else { return None };
-    let (SEQUENCE, tbs, _) = der_element(cert)? else { return None };
-    let (mut tag, _, mut rest) = der_element(tbs)?;
-    if tag == 0xa0 {
-        // explicit version; the serial follows
-        (tag, _, rest) = der_element(rest)?;
-    }
-    if tag != 0x02 {
-        return None;
-    }
-    let (_signature, _, rest) = der_element(rest)?;
-    let (_issuer, _, rest) = der_element(rest)?;
-    let (SEQUENCE, validity, _) = der_element(rest)? else { return None };
-    let (_, _, validity) = der_element(validity)?;
-    let (tag, time, _) = der_element(validity)?;
-    der_time(tag, time)
-}
-
-/// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ) in Unix seconds.
-fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 if text.len() == 12 => {
-            let yy: i64 = text[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
-        }
-        0x18 if text.len() == 14 => (text[..4].parse().ok()?, &text[4..]),
-        _ => return None,
-    };
-    let field = |i: usize| rest.get(i..i + 2).and_then(|s| s.parse::<i64>().ok());
-    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(parsed.validity().not_after.timestamp())
 }
 
 #[cfg(test)]
@@ -481,24 +414,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_days_and_der_times() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(der_time(0x17, b"400101000000Z"), Some(2_208_988_800));
-        assert_eq!(der_time(0x18, b"20400101000000Z"), Some(2_208_988_800));
-        assert_eq!(der_time(0x17, b"991231235959Z"), Some(946_684_799));
-        assert_eq!(der_time(0x17, b"9912312359Z"), None);
-        assert_eq!(der_time(0x05, b"20400101000000Z"), None);
-    }
-
-    #[test]
-    fn der_elements_with_long_lengths() {
-        let mut der = vec![0x30, 0x82, 0x01, 0x00];
-        der.extend(std::iter::repeat_n(7u8, 256));
-        der.push(0x05);
-        let (tag, contents, rest) = der_element(&der).unwrap();
-        assert_eq!((tag, contents.len(), rest), (0x30, 256, &[0x05][..]));
-        assert!(der_element(&[0x30, 0x82, 0x01]).is_none());
-        assert!(der_element(&[0x30, 0x05, 0x00]).is_none());
+    fn not_after_is_the_leafs_expiry() {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2040, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(not_after(cert.der()), Some(2_208_988_800));
+        assert_eq!(not_after(b"not a certificate"), None);
     }
 }
