@@ -76,18 +76,9 @@ pub fn format_duration(ms: u64) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
     let mut out = String::new();
     let mut rest = ms;
-    for (u, size) in UNITS {
+    for (u, size) in recserve_telemetry::api::DURATION_UNITS {
         if rest >= size {
             out.push_str(&format!("{}{u}", rest / size));
             rest %= size;

@@ -150,6 +150,17 @@ pub fn parse_duration(s: &str) -> Result<i64, QueryError> {
     parse_prometheus_duration(s).ok().and_then(|ms| i64::try_from(ms).ok()).ok_or_else(bad)
 }
 
+/// Prometheus's duration units with their length in milliseconds, longest first.
+pub const DURATION_UNITS: [(&str, u64); 7] = [
+    ("y", 365 * 24 * 3600 * 1000),
+    ("w", 7 * 24 * 3600 * 1000),
+    ("d", 24 * 3600 * 1000),
+    ("h", 3600 * 1000),
+    ("m", 60 * 1000),
+    ("s", 1000),
+    ("ms", 1),
+];
+
 /// Parses a Prometheus duration (`[0-9]+(ms|s|m|h|d|w|y)`, units in decreasing order, each at
 /// most once; `0` alone is allowed) into milliseconds.
 pub fn parse_prometheus_duration(s: &str) -> Result<u64, String> {
@@ -159,15 +170,6 @@ pub fn parse_prometheus_duration(s: &str) -> Result<u64, String> {
     if s.is_empty() {
         return Err("empty duration string".into());
     }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1000),
-        ("w", 7 * 24 * 3600 * 1000),
-        ("d", 24 * 3600 * 1000),
-        ("h", 3600 * 1000),
-        ("m", 60 * 1000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
     let bad = || format!("not a valid duration string: {s:?}");
     let bytes = s.as_bytes();
     let mut i = 0;
@@ -187,13 +189,13 @@ pub fn parse_prometheus_duration(s: &str) -> Result<u64, String> {
             i += 1;
         }
         let unit = &s[ustart..i];
-        let pos = UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
+        let pos = DURATION_UNITS.iter().position(|(u, _)| *u == unit).ok_or_else(bad)?;
         if pos < next_unit {
             return Err(bad());
         }
         next_unit = pos + 1;
         total = n
-            .checked_mul(UNITS[pos].1)
+            .checked_mul(DURATION_UNITS[pos].1)
             .and_then(|v| total.checked_add(v))
             .ok_or_else(|| format!("duration out of range: {s:?}"))?;
     }
