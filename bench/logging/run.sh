@@ -12,7 +12,10 @@
 #                                                # round runs before-on, before-off, on, off
 #
 # Prints one line per run and the ratio of the medians (on / off). Every server it starts is
-# stopped when it exits.
+# stopped when it exits. Each run also measures the server's CPU time (user + system, from
+# /proc/<pid>/stat) over the measured part of the load, per request: throughput on a shared
+# machine swings with whatever else runs, CPU per request much less, and on / off of the CPU
+# per request is what the throughput ratio tends to when the server has the cores to itself.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -49,18 +52,26 @@ run() { # $1 = sample rate, $2 = binary (default $BIN); prints req/s
   local load=(--url "http://$addr" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2
     --json-output "$WORK/report.json")
   if [[ "${RECOMMEND:-0}" == 1 ]]; then load+=(--recommend); else load+=(--model mlp); fi
-  "$BIN" bench "${load[@]}" >/dev/null
+  cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
+  "$BIN" bench "${load[@]}" >/dev/null &
+  local loadgen=$! cpu0 cpu1
+  sleep 2 # the warm-up
+  cpu0="$(cpu_ticks)"
+  wait "$loadgen"
+  cpu1="$(cpu_ticks)"
   local committed
   committed="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_committed_total //p')"
   local dropped
   dropped="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_dropped_total //p')"
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" "$(basename "$bin")" <<'PY'
+  python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" "$(basename "$bin")" "$cpu0" "$cpu1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))[0]
+# /proc ticks are 1/100 s.
+cpu_us = (float(sys.argv[7]) - float(sys.argv[6])) * 1e4 / max(r['requests'], 1)
 print(f"{sys.argv[5]} rate {sys.argv[2]}: {r['throughput_rps']:.0f} req/s  p99 {r['latency_ms']['p99']:.2f} ms  errors {r['errors']}  "
-      f"log records committed {sys.argv[3]} dropped {sys.argv[4]}", file=sys.stderr)
-print(r['throughput_rps'])
+      f"server CPU {cpu_us:.1f} µs/request  log records committed {sys.argv[3]} dropped {sys.argv[4]}", file=sys.stderr)
+print(f"{r['throughput_rps']}:{cpu_us}")
 PY
 }
 
@@ -77,13 +88,19 @@ summary() { # $1 = label, $2 = on runs, $3 = off runs
   python3 - "$1" "$2" "$3" <<'PY'
 import statistics, sys
 label = sys.argv[1]
-on = [float(x) for x in sys.argv[2].split()]
-off = [float(x) for x in sys.argv[3].split()]
+on = [float(x.split(":")[0]) for x in sys.argv[2].split()]
+off = [float(x.split(":")[0]) for x in sys.argv[3].split()]
+cpu_on = [float(x.split(":")[1]) for x in sys.argv[2].split()]
+cpu_off = [float(x.split(":")[1]) for x in sys.argv[3].split()]
 m_on, m_off = statistics.median(on), statistics.median(off)
+c_on, c_off = statistics.median(cpu_on), statistics.median(cpu_off)
 spread = lambda xs: (max(xs) - min(xs)) / statistics.median(xs) * 100
-print(f"{label}request log on (rate 1): median {m_on:.0f} req/s {[round(x) for x in on]} (spread {spread(on):.0f}%)")
-print(f"{label}request log off (rate 0): median {m_off:.0f} req/s {[round(x) for x in off]} (spread {spread(off):.0f}%)")
-print(f"{label}ratio on/off: {m_on / m_off:.3f}")
+print(f"{label}request log on (rate 1): median {m_on:.0f} req/s {[round(x) for x in on]} (spread {spread(on):.0f}%); "
+      f"server CPU median {c_on:.1f} µs/request {[round(x, 1) for x in cpu_on]}")
+print(f"{label}request log off (rate 0): median {m_off:.0f} req/s {[round(x) for x in off]} (spread {spread(off):.0f}%); "
+      f"server CPU median {c_off:.1f} µs/request {[round(x, 1) for x in cpu_off]}")
+print(f"{label}ratio on/off: {m_on / m_off:.3f}; CPU per request off/on: {c_off / c_on:.3f} "
+      f"(the log costs {c_on - c_off:.1f} µs of server CPU per request)")
 PY
 }
 if [[ -n "${BEFORE_BIN:-}" ]]; then

@@ -30,15 +30,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::error::BoxDynError;
-use sqlx::mysql::MySqlArguments;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, AssertSqlSafe, Encode, Type};
+use sqlx::AssertSqlSafe;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::db::Store;
+use crate::db::{Store, with_pool};
 use crate::pseudonym::input_or_digest;
 use crate::records::{LogRecord, RequestRecord, ServiceRecord, normalize_level};
 
@@ -297,18 +294,12 @@ pub(crate) fn short(s: &str) -> &str {
     }
 }
 
-/// `s` cut to [`MAX_SHORT_CHARS`] characters, in place.
-fn cut(mut s: String) -> String {
-    if s.len() > MAX_SHORT_CHARS {
-        let end = short(&s).len();
-        s.truncate(end);
-    }
-    s
+fn short_opt(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(short)
 }
 
-/// `v` itself up to [`MAX_TEXT_BYTES`], else its digest.
-fn cap(v: String) -> String {
-    if v.len() <= MAX_TEXT_BYTES { v } else { input_or_digest(v, MAX_TEXT_BYTES) }
+fn capped(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|v| capped_str(v))
 }
 
 pub(crate) fn capped_str(v: &str) -> String {
@@ -344,141 +335,74 @@ fn stages_json(stages: &[(String, f64)]) -> String {
     serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_string())
 }
 
-/// Adds one request row's values (same order as [`REQUEST_COLUMNS`]), moving the record's
-/// strings into them.
-fn add_request<A>(args: &mut A, r: RequestRecord) -> Result<(), BoxDynError>
-where
-    A: Arguments,
-    for<'q> String: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> Option<String>: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i64: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i32: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> f64: Encode<'q, A::Database> + Type<A::Database>,
-{
-    let stages = stages_json(&r.stages);
-    args.add(cut(r.request_id))?;
-    args.add(r.time_ms)?;
-    args.add(r.replica.map(cut))?;
-    args.add(r.model.map(cut))?;
-    args.add(r.version.map(cut))?;
-    args.add(r.arm.map(cut))?;
-    args.add(r.pipeline.map(cut))?;
-    args.add(r.user.map(cut))?;
-    args.add(r.raw_user.map(cut))?;
-    args.add(r.input.map(cap))?;
-    args.add(r.output.map(cap))?;
-    args.add(stages)?;
-    args.add(if r.latency_ms.is_finite() { r.latency_ms } else { -1.0 })?;
-    args.add(i32::from(r.status))?;
-    args.add(r.error.map(cap))?;
-    Ok(())
+/// Binds one request row (same order as [`REQUEST_COLUMNS`]).
+macro_rules! bind_request {
+    ($q:expr, $r:expr) => {{
+        let r: &RequestRecord = $r;
+        $q.bind(short(&r.request_id))
+            .bind(r.time_ms)
+            .bind(short_opt(&r.replica))
+            .bind(short_opt(&r.model))
+            .bind(short_opt(&r.version))
+            .bind(short_opt(&r.arm))
+            .bind(short_opt(&r.pipeline))
+            .bind(short_opt(&r.user))
+            .bind(short_opt(&r.raw_user))
+            .bind(capped(&r.input))
+            .bind(capped(&r.output))
+            .bind(stages_json(&r.stages))
+            .bind(if r.latency_ms.is_finite() { r.latency_ms } else { -1.0 })
+            .bind(i32::from(r.status))
+            .bind(capped(&r.error))
+    }};
 }
 
-/// Adds one service row's values (same order as [`SERVICE_COLUMNS`]).
-fn add_service<A>(args: &mut A, r: ServiceRecord) -> Result<(), BoxDynError>
-where
-    A: Arguments,
-    for<'q> String: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> Option<String>: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i64: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i32: Encode<'q, A::Database> + Type<A::Database>,
-{
-    let (level, level_num) = normalize_level(&r.level);
-    args.add(r.time_ms)?;
-    args.add(r.replica.map(cut))?;
-    args.add(level)?;
-    args.add(level_num)?;
-    args.add(cut(r.target))?;
-    args.add(cap(r.message))?;
-    args.add(cap(r.fields))?;
-    args.add(r.request_id.map(cut))?;
-    Ok(())
-}
-
-/// The statements of one batch with their values, made once per batch (the records' strings
-/// moved into the values) and executed again by every attempt with a clone of the values:
-/// reference counts on SQLite, a copy of the encoded buffer on MySQL. Binding at every attempt
-/// instead copied every string of every record once more per attempt.
-type Statements<A> = Vec<(Arc<str>, A)>;
-
-/// [`Statements`] of either backend.
-enum Prepared {
-    Sqlite(Statements<SqliteArguments>),
-    MySql(Statements<MySqlArguments>),
-}
-
-fn statements<A>(
-    sql: &mut SqlCache,
-    requests: Vec<RequestRecord>,
-    service: Vec<ServiceRecord>,
-) -> Result<Statements<A>, BoxDynError>
-where
-    A: Arguments + Default,
-    for<'q> String: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> Option<String>: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i64: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> i32: Encode<'q, A::Database> + Type<A::Database>,
-    for<'q> f64: Encode<'q, A::Database> + Type<A::Database>,
-{
-    let mut out = Vec::new();
-    let request_groups = groups(&requests.iter().map(request_bytes).collect::<Vec<_>>());
-    let mut rows = requests.into_iter();
-    for n in request_groups {
-        let mut args = A::default();
-        args.reserve(n * REQUEST_ARITY, 0);
-        for r in rows.by_ref().take(n) {
-            add_request(&mut args, r)?;
-        }
-        out.push((sql.insert(Table::Request, n), args));
-    }
-    let service_groups = groups(&service.iter().map(service_bytes).collect::<Vec<_>>());
-    let mut rows = service.into_iter();
-    for n in service_groups {
-        let mut args = A::default();
-        args.reserve(n * SERVICE_ARITY, 0);
-        for r in rows.by_ref().take(n) {
-            add_service(&mut args, r)?;
-        }
-        out.push((sql.insert(Table::Service, n), args));
-    }
-    Ok(out)
-}
-
-/// Makes the statements of a batch for the store's backend.
-fn prepare(
-    store: &Store,
-    sql: &mut SqlCache,
-    requests: Vec<RequestRecord>,
-    service: Vec<ServiceRecord>,
-) -> Result<Prepared, sqlx::Error> {
-    let prepared = match store.pool() {
-        crate::db::Pool::Sqlite(_) => statements(sql, requests, service).map(Prepared::Sqlite),
-        crate::db::Pool::MySql(_) => statements(sql, requests, service).map(Prepared::MySql),
-    };
-    prepared.map_err(sqlx::Error::Encode)
-}
-
-/// Runs `$statements` on `$pool` in one transaction.
-macro_rules! run_statements {
-    ($pool:expr, $statements:expr) => {
-        // `transaction` closes the connection after a failed statement or COMMIT (see its docs).
-        crate::db::transaction($pool, async |tx| {
-            for (sql, args) in $statements {
-                sqlx::query_with(AssertSqlSafe(sql.clone()), args.clone()).execute(&mut **tx).await?;
-            }
-            Ok(crate::db::Finish::Commit(()))
-        })
-        .await
-    };
+macro_rules! bind_service {
+    ($q:expr, $r:expr) => {{
+        let r: &ServiceRecord = $r;
+        let (level, level_num) = normalize_level(&r.level);
+        $q.bind(r.time_ms)
+            .bind(short_opt(&r.replica))
+            .bind(level)
+            .bind(level_num)
+            .bind(short(&r.target).to_string())
+            .bind(capped_str(&r.message))
+            .bind(capped_str(&r.fields))
+            .bind(short_opt(&r.request_id))
+    }};
 }
 
 /// Writes one batch in one transaction.
-async fn write_batch(store: &Store, prepared: &Prepared) -> Result<(), sqlx::Error> {
-    match (store.pool(), prepared) {
-        (crate::db::Pool::Sqlite(p), Prepared::Sqlite(s)) => run_statements!(p, s),
-        (crate::db::Pool::MySql(p), Prepared::MySql(s)) => run_statements!(p, s),
-        _ => Err(sqlx::Error::Protocol("log batch prepared for the other backend".into())),
-    }
+async fn write_batch(
+    store: &Store,
+    sql: &mut SqlCache,
+    requests: &[&RequestRecord],
+    service: &[&ServiceRecord],
+) -> Result<(), sqlx::Error> {
+    let request_groups = groups(&requests.iter().map(|r| request_bytes(r)).collect::<Vec<_>>());
+    let service_groups = groups(&service.iter().map(|r| service_bytes(r)).collect::<Vec<_>>());
+    // `transaction` closes the connection after a failed statement or COMMIT (see its docs).
+    with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
+        let mut at = 0;
+        for n in request_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
+            for r in &requests[at..at + n] {
+                q = bind_request!(q, r);
+            }
+            q.execute(&mut **tx).await?;
+            at += n;
+        }
+        let mut at = 0;
+        for n in service_groups {
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
+            for r in &service[at..at + n] {
+                q = bind_service!(q, r);
+            }
+            q.execute(&mut **tx).await?;
+            at += n;
+        }
+        Ok(crate::db::Finish::Commit(()))
+    }).await)
 }
 
 /// Retries of a failed batch, with these waits before each (all that a batch gets when the
@@ -584,9 +508,8 @@ impl Task {
                 }
             }
             if !buf.is_empty() {
-                let n = buf.len() as u64;
-                self.commit(&mut buf, &mut p).await;
-                p.processed += n;
+                self.commit(&buf, &mut p).await;
+                p.processed += buf.len() as u64;
                 buf.clear();
             }
             // Nothing left anywhere: every flush is answered even if its goal was counted high.
@@ -622,33 +545,22 @@ impl Task {
 
     /// Writes `buf` until it is committed or given up (see the module docs); control messages
     /// that arrive meanwhile are taken (a shutdown ends the retrying of an unavailable store).
-    async fn commit(&mut self, buf: &mut Vec<LogRecord>, p: &mut Progress) {
-        let records = buf.len();
+    async fn commit(&mut self, buf: &[LogRecord], p: &mut Progress) {
         let mut requests = Vec::new();
         let mut service = Vec::new();
-        for r in buf.drain(..) {
+        for r in buf {
             match r {
                 LogRecord::Request(r) => requests.push(r),
                 LogRecord::Service(r) => service.push(r),
             }
         }
-        let (n_requests, n_service) = (requests.len() as u64, service.len() as u64);
         let counters = self.counters.clone();
         let store = self.store.describe();
-        let prepared = match prepare(&self.store, &mut self.sql, requests, service) {
-            Ok(prepared) => prepared,
-            Err(err) => {
-                tracing::error!(%store, %err, records, "log batch cannot be encoded; records lost");
-                counters.write_errors.fetch_add(1, Ordering::AcqRel);
-                counters.failed.fetch_add(records as u64, Ordering::AcqRel);
-                return;
-            }
-        };
         let mut failures = 0usize;
         let mut failing_since: Option<Instant> = None;
         loop {
             let result = {
-                let attempt = write_batch(&self.store, &prepared);
+                let attempt = write_batch(&self.store, &mut self.sql, &requests, &service);
                 tokio::pin!(attempt);
                 let stall = tokio::time::sleep(STALL_AFTER);
                 tokio::pin!(stall);
@@ -661,20 +573,20 @@ impl Task {
                             if !counters.store_failing.swap(true, Ordering::AcqRel) {
                                 failing_since = Some(Instant::now());
                             }
-                            tracing::warn!(%store, records, waited_s = STALL_AFTER.as_secs(), "the store has not answered a log batch yet; still waiting");
+                            tracing::warn!(%store, records = buf.len(), waited_s = STALL_AFTER.as_secs(), "the store has not answered a log batch yet; still waiting");
                         }
                     }
                 }
             };
             let err = match result {
                 Ok(()) => {
-                    counters.requests_committed.fetch_add(n_requests, Ordering::AcqRel);
-                    counters.service_committed.fetch_add(n_service, Ordering::AcqRel);
+                    counters.requests_committed.fetch_add(requests.len() as u64, Ordering::AcqRel);
+                    counters.service_committed.fetch_add(service.len() as u64, Ordering::AcqRel);
                     counters.batches.fetch_add(1, Ordering::AcqRel);
-                    counters.committed.fetch_add(records as u64, Ordering::AcqRel);
+                    counters.committed.fetch_add(buf.len() as u64, Ordering::AcqRel);
                     if counters.store_failing.swap(false, Ordering::AcqRel) {
                         let failing_s = failing_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                        tracing::warn!(%store, records, failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
+                        tracing::warn!(%store, records = buf.len(), failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
                     }
                     return;
                 }
@@ -689,13 +601,13 @@ impl Task {
                 Some(&w) => w,
                 None if unavailable && !p.stopping => MAX_RETRY_WAIT,
                 None => {
-                    tracing::error!(%store, %err, records, attempts = failures + 1, "log batch failed after retries; records lost");
-                    counters.failed.fetch_add(records as u64, Ordering::AcqRel);
+                    tracing::error!(%store, %err, records = buf.len(), attempts = failures + 1, "log batch failed after retries; records lost");
+                    counters.failed.fetch_add(buf.len() as u64, Ordering::AcqRel);
                     return;
                 }
             };
             failures += 1;
-            tracing::warn!(%store, %err, records, attempt = failures, unavailable, retry_in_ms = wait.as_millis() as u64, "log batch failed, retrying");
+            tracing::warn!(%store, %err, records = buf.len(), attempt = failures, unavailable, retry_in_ms = wait.as_millis() as u64, "log batch failed, retrying");
             // Wait, taking flushes and a shutdown meanwhile.
             let until = Instant::now() + wait;
             loop {
