@@ -402,11 +402,13 @@ fn the_overload_scenario_multiplies_the_traffic() {
     let (child, addr) =
         spawn_demo(dir.path(), &["--traffic-rate", "4", "--scenario", "overload", "--scenario-delay-secs", "0"]);
     let total = || query_value(&addr, r#"sum(recserve_requests_total{pipeline!="none"})"#);
-    // Let the faster traffic start, then count what arrives over a few seconds.
+    // Let the faster traffic start, then count what arrives over a few seconds. 25 × 4 = 100
+    // requests/s are asked; on a loaded 2-core machine far fewer arrive (20/s was seen with a
+    // load average of 9), so the check is only that the scenario multiplied the base rate.
     std::thread::sleep(Duration::from_secs(3));
     let (before, start) = (total(), Instant::now());
     std::thread::sleep(Duration::from_secs(6));
     let rate = (total() - before) / start.elapsed().as_secs_f64();
-    assert!(rate > 20.0, "25 × 4 requests/s asked, {rate:.1}/s arrived\n{}", demo_log(dir.path()));
+    assert!(rate > 2.0 * 4.0, "25 × 4 requests/s asked, {rate:.1}/s arrived\n{}", demo_log(dir.path()));
     child.stop();
 }
