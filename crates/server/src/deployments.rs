@@ -145,12 +145,15 @@ async fn commit(
     if let (Some(store), Some(deployment)) = (&state.store, deployment) {
         let body = serde_json::to_string(deployment)
             .map_err(|e| ApiError::Internal(format!("cannot encode the deployment: {e}")))?;
-        store.put_document(&format!("{DOCUMENT_PREFIX}{model}"), &body).await.map_err(|e| {
+        let version = store.put_document(&format!("{DOCUMENT_PREFIX}{model}"), &body).await.map_err(|e| {
             tracing::error!(model, error = %e, "a deployment change is serving but could not be persisted");
             ApiError::Unavailable(format!(
                 "the deployment change is serving but could not be persisted, so a restart would undo it: {e}"
             ))
         })?;
+        if let Some(fleet) = &state.fleet {
+            fleet.note_deployment_version(model, version);
+        }
     }
     let mut details = details;
     if let (Value::Object(map), Some(deployment)) = (&mut details, deployment) {

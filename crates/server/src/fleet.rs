@@ -117,6 +117,10 @@ pub struct Fleet {
     pub config: FleetConfig,
     backend: &'static str,
     lease: Mutex<Option<Lease>>,
+    /// The newest version of each deployment document this replica wrote or applied: the sync
+    /// applies only newer ones, so a document read just before this replica changed the same
+    /// deployment (applied in memory, then written) cannot undo that change.
+    deployment_versions: Mutex<std::collections::HashMap<String, u64>>,
     client: reqwest::Client,
 }
 
@@ -143,7 +147,13 @@ impl Fleet {
             recserve_store::Backend::Sqlite => "sqlite",
             recserve_store::Backend::MySql => "mysql",
         };
-        Ok(Arc::new(Fleet { config, backend, lease: Mutex::new(None), client }))
+        Ok(Arc::new(Fleet {
+            config,
+            backend,
+            lease: Mutex::new(None),
+            deployment_versions: Mutex::new(std::collections::HashMap::new()),
+            client,
+        }))
     }
 
     fn lease(&self) -> Option<Lease> {
@@ -152,6 +162,17 @@ impl Fleet {
 
     fn set_lease(&self, lease: Lease) {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
+    }
+
+    /// Notes that `version` of model `model`'s deployment document is what this replica serves
+    /// (it wrote it, or applied it); returns whether that is newer than what it had.
+    pub fn note_deployment_version(&self, model: &str, version: u64) -> bool {
+        let mut known = self.deployment_versions.lock().unwrap_or_else(|e| e.into_inner());
+        let newer = known.get(model).is_none_or(|v| version > *v);
+        if newer {
+            known.insert(model.to_string(), version);
+        }
+        newer
     }
 }
 
@@ -278,6 +299,9 @@ pub async fn sync_once(state: &AppState, store: &Store, revision: u64) -> Result
     let mut alerting_changed = false;
     for doc in &changes.documents {
         if let Some(model) = doc.name.strip_prefix(DOCUMENT_PREFIX) {
+            if state.fleet.as_ref().is_some_and(|f| !f.note_deployment_version(model, doc.version)) {
+                continue;
+            }
             apply_deployment(state, model, &doc.body).await;
         } else if doc.name.starts_with("alerting/") {
             alerting_changed = true;
@@ -397,6 +421,24 @@ pub async fn query_range(State(state): State<AppState>, RawQuery(q): RawQuery, b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_newer_deployment_documents_are_applied() {
+        let config = FleetConfig {
+            replica: "r".into(),
+            replica_given: true,
+            evaluation: Evaluation::Leader,
+            lease_ttl: DEFAULT_LEASE_TTL,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
+            prometheus_url: None,
+        };
+        let fleet = Fleet::new(config, recserve_store::Backend::MySql).unwrap();
+        assert!(fleet.note_deployment_version("ranker", 3), "first seen");
+        assert!(!fleet.note_deployment_version("ranker", 3), "the same version again");
+        assert!(!fleet.note_deployment_version("ranker", 2), "an older one read late");
+        assert!(fleet.note_deployment_version("ranker", 4));
+        assert!(fleet.note_deployment_version("tower", 1), "per model");
+    }
 
     #[test]
     fn evaluation_parses_and_resolves() {
