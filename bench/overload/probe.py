@@ -13,6 +13,9 @@ its next request on a fixed schedule (total RATE per second), latency from send 
 the answer, split by status. Prints one JSON object.
 
     probe.py URL MODEL RATE SECONDS [CONNECTIONS]
+
+MODEL `recommend` probes `POST /v1/recommend` (home_feed, a known demo shopper, k 20) instead
+of V2 inference.
 """
 
 import asyncio
@@ -77,11 +80,16 @@ async def main():
     conns = int(sys.argv[5]) if len(sys.argv) > 5 else 4
     hostport = url.split("://", 1)[1].rstrip("/")
     host, port = hostport.rsplit(":", 1)
-    body = json.dumps(
-        {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 16], "data": [0.5] * 16}]}
-    ).encode()
+    if model == "recommend":
+        path = "/v1/recommend"
+        body = json.dumps({"scenario": "home_feed", "user_id": "U0000042", "k": 20}).encode()
+    else:
+        path = f"/v2/models/{model}/infer"
+        body = json.dumps(
+            {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 16], "data": [0.5] * 16}]}
+        ).encode()
     request = (
-        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: {hostport}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {hostport}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     out = {}

@@ -5,6 +5,14 @@
 #   bench/overload/run.sh                              # 3 rounds of 10 s, concurrency 32
 #   SKIP_BUILD=1 ROUNDS=5 DURATION=8 bench/overload/run.sh
 #   RECSERVE_BIN=/path/to/recserve bench/overload/run.sh
+#   TARGET=recommend bench/overload/run.sh             # /v1/recommend on the demo shop instead
+#
+# TARGET=mlp (default): V2 JSON inference of fixtures/models/mlp, 1 row: about 5 µs of model
+#   work in about 50 µs of request CPU, so HTTP and JSON dominate.
+# TARGET=recommend: /v1/recommend on the demo shop (examples/ecommerce: retrieval, the 200-tree
+#   ranker over 200 candidates, rules), bodies from the demo's simulated shoppers: about 2 ms of
+#   work per request, so a refusal is cheap next to an answer. Defaults then: CONCURRENCY 8,
+#   PROBE_RATE 20.
 #
 # 1. Capacity: a server with the default limits serving fixtures/models/mlp (V2 JSON, 1 row);
 #    `recserve bench --concurrency-range 8:64:x2` (closed loop) shows where throughput stops
@@ -27,10 +35,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
-CONCURRENCY="${CONCURRENCY:-32}"
+TARGET="${TARGET:-mlp}"
+case "$TARGET" in
+  mlp) CONCURRENCY="${CONCURRENCY:-32}"; PROBE_RATE="${PROBE_RATE:-200}"
+       LOAD=(--model mlp) ;;  # SERVE: a copy of the mlp model, made below
+  recommend) CONCURRENCY="${CONCURRENCY:-8}"; PROBE_RATE="${PROBE_RATE:-20}"
+       SERVE=(--model-repository "$ROOT/examples/ecommerce/models" --pipelines "$ROOT/examples/ecommerce/pipelines.toml")
+       LOAD=(--recommend) ;;
+  *) echo "TARGET must be mlp or recommend, not '$TARGET'" >&2; exit 2 ;;
+esac
 LIMIT="${LIMIT:-$CONCURRENCY}"
 OPEN_CONNECTIONS="${OPEN_CONNECTIONS:-$((4 * CONCURRENCY))}"
-PROBE_RATE="${PROBE_RATE:-200}"
 BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
 [[ -n "${RECSERVE_BIN:-}" || "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --locked -p recserve >&2
 WORK="$(mktemp -d)"
@@ -41,12 +56,15 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-mkdir -p "$WORK/models"
-cp -r fixtures/models/mlp "$WORK/models/mlp"
+if [[ "$TARGET" == mlp ]]; then
+  mkdir -p "$WORK/models"
+  cp -r fixtures/models/mlp "$WORK/models/mlp"
+  SERVE=(--model-repository "$WORK/models")
+fi
 
 start() { # extra serve flags...
   local data="$WORK/data-$RANDOM"
-  "$BIN" serve --model-repository "$WORK/models" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
+  "$BIN" serve "${SERVE[@]}" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
     --no-default-rules --data-dir "$data" "$@" >/dev/null 2>"$WORK/err" &
   PID=$!
   ADDR=""
@@ -59,11 +77,11 @@ start() { # extra serve flags...
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
-echo "== $(date -u +%FT%TZ), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "== target $TARGET, $(date -u +%FT%TZ), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # 1. Capacity sweep with the default limit (1024: never reached here).
 start
-"$BIN" bench --url "http://$ADDR" --model mlp --concurrency-range 8:64:x2 --duration "$DURATION" --warmup 2 \
+"$BIN" bench --url "http://$ADDR" "${LOAD[@]}" --concurrency-range 8:64:x2 --duration "$DURATION" --warmup 2 \
   --quiet --json-output "$WORK/sweep.json" >&2
 stop
 RATE="${RATE:-$(python3 - "$WORK/sweep.json" "$CONCURRENCY" <<'PY'
@@ -78,7 +96,7 @@ echo "== offered load for the overload runs: $RATE req/s (2 × capacity at concu
 # 2. Alternating rounds on one server with the per-client limit.
 start --max-in-flight-per-client "$LIMIT"
 capacity() { # $1 = round
-  "$BIN" bench --url "http://$ADDR" --model mlp --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2 \
+  "$BIN" bench --url "http://$ADDR" "${LOAD[@]}" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2 \
     --quiet --json-output "$WORK/cap-$1.json" >/dev/null
   python3 - "$WORK/cap-$1.json" <<'PY' >&2
 import json, sys
@@ -88,11 +106,11 @@ print(f"  capacity  {r['throughput_rps']:8.0f} req/s  p50 {l['p50']:.3f} ms  p99
 PY
 }
 overload() { # $1 = round, $2 = rate (open loop at RATE) or conc (closed loop at 2 × CONCURRENCY)
-  python3 bench/overload/probe.py "http://$ADDR" mlp "$PROBE_RATE" "$((DURATION + 2))" >"$WORK/probe-$2-$1.json" &
+  python3 bench/overload/probe.py "http://$ADDR" "$TARGET" "$PROBE_RATE" "$((DURATION + 2))" >"$WORK/probe-$2-$1.json" &
   local probe=$! load
   if [[ "$2" == rate ]]; then load=(--request-rate "$RATE" --max-in-flight "$OPEN_CONNECTIONS")
   else load=(--concurrency "$((2 * CONCURRENCY))"); fi
-  "$BIN" bench --url "http://$ADDR" --model mlp "${load[@]}" \
+  "$BIN" bench --url "http://$ADDR" "${LOAD[@]}" "${load[@]}" \
     --duration "$DURATION" --warmup 2 --quiet --json-output "$WORK/over-$2-$1.json" >/dev/null
   wait "$probe"
   python3 - "$WORK/over-$2-$1.json" "$WORK/probe-$2-$1.json" "$2" <<'PY' >&2

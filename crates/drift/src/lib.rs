@@ -72,6 +72,7 @@ mod window;
 pub use capture::{DEFAULT_CAPTURE_REQUESTS, FeatureValue, ReferenceCapture};
 pub use hub::{DriftHub, ReferenceLookup, ReferenceSource, VersionDrift, shipped_reference};
 pub use metrics::{PSI_FLOOR, js_distance, psi};
+pub use monitor::now_ms;
 pub use monitor::{
     CaptureProgress, ConfigError, DriftConfig, DriftMonitor, DriftSnapshot, FeatureDrift, SCORE_NAME, Thresholds,
     Verdict,

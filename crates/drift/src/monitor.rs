@@ -437,6 +437,6 @@ pub(crate) fn slice_ms(config: &DriftConfig) -> Result<u64, ConfigError> {
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

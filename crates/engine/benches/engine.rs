@@ -61,6 +61,34 @@ fn engine(c: &mut Criterion) {
         }
         group.finish();
     }
+    ranker(c);
+}
+
+/// The demo shop's ranker (200-tree LightGBM classifier, 24 features) on rows of its
+/// validation samples, at the sizes the pipeline sends: 1 and 32 rows, and 200 candidates.
+fn ranker(c: &mut Criterion) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce/models/ranker");
+    let engine = TractEngine::load(&dir.join("1/model.onnx")).unwrap_or_else(|e| panic!("ranker: {e}"));
+    let text = std::fs::read_to_string(dir.join("validation.json")).unwrap_or_else(|e| panic!("validation.json: {e}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("validation.json: {e}"));
+    let pool: Vec<f32> = json["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|case| case["inputs"][0]["data"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_f64().map(|v| v as f32))
+        .collect();
+    assert!(pool.len() >= 24, "validation.json holds no feature rows");
+    let mut group = c.benchmark_group("tract/ranker");
+    for batch in [1usize, 32, 200] {
+        let data: Vec<f32> = pool.iter().copied().cycle().take(batch * 24).collect();
+        let x = Tensor::new(vec![batch, 24], TensorData::F32(data)).unwrap_or_else(|e| panic!("{e}"));
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &x, |b, x| {
+            b.iter(|| black_box(engine.run(vec![x.clone()]).unwrap_or_else(|e| panic!("{e}"))))
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {

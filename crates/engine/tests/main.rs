@@ -481,6 +481,45 @@ mod batching {
         }
     }
 
+    /// Tree ensembles walk a small batch row by row and a large one tree by tree (16 rows in
+    /// lock step); both add a row's votes in tree order, so every row of a large batch must
+    /// equal, bit for bit, the same row run alone (which the golden files check against
+    /// onnxruntime), missing values included.
+    #[test]
+    fn tree_ensembles_give_the_same_bits_at_every_batch_size() {
+        for model in [
+            "lightgbm_regressor",
+            "lightgbm_classifier",
+            "lightgbm_multiclass",
+            "xgboost_regressor",
+            "xgboost_classifier",
+            "sklearn_gbdt_regressor",
+            "sklearn_rf_regressor",
+            "sklearn_rf_classifier",
+        ] {
+            let e = load(model);
+            for n in [15, 16, 17, 40, 300] {
+                let mut x = rows(n, 12, 7 + n as u32);
+                x.iter_mut().step_by(11).for_each(|v| *v = f32::NAN);
+                let batch = e.run(vec![tensor_f32(&[n, 12], x.clone())]).expect("batch");
+                for i in 0..n {
+                    let single = e.run(vec![tensor_f32(&[1, 12], x[i * 12..(i + 1) * 12].to_vec())]).expect("row");
+                    for (b, s) in batch.iter().zip(&single) {
+                        let part = b.split_rows(&[i, 1, n - i - 1]).expect("split")[1].clone();
+                        match (&part.data, &s.data) {
+                            (TensorData::F32(a), TensorData::F32(b)) => {
+                                let (a, b): (Vec<u32>, Vec<u32>) =
+                                    (a.iter().map(|v| v.to_bits()).collect(), b.iter().map(|v| v.to_bits()).collect());
+                                assert_eq!(a, b, "{model} n={n} row {i}");
+                            }
+                            (a, b) => assert_eq!(a, b, "{model} n={n} row {i}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn several_threads_share_one_engine() {
         let engines: Vec<(Arc<TractEngine>, usize)> =

@@ -68,9 +68,7 @@ pub async fn record(state: &AppState, action: Action<'_>) -> Result<(), ApiError
 /// [`record`] with a named actor (e.g. `alerting` for an automatic rollback).
 pub async fn record_as(state: &AppState, actor: &str, action: Action<'_>) -> Result<(), ApiError> {
     let Some(store) = &state.store else { return Ok(()) };
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    let mut record = AuditRecord::new(now, actor, action.action, action.outcome);
+    let mut record = AuditRecord::new(recserve_telemetry::store::now_ms(), actor, action.action, action.outcome);
     record.role = actor.strip_prefix("token:").and_then(|name| state.auth.role_of(name)).map(|r| r.to_string());
     record.target = action.target.map(str::to_string);
     record.reason = action.reason;

@@ -176,9 +176,7 @@ impl Fleet {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+use recserve_telemetry::store::now_ms;
 
 /// Starts or stops this replica's evaluation on a blocking thread (taking over reads the store).
 async fn set_evaluating(alerting: &Arc<Alerting>, on: bool) -> bool {

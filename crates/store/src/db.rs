@@ -295,12 +295,16 @@ impl Store {
     }
 }
 
-/// The wall clock in unix milliseconds (0 before 1970).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+pub(crate) use recserve_telemetry::store::now_ms;
+
+/// Refuses an empty `value` or one longer than `max` characters (the column's size), naming
+/// `what` (e.g. "lease name").
+pub(crate) fn check_length(what: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > max {
+        return Err(StoreError::Invalid { what, reason: format!("expected 1 to {max} characters, got {chars}") });
+    }
+    Ok(())
 }
 
 /// `<path><suffix>`, e.g. the `-wal` file next to an SQLite database.

@@ -38,14 +38,7 @@ impl Lease {
 }
 
 fn check(what: &'static str, value: &str) -> Result<(), StoreError> {
-    let chars = value.chars().count();
-    if chars == 0 || chars > MAX_LEASE_NAME_CHARS {
-        return Err(StoreError::Invalid {
-            what,
-            reason: format!("expected 1 to {MAX_LEASE_NAME_CHARS} characters, got {chars}"),
-        });
-    }
-    Ok(())
+    crate::db::check_length(what, value, MAX_LEASE_NAME_CHARS)
 }
 
 impl Store {

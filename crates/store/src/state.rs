@@ -59,14 +59,7 @@ struct DocumentRow {
 }
 
 fn check_name(name: &str) -> Result<(), StoreError> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_DOCUMENT_NAME_CHARS {
-        return Err(StoreError::Invalid {
-            what: "state document name",
-            reason: format!("expected 1 to {MAX_DOCUMENT_NAME_CHARS} characters, got {chars}"),
-        });
-    }
-    Ok(())
+    crate::db::check_length("state document name", name, MAX_DOCUMENT_NAME_CHARS)
 }
 
 fn check_body(name: &str, body: &str) -> Result<(), StoreError> {

@@ -1,7 +1,8 @@
 //! The audit trail: round trip with ids, filters (actor, action prefix, outcome, time), keyset
 //! paging, input checks, and retention leaving it alone.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use recserve_telemetry::store::now_ms;
+use std::time::Duration;
 
 use recserve_store::{
     AuditOutcome, AuditQuery, AuditRecord, LogQuery, NotificationQuery, NotificationRecord, Retention, Store,
@@ -129,10 +130,6 @@ async fn round_trip_filters_and_paging(ctx: Ctx) {
     assert_eq!(page.records, vec![with_id(max, id)]);
     assert_eq!(all_pages(&store, AuditQuery::default()).await.0.len(), ROWS.len() + 1);
     store.close().await;
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 async fn retention_leaves_audit_alone(ctx: Ctx) {

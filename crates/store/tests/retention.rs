@@ -1,14 +1,11 @@
 //! Retention by age and by size; the space is given back (the SQLite file shrinks).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use recserve_telemetry::store::now_ms;
+use std::time::Duration;
 
 use recserve_store::{LogQuery, Retention, WriterConfig};
 
 use crate::common::{Ctx, Kind, req, request, service, svc};
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 async fn deletes_by_age(ctx: Ctx) {
     let ctx = ctx.with_retention(Retention { max_age: Some(Duration::from_secs(3600)), max_bytes: None });

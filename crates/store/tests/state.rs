@@ -2,16 +2,13 @@
 //! writers on two pools), change polling, input checks, and the sync facade from a plain thread
 //! and from inside a tokio runtime.
 
+use recserve_telemetry::store::now_ms;
 use std::collections::BTreeSet;
 
 use recserve_store::{SqlStateDocuments, Store, StoreError};
 use tokio::task::JoinSet;
 
 use crate::common::Ctx;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 async fn versions_revisions_and_compare_and_set(ctx: Ctx) {
     let store = ctx.open().await;

@@ -4,12 +4,9 @@
 
 use recserve_store::tokens::{TOKEN_PREFIX, hash_secret};
 use recserve_store::{Store, StoreError};
+use recserve_telemetry::store::now_ms;
 
 use crate::common::{Ctx, Kind};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 async fn create_list_revoke_touch(ctx: Ctx) {
     let store = ctx.open().await;
