@@ -14,6 +14,12 @@ mod token;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: a served request allocates a few dozen small buffers
+/// (JSON, tensors, the request log's record) that are freed on another thread; measured in
+/// BENCHMARKS.md ("Serving throughput with the request log on and off").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     let default_format = if matches!(cli.command, cli::Command::Serve(_)) { "json" } else { "text" };

@@ -243,8 +243,8 @@ impl LogDraft {
     }
 
     /// Time spent in one stage.
-    pub fn stage(&mut self, name: &str, duration: Duration) {
-        self.record.stages.push((name.to_string(), duration.as_secs_f64() * 1e3));
+    pub fn stage(&mut self, name: &'static str, duration: Duration) {
+        self.record.stages.push((name.into(), duration.as_secs_f64() * 1e3));
     }
 
     /// The request's input as JSON text (or its digest when over the size cap).

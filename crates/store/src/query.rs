@@ -323,6 +323,7 @@ impl Store {
                 |reason: String| StoreError::Corrupt { target: self.describe(), table: "request_log", reason };
             let stages: Vec<(String, f64)> = serde_json::from_str(&r.stages)
                 .map_err(|e| corrupt(format!("row {}: stages {:?}: {e}", r.id, r.stages)))?;
+            let stages = stages.into_iter().map(|(name, ms)| (name.into(), ms)).collect();
             let status = u16::try_from(r.status).map_err(|_| corrupt(format!("row {}: status {}", r.id, r.status)))?;
             records.push(RequestRecord {
                 request_id: r.request_id,

@@ -3,6 +3,7 @@
 //! used by "at least this level" queries.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One served request.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -29,8 +30,9 @@ pub struct RequestRecord {
     pub input: Option<String>,
     /// Outputs or top-k items, JSON text.
     pub output: Option<String>,
-    /// Latency per stage: (stage name, milliseconds).
-    pub stages: Vec<(String, f64)>,
+    /// Latency per stage: (stage name, milliseconds). Names are the server's own static
+    /// strings when recorded (no allocation per stage), owned when read back.
+    pub stages: Vec<(Cow<'static, str>, f64)>,
     /// End-to-end latency, milliseconds.
     pub latency_ms: f64,
     /// HTTP-style status: 200 ok, 4xx/5xx errors.

@@ -331,7 +331,7 @@ fn service_bytes(r: &ServiceRecord) -> usize {
 }
 
 /// The JSON text of the stages.
-fn stages_json(stages: &[(String, f64)]) -> String {
+fn stages_json(stages: &[(std::borrow::Cow<'static, str>, f64)]) -> String {
     serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_string())
 }
 
