@@ -19,7 +19,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
-use crate::db::{Pool, Store};
+use crate::db::{InsertedId, Pool, Store};
 use crate::error::StoreError;
 use crate::query::{Arg, Page, fetch_rows, limit_of, make_cursor, time_and_cursor};
 use crate::writer::short;
@@ -248,11 +248,11 @@ impl Store {
                     // The connection stays at FULL: slower commits, nothing lost.
                     tracing::warn!(store = %self.describe(), %err, "could not set synchronous = NORMAL back after an audit write");
                 }
-                inserted.map_err(self.err(what))?.last_insert_rowid()
+                inserted.map_err(self.err(what))?.inserted_id().map_err(self.err(what))?
             }
             Pool::MySql(p) => {
                 let done = bind_audit!(sqlx::query(INSERT_AUDIT), record).execute(p).await.map_err(self.err(what))?;
-                i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)
+                done.inserted_id().map_err(self.err(what))?
             }
         };
         u64::try_from(id).map_err(|_| StoreError::Corrupt {

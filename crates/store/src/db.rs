@@ -47,6 +47,25 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// The row id an `INSERT` gave its row, from either backend's query result (in place of a
+/// `SELECT` after it: MySQL has no `INSERT … RETURNING`).
+pub(crate) trait InsertedId {
+    fn inserted_id(&self) -> Result<i64, sqlx::Error>;
+}
+
+impl InsertedId for sqlx::sqlite::SqliteQueryResult {
+    fn inserted_id(&self) -> Result<i64, sqlx::Error> {
+        Ok(self.last_insert_rowid())
+    }
+}
+
+impl InsertedId for sqlx::mysql::MySqlQueryResult {
+    fn inserted_id(&self) -> Result<i64, sqlx::Error> {
+        i64::try_from(self.last_insert_id())
+            .map_err(|_| sqlx::Error::Protocol(format!("row id {} is out of range", self.last_insert_id())))
+    }
+}
+
 /// How a [`transaction`] body wants its transaction ended.
 pub(crate) enum Finish<T> {
     Commit(T),

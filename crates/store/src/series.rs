@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sqlx::AssertSqlSafe;
 
 use crate::config::StoreConfig;
-use crate::db::{Store, with_pool};
+use crate::db::{InsertedId, Store, with_pool};
 use crate::error::StoreError;
 use crate::thread::StoreThread;
 
@@ -226,11 +226,9 @@ impl Worker {
             }
             let mut ids = Vec::with_capacity(defs.len());
             for (hash, json) in &defs {
-                sqlx::query("INSERT INTO series (labels_hash, labels) VALUES (?, ?)")
+                let inserted = sqlx::query("INSERT INTO series (labels_hash, labels) VALUES (?, ?)")
                     .bind(hash).bind(json).execute(&mut **tx).await?;
-                let id: i64 = sqlx::query_scalar("SELECT id FROM series WHERE labels_hash = ?")
-                    .bind(hash).fetch_one(&mut **tx).await?;
-                ids.push(id);
+                ids.push(inserted.inserted_id()?);
             }
             let rows: Vec<(i64, i64, i64)> = series
                 .iter()
