@@ -413,12 +413,22 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         recserve_store::Backend::MySql => Some(replica.clone()),
         recserve_store::Backend::Sqlite => settings.replica.clone(),
     };
+    // A replica also removes the history of replicas that have had no sample for as long as
+    // history is kept (pods replaced under new names): nothing of it was still shown.
     let persistence = {
         let config = store_config.clone();
-        tokio::task::spawn_blocking(move || SqlSeriesPersistence::open_scoped(&config, series_scope))
-            .await
-            .context("metric history loader panicked")?
-            .context("cannot open the metric history in the store")?
+        let retention = settings.retention;
+        tokio::task::spawn_blocking(move || {
+            let scoped = series_scope.is_some();
+            let mut persistence = SqlSeriesPersistence::open_scoped(&config, series_scope)?;
+            if scoped && let Err(err) = persistence.forget_stale_scopes(retention) {
+                tracing::warn!(%err, "could not remove the metric history of replicas that are gone; will retry at the next compaction");
+            }
+            Ok::<_, recserve_store::StoreError>(persistence)
+        })
+        .await
+        .context("metric history loader panicked")?
+        .context("cannot open the metric history in the store")?
     };
     let telemetry_config = TelemetryConfig {
         store: StoreConfig { scrape_interval: settings.scrape_interval, retention: settings.retention },

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use recserve_telemetry::LabelSet;
 use recserve_telemetry::StoreError as TelemetryStoreError;
@@ -55,8 +56,24 @@ impl SqlSeriesPersistence {
             store,
             scope,
             ids: HashMap::new(),
+            forget_after: None,
         })?;
         Ok(Self { thread, rows: 0, compacted_rows: 0 })
+    }
+
+    /// In a store shared by replicas, removes the series of other scopes (replicas) that have no
+    /// sample newer than `age` — replicas that are gone, e.g. pods replaced under new names —
+    /// now and at each later compaction. Their history would otherwise stay for good, since only
+    /// a scope's own process compacts it. Returns how many series were removed now. A scope that
+    /// is merely quiet for longer than `age` (stopped, not gone) loses its history too; give an
+    /// age at least as long as the history is kept.
+    pub fn forget_stale_scopes(&mut self, age: Duration) -> Result<u64, StoreError> {
+        self.thread.call(move |w| {
+            Box::pin(async move {
+                w.forget_after = Some(age);
+                w.forget_stale_scopes().await
+            })
+        })
     }
 
     fn telemetry_error(&self, e: StoreError) -> TelemetryStoreError {
@@ -126,6 +143,9 @@ struct Worker {
     scope: Option<String>,
     /// Series ids by labels (filled by load and append; cleared by compact).
     ids: HashMap<LabelSet, i64>,
+    /// Other scopes' series with no sample this recent are removed at each compaction
+    /// ([`SqlSeriesPersistence::forget_stale_scopes`]).
+    forget_after: Option<Duration>,
 }
 
 impl Worker {
@@ -211,19 +231,7 @@ impl Worker {
             })
             .collect();
         let new_ids: Vec<i64> = with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
-            for chunk in old.chunks(SAMPLE_GROUP) {
-                let list = vec!["?"; chunk.len()].join(",");
-                let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series_samples WHERE series_id IN ({list})")));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut **tx).await?;
-                let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series WHERE id IN ({list})")));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(&mut **tx).await?;
-            }
+            delete_series!(&mut **tx, &old);
             let mut ids = Vec::with_capacity(defs.len());
             for (hash, json) in &defs {
                 let inserted = sqlx::query("INSERT INTO series (labels_hash, labels) VALUES (?, ?)")
@@ -247,9 +255,65 @@ impl Worker {
         }).await)
         .map_err(store.err("compacting series"))?;
         self.ids = series.iter().map(|(l, _)| l.clone()).zip(new_ids).collect();
+        if self.forget_after.is_some() {
+            self.forget_stale_scopes().await?;
+        }
         Ok(())
     }
+
+    /// See [`SqlSeriesPersistence::forget_stale_scopes`].
+    async fn forget_stale_scopes(&mut self) -> Result<u64, StoreError> {
+        let (Some(scope), Some(age)) = (self.scope.as_deref(), self.forget_after) else {
+            return Ok(0);
+        };
+        let store = &self.store;
+        let cutoff =
+            recserve_telemetry::store::now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        // Scoped series' labels start with the scope's pair (`labels_json`): compare that prefix.
+        let any_scope = format!("[[{},", serde_json::Value::from(SCOPE_LABEL));
+        let own = format!("{any_scope}{}]", serde_json::Value::from(scope));
+        let stale: Vec<i64> = with_pool!(store.pool(), p =>
+            sqlx::query_scalar(
+                "SELECT s.id FROM series s WHERE substr(s.labels, 1, ?) = ? AND substr(s.labels, 1, ?) <> ? \
+                 AND NOT EXISTS (SELECT 1 FROM series_samples x WHERE x.series_id = s.id AND x.t_ms >= ?)")
+            .bind(any_scope.chars().count() as i64).bind(&any_scope)
+            .bind(own.chars().count() as i64).bind(&own)
+            .bind(cutoff)
+            .fetch_all(p).await)
+        .map_err(store.err("finding the series of replicas that are gone"))?;
+        if stale.is_empty() {
+            return Ok(0);
+        }
+        with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
+            delete_series!(&mut **tx, &stale);
+            Ok(crate::db::Finish::Commit(()))
+        }).await)
+        .map_err(store.err("removing the series of replicas that are gone"))?;
+        tracing::info!(store = %store.describe(), series = stale.len(), older_than_secs = age.as_secs(),
+            "removed the metric history of replicas with no sample since");
+        Ok(stale.len() as u64)
+    }
 }
+
+/// Deletes the series `ids` and their samples, in groups, inside the transaction `tx`.
+macro_rules! delete_series {
+    ($tx:expr, $ids:expr) => {
+        for chunk in $ids.chunks(SAMPLE_GROUP) {
+            let list = vec!["?"; chunk.len()].join(",");
+            let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series_samples WHERE series_id IN ({list})")));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute($tx).await?;
+            let mut q = sqlx::query(AssertSqlSafe(format!("DELETE FROM series WHERE id IN ({list})")));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute($tx).await?;
+        }
+    };
+}
+use delete_series;
 
 fn sample_insert_sql(rows: usize) -> String {
     let mut sql = String::from("INSERT INTO series_samples (series_id, t_ms, value_bits) VALUES ");

@@ -106,4 +106,42 @@ async fn replicas_keep_their_own_history(ctx: Ctx) {
     );
 }
 
-crate::both_backends!(round_trip_through_series_store, replicas_keep_their_own_history);
+/// A replica that is gone (no sample for longer than the age given) loses its history, at once
+/// and at later compactions; live replicas, the unscoped series and the caller's own keep theirs.
+async fn replicas_that_are_gone_are_forgotten(ctx: Ctx) {
+    use recserve_telemetry::store::SeriesPersistence;
+    let hour = 3_600_000;
+    let now = recserve_telemetry::store::now_ms();
+    let a = labels("recserve_requests_total", "ranker");
+    let b = labels("recserve_requests_total", "tower");
+    let open = |scope: Option<&str>| {
+        SqlSeriesPersistence::open_scoped(&ctx.config, scope.map(str::to_string))
+            .unwrap_or_else(|e| panic!("open {scope:?}: {e}"))
+    };
+    let (mut gone, mut live, mut single, mut me) =
+        (open(Some("pod-gone")), open(Some("pod-live")), open(None), open(Some("pod-me")));
+    gone.append(&[(&a, now - 3 * hour, 1.0), (&a, now - 2 * hour, 2.0), (&b, now - 2 * hour, 3.0)]).expect("append");
+    live.append(&[(&a, now - 3 * hour, 1.0), (&a, now - 60_000, 5.0)]).expect("append");
+    single.append(&[(&a, now - 3 * hour, 7.0)]).expect("append");
+    me.append(&[(&a, now - 3 * hour, 9.0)]).expect("append");
+
+    assert_eq!(me.forget_stale_scopes(std::time::Duration::from_secs(3600)).expect("forget"), 2);
+    // A series of the live replica that stopped long ago goes too; the replica's others stay.
+    live.append(&[(&b, now - 2 * hour, 1.0)]).expect("append");
+    let mine = me.load().expect("load");
+    me.compact(&mine).expect("compact");
+    drop((gone, live, single, me));
+
+    let points =
+        |scope: Option<&str>| -> usize { open(scope).load().expect("load").iter().map(|(_, p)| p.len()).sum() };
+    assert_eq!(points(Some("pod-gone")), 0, "the gone replica's history is removed");
+    assert_eq!(points(Some("pod-live")), 2, "the live replica keeps its recent series, whole");
+    assert_eq!(points(None), 1, "unscoped series are not a replica's");
+    assert_eq!(points(Some("pod-me")), 1, "the caller's own series stay");
+}
+
+crate::both_backends!(
+    round_trip_through_series_store,
+    replicas_keep_their_own_history,
+    replicas_that_are_gone_are_forgotten
+);
