@@ -45,11 +45,16 @@ async function main() {
     await page.goto(`${base}/#fleet`, { waitUntil: 'load' });
     await page
       .waitForFunction(
-        (ids) => ids.every((id) => {
+        // Data on every chart, from every instance: Prometheus may have scraped one replica
+        // before the other, so a chart can first show one instance only.
+        ([ids, min]) => ids.every((id) => {
           const c = document.querySelector(`#fleet-grid .panel[data-panel="${id}"]`);
-          return c && Number(c.dataset.points) > 0 && c.querySelector('canvas');
+          const instances = c
+            ? [...c.querySelectorAll('.legend > span')].filter((s) => s.firstChild?.nextSibling?.textContent !== 'all replicas').length
+            : 0;
+          return c && Number(c.dataset.points) > 0 && c.querySelector('canvas') && instances >= min;
         }),
-        PANELS,
+        [PANELS, MIN_INSTANCES],
         { timeout: 30_000 },
       )
       .catch(async () => {

@@ -270,11 +270,14 @@ impl Worker {
         let cutoff =
             recserve_telemetry::store::now_ms().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
         // Scoped series' labels start with the scope's pair (`labels_json`): compare that prefix.
+        // A series without any sample is left alone: another replica may have just added it and
+        // be about to write its first samples (two statements, `Worker::append`).
         let any_scope = format!("[[{},", serde_json::Value::from(SCOPE_LABEL));
         let own = format!("{any_scope}{}]", serde_json::Value::from(scope));
         let stale: Vec<i64> = with_pool!(store.pool(), p =>
             sqlx::query_scalar(
                 "SELECT s.id FROM series s WHERE substr(s.labels, 1, ?) = ? AND substr(s.labels, 1, ?) <> ? \
+                 AND EXISTS (SELECT 1 FROM series_samples x WHERE x.series_id = s.id) \
                  AND NOT EXISTS (SELECT 1 FROM series_samples x WHERE x.series_id = s.id AND x.t_ms >= ?)")
             .bind(any_scope.chars().count() as i64).bind(&any_scope)
             .bind(own.chars().count() as i64).bind(&own)
