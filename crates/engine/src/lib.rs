@@ -7,6 +7,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod json;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 mod tensor;
 #[cfg(test)]
 mod test_models;

@@ -6,70 +6,23 @@
 
 #![allow(clippy::unwrap_used)]
 
-use half::f16;
 use proptest::prelude::*;
 use recserve_engine::json::{DataJson, JsonTensor, NamedTensorJson, decode_data, decode_shape, tensor_from_json};
+use recserve_engine::strategies::{self, data, datatype, exact};
 use recserve_engine::{DataType, Tensor, TensorData};
 use serde_json::value::RawValue;
 
-/// 96 cases per property (a few seconds in a debug build); `PROPTEST_CASES=10000` for a long run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    strategies::config(96)
 }
 
-fn datatype() -> impl Strategy<Value = DataType> {
-    proptest::sample::select(DataType::ALL.to_vec())
-}
-
-/// Shapes of rank 0 to 4 with small dimensions (zero included), at most 48 elements.
+/// Shapes of rank 0 to 4, at most 48 elements.
 fn shape() -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(0usize..5, 0..=4).prop_filter("at most 48 elements", |s| s.iter().product::<usize>() <= 48)
+    strategies::shape(4, 48)
 }
 
-/// `n` elements of `datatype`. `json_safe` keeps to values JSON can carry exactly: finite
-/// floats (JSON has no NaN or infinity) and UTF-8 strings for BYTES (JSON strings are text).
-fn data(datatype: DataType, n: usize, json_safe: bool) -> BoxedStrategy<TensorData> {
-    use prop::collection::vec;
-    let finite32 = any::<f32>().prop_filter("finite", |x| x.is_finite());
-    let finite64 = any::<f64>().prop_filter("finite", |x| x.is_finite());
-    let half = any::<u16>().prop_map(f16::from_bits);
-    match datatype {
-        DataType::Bool => vec(any::<bool>(), n).prop_map(TensorData::Bool).boxed(),
-        DataType::U8 => vec(any::<u8>(), n).prop_map(TensorData::U8).boxed(),
-        DataType::U16 => vec(any::<u16>(), n).prop_map(TensorData::U16).boxed(),
-        DataType::U32 => vec(any::<u32>(), n).prop_map(TensorData::U32).boxed(),
-        DataType::U64 => vec(any::<u64>(), n).prop_map(TensorData::U64).boxed(),
-        DataType::I8 => vec(any::<i8>(), n).prop_map(TensorData::I8).boxed(),
-        DataType::I16 => vec(any::<i16>(), n).prop_map(TensorData::I16).boxed(),
-        DataType::I32 => vec(any::<i32>(), n).prop_map(TensorData::I32).boxed(),
-        DataType::I64 => vec(any::<i64>(), n).prop_map(TensorData::I64).boxed(),
-        DataType::F16 if json_safe => {
-            vec(half.prop_filter("finite", |x| x.is_finite()), n).prop_map(TensorData::F16).boxed()
-        }
-        DataType::F16 => vec(half, n).prop_map(TensorData::F16).boxed(),
-        DataType::F32 if json_safe => vec(finite32, n).prop_map(TensorData::F32).boxed(),
-        DataType::F32 => vec(any::<f32>(), n).prop_map(TensorData::F32).boxed(),
-        DataType::F64 if json_safe => vec(finite64, n).prop_map(TensorData::F64).boxed(),
-        DataType::F64 => vec(any::<f64>(), n).prop_map(TensorData::F64).boxed(),
-        DataType::Bytes if json_safe => {
-            vec(any::<String>().prop_map(String::into_bytes), n).prop_map(TensorData::Bytes).boxed()
-        }
-        DataType::Bytes => vec(vec(any::<u8>(), 0..12), n).prop_map(TensorData::Bytes).boxed(),
-    }
-}
-
-/// A tensor of any datatype and shape.
 fn tensor(json_safe: bool) -> impl Strategy<Value = Tensor> {
-    (datatype(), shape()).prop_flat_map(move |(dt, shape)| {
-        let n = shape.iter().product();
-        data(dt, n, json_safe).prop_map(move |d| Tensor::new(shape.clone(), d).unwrap())
-    })
-}
-
-/// Tensor data compared exactly: floats by their bits (NaN payloads and the sign of zero count).
-fn exact(d: &TensorData) -> (DataType, Vec<u8>) {
-    (d.datatype(), d.to_le_bytes())
+    strategies::tensor(json_safe, 4, 48)
 }
 
 /// The JSON form of row-major `values` nested along `shape` (what clients that send nested

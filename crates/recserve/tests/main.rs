@@ -13,7 +13,7 @@ mod shop_export;
 mod telemetry;
 mod tls;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

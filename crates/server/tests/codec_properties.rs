@@ -7,66 +7,29 @@
 
 #![allow(clippy::unwrap_used)]
 
-use half::f16;
 use proptest::prelude::*;
 use prost::Message;
 use recserve_engine::json::NamedTensorJson;
-use recserve_engine::{DataType, Tensor, TensorData};
+use recserve_engine::strategies::{self, exact};
+use recserve_engine::{Tensor, TensorData};
 use recserve_server::grpc::convert::infer_call;
 use recserve_server::grpc::proto::ModelInferRequest;
 use recserve_server::grpc::proto::model_infer_request::InferInputTensor;
 use recserve_server::rest::codec::decode_request;
 
-/// 64 cases per property (a few seconds in a debug build); `PROPTEST_CASES=10000` for a long run.
 fn config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    strategies::config(64)
 }
 
-fn datatype() -> impl Strategy<Value = DataType> {
-    proptest::sample::select(DataType::ALL.to_vec())
-}
-
-fn shape() -> impl Strategy<Value = Vec<usize>> {
-    prop::collection::vec(0usize..5, 0..=3).prop_filter("at most 32 elements", |s| s.iter().product::<usize>() <= 32)
-}
-
-/// `n` arbitrary elements of `datatype` (NaNs, infinities and non-UTF-8 BYTES included: raw
-/// bytes carry them all).
-fn data(datatype: DataType, n: usize) -> BoxedStrategy<TensorData> {
-    use prop::collection::vec;
-    match datatype {
-        DataType::Bool => vec(any::<bool>(), n).prop_map(TensorData::Bool).boxed(),
-        DataType::U8 => vec(any::<u8>(), n).prop_map(TensorData::U8).boxed(),
-        DataType::U16 => vec(any::<u16>(), n).prop_map(TensorData::U16).boxed(),
-        DataType::U32 => vec(any::<u32>(), n).prop_map(TensorData::U32).boxed(),
-        DataType::U64 => vec(any::<u64>(), n).prop_map(TensorData::U64).boxed(),
-        DataType::I8 => vec(any::<i8>(), n).prop_map(TensorData::I8).boxed(),
-        DataType::I16 => vec(any::<i16>(), n).prop_map(TensorData::I16).boxed(),
-        DataType::I32 => vec(any::<i32>(), n).prop_map(TensorData::I32).boxed(),
-        DataType::I64 => vec(any::<i64>(), n).prop_map(TensorData::I64).boxed(),
-        DataType::F16 => vec(any::<u16>().prop_map(f16::from_bits), n).prop_map(TensorData::F16).boxed(),
-        DataType::F32 => vec(any::<f32>(), n).prop_map(TensorData::F32).boxed(),
-        DataType::F64 => vec(any::<f64>(), n).prop_map(TensorData::F64).boxed(),
-        DataType::Bytes => vec(vec(any::<u8>(), 0..12), n).prop_map(TensorData::Bytes).boxed(),
-    }
-}
-
+/// Any tensor of rank 0 to 3 with at most 32 elements (NaNs, infinities and non-UTF-8 BYTES
+/// included: raw bytes carry them all).
 fn tensor() -> impl Strategy<Value = Tensor> {
-    (datatype(), shape()).prop_flat_map(|(dt, shape)| {
-        let n = shape.iter().product();
-        data(dt, n).prop_map(move |d| Tensor::new(shape.clone(), d).unwrap())
-    })
+    strategies::tensor(false, 3, 32)
 }
 
 /// Up to four tensors, each sent in binary (`true`) or as JSON `data`.
 fn inputs() -> impl Strategy<Value = Vec<(Tensor, bool)>> {
     prop::collection::vec((tensor(), any::<bool>()), 0..4)
-}
-
-/// Tensor data compared exactly: floats by their bits.
-fn exact(d: &TensorData) -> (DataType, Vec<u8>) {
-    (d.datatype(), d.to_le_bytes())
 }
 
 /// Whether JSON can carry this data exactly (finite floats, UTF-8 strings).
