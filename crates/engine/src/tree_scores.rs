@@ -7,6 +7,17 @@
 //! rows in lock step, tree after tree, so each tree's nodes stay in the L1 cache while every
 //! row passes through it, and each walk takes that tree's depth rather than the deepest of
 //! sixteen trees. Both orders add a row's votes tree by tree, so they give the same bits.
+//!
+//! A large batch over a forest whose trees have at most 64 leaves and branch on `x <= t` (or
+//! all on `x < t`), which is what LightGBM, XGBoost and scikit-learn's boosted trees export, is
+//! scored by QuickScorer instead ([`BitVectors`]; Lucchese et al., "QuickScorer", SIGIR 2015):
+//! no walk at all. Every branch node carries a bit mask of the leaves that stay reachable when
+//! its test fails; the nodes are sorted by threshold per feature, so a row scans each feature's
+//! thresholds from the smallest up to its value, ANDs the masks of the tests it fails into its
+//! trees' leaf sets, and each tree's exit leaf is the lowest bit left. The scan reads memory in
+//! order and branches once per feature, where a walk chains a dependent load per level. It
+//! reaches the same leaf as the walk and adds the votes in the same tree order, so the bits
+//! are the same (checked against the row-by-row walk for every tree fixture, NaNs included).
 //! We do not use opl's `TreeEnsemble::eval`: on the
 //! LightGBM fixture it ran 100× slower than onnxruntime, because it decodes every leaf row by
 //! building an error (`Cmp::try_from` fails on the leaf marker, and captures a backtrace when
@@ -60,6 +71,170 @@ struct CompiledTrees {
     votes: Vec<(u32, f32)>,
     /// The comparator of every branch, when they all share one (the usual case).
     uniform: Option<Cmp>,
+    /// QuickScorer's layout, when the forest qualifies.
+    bit_vectors: Option<BitVectors>,
+}
+
+/// A branch test in QuickScorer's layout: when a row's value fails it, `mask` clears the leaves
+/// of the test's true subtree from `tree`'s leaf set.
+#[derive(Debug, Clone, Copy)]
+struct FalseTest {
+    threshold: f32,
+    tree: u32,
+    mask: u64,
+}
+
+/// QuickScorer's layout of a forest whose branches all test `x <= t` (`strict`: all `x < t`)
+/// and whose trees have at most 64 leaves, numbered left (true) to right within each tree.
+#[derive(Debug)]
+struct BitVectors {
+    strict: bool,
+    /// For each feature, its range of `tests`, sorted by threshold, smallest first.
+    by_feature: Vec<[u32; 2]>,
+    tests: Vec<FalseTest>,
+    /// For each feature, its range of `nan_tests`: the tests a NaN fails (missing value goes
+    /// false), in tree order.
+    nan_by_feature: Vec<[u32; 2]>,
+    nan_tests: Vec<(u32, u64)>,
+    /// For each tree, its range of `leaf_nodes`; bit k of its leaf set is `leaf_nodes[start + k]`.
+    tree_leaves: Vec<[u32; 2]>,
+    leaf_nodes: Vec<u32>,
+    /// When every leaf casts one vote, for the same target, and votes add up (`SUM`,
+    /// `AVERAGE`): that target and each leaf's weight, indexed like `leaf_nodes`.
+    leaf_weights: Option<(u32, Vec<f32>)>,
+}
+
+impl BitVectors {
+    /// The layout, or `None` when the forest does not qualify (another comparator, mixed
+    /// comparators, a tree with more than 64 leaves, or a NaN threshold, which no scan
+    /// order can place).
+    fn build(trees: &CompiledTrees, aggregate: Aggregate, n_features: usize) -> Option<BitVectors> {
+        let (nodes, roots) = (&trees.nodes, &trees.roots);
+        let strict = match trees.uniform? {
+            Cmp::LessEqual => false,
+            Cmp::Less => true,
+            _ => return None,
+        };
+        let mut per_feature: Vec<Vec<FalseTest>> = vec![Vec::new(); n_features];
+        let mut nan_per_feature: Vec<Vec<(u32, u64)>> = vec![Vec::new(); n_features];
+        let mut tree_leaves = Vec::with_capacity(roots.len());
+        let mut leaf_nodes = Vec::new();
+        for (tree, &root) in roots.iter().enumerate() {
+            let tree = u32::try_from(tree).ok()?;
+            let first = leaf_nodes.len();
+            // Depth first, true child first, so a subtree's leaves are consecutive bits.
+            // Each branch is visited twice: on the way down (`None`) and once its subtrees are
+            // numbered (`Some(start)`: its true subtree's leaves are `start..` its false child's).
+            let mut stack: Vec<(u32, Option<usize>)> = vec![(root, None)];
+            let mut true_done: Vec<(u32, usize, usize)> = Vec::new();
+            while let Some((ix, state)) = stack.pop() {
+                let node = nodes[ix as usize];
+                if node.cmp == 0 {
+                    leaf_nodes.push(ix);
+                    if leaf_nodes.len() - first > 64 {
+                        return None;
+                    }
+                    continue;
+                }
+                match state {
+                    None => {
+                        let start = leaf_nodes.len() - first;
+                        stack.push((ix, Some(start)));
+                        stack.push((node.children[1], None));
+                    }
+                    Some(start) => {
+                        // The true subtree is numbered: record it, then number the false one.
+                        true_done.push((ix, start, leaf_nodes.len() - first));
+                        stack.push((node.children[0], None));
+                    }
+                }
+            }
+            for (ix, start, end) in true_done {
+                let node = nodes[ix as usize];
+                if node.threshold.is_nan() {
+                    return None;
+                }
+                let reachable = !(bits_below(end) & !bits_below(start));
+                let feature = node.feature as usize;
+                per_feature[feature].push(FalseTest { threshold: node.threshold, tree, mask: reachable });
+                if !node.nan_goes_true {
+                    nan_per_feature[feature].push((tree, reachable));
+                }
+            }
+            tree_leaves.push([u32::try_from(first).ok()?, u32::try_from(leaf_nodes.len()).ok()?]);
+        }
+        let mut by_feature = Vec::with_capacity(n_features);
+        let mut tests = Vec::new();
+        for mut list in per_feature {
+            list.sort_by(|a, b| a.threshold.total_cmp(&b.threshold));
+            let start = u32::try_from(tests.len()).ok()?;
+            tests.extend(list);
+            by_feature.push([start, u32::try_from(tests.len()).ok()?]);
+        }
+        let mut nan_by_feature = Vec::with_capacity(n_features);
+        let mut nan_tests = Vec::new();
+        for list in nan_per_feature {
+            let start = u32::try_from(nan_tests.len()).ok()?;
+            nan_tests.extend(list);
+            nan_by_feature.push([start, u32::try_from(nan_tests.len()).ok()?]);
+        }
+        let single_votes: Option<Vec<(u32, f32)>> = leaf_nodes
+            .iter()
+            .map(|&leaf| match trees.leaf_votes[leaf as usize] {
+                [start, end] if end == start + 1 => Some(trees.votes[start as usize]),
+                _ => None,
+            })
+            .collect();
+        let leaf_weights = match (single_votes, aggregate) {
+            (Some(votes), Aggregate::Sum | Aggregate::Avg) => match votes.first() {
+                Some(&(target, _)) if votes.iter().all(|(t, _)| *t == target) => {
+                    Some((target, votes.iter().map(|(_, w)| *w).collect()))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        Some(BitVectors { strict, by_feature, tests, nan_by_feature, nan_tests, tree_leaves, leaf_nodes, leaf_weights })
+    }
+
+    /// ANDs into `leaf_sets` (one per tree) the masks of the tests that `row`'s values of the
+    /// features in `features` fail.
+    fn narrow<const STRICT: bool>(&self, row: &[f32], features: impl Iterator<Item = usize>, leaf_sets: &mut [u64]) {
+        for f in features {
+            let (Some(&x), Some(&[start, end]), Some(&[nan_start, nan_end])) =
+                (row.get(f), self.by_feature.get(f), self.nan_by_feature.get(f))
+            else {
+                continue;
+            };
+            if x.is_nan() {
+                for &(tree, mask) in &self.nan_tests[nan_start as usize..nan_end as usize] {
+                    leaf_sets[tree as usize] &= mask;
+                }
+                continue;
+            }
+            for test in &self.tests[start as usize..end as usize] {
+                let fails = if STRICT { x >= test.threshold } else { x > test.threshold };
+                if !fails {
+                    break;
+                }
+                leaf_sets[test.tree as usize] &= test.mask;
+            }
+        }
+    }
+
+    /// The index in `leaf_nodes` of `tree`'s exit leaf, from its leaf set.
+    #[inline(always)]
+    fn exit_index(&self, tree: usize, leaf_set: u64) -> TractResult<usize> {
+        let [start, end] = self.tree_leaves[tree];
+        let at = start as usize + leaf_set.trailing_zeros() as usize;
+        ensure!(at < end as usize, "tree {tree}: no reachable leaf (leaf set {leaf_set:#x})");
+        Ok(at)
+    }
+}
+
+/// A mask of the lowest `n` bits (`n` ≤ 64).
+fn bits_below(n: usize) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
 fn compile(ensemble: &TreeEnsemble) -> TractResult<CompiledTrees> {
@@ -102,7 +277,9 @@ fn compile(ensemble: &TreeEnsemble) -> TractResult<CompiledTrees> {
         [one] => Some(cmp_of(**one)?),
         _ => None,
     };
-    Ok(CompiledTrees { roots, depths, group_depths, nodes, leaf_votes, votes, uniform })
+    let mut compiled = CompiledTrees { roots, depths, group_depths, nodes, leaf_votes, votes, uniform, bit_vectors: None };
+    compiled.bit_vectors = BitVectors::build(&compiled, ensemble.aggregate_fn, ensemble.max_used_feature + 1);
+    Ok(compiled)
 }
 
 /// Depth of the deepest leaf under `root` (0 for a lone leaf); errors on a cycle.
@@ -200,22 +377,103 @@ impl TreeEnsembleScores {
         Ok(TreeEnsembleScores { ensemble, compiled })
     }
 
-    /// Rows of at least this many go tree by tree ([`Self::eval_trees`]).
+    /// Rows of at least this many go by QuickScorer ([`Self::eval_bit_vectors`]) or tree by tree
+    /// ([`Self::eval_trees`]).
     const TREE_MAJOR_ROWS: usize = LANES;
 
     fn eval_forest<C: Compare>(&self, x: &[f32], n_features: usize, out: &mut Array2<f32>) -> TractResult<()> {
-        if x.len() / n_features >= Self::TREE_MAJOR_ROWS {
-            self.eval_trees::<C>(x, n_features, out)
-        } else {
-            self.eval_rows::<C>(x, n_features, out)
+        if x.len() / n_features < Self::TREE_MAJOR_ROWS {
+            return self.eval_rows::<C>(x, n_features, out);
         }
+        match &self.compiled.bit_vectors {
+            Some(bv) if bv.strict => self.eval_bit_vectors::<true>(bv, x, n_features, out),
+            Some(bv) => self.eval_bit_vectors::<false>(bv, x, n_features, out),
+            None => self.eval_trees::<C>(x, n_features, out),
+        }
+    }
+
+    /// Adds the votes of `leaf` to one row's scores, by the ensemble's aggregate.
+    #[inline(always)]
+    fn add_votes(&self, leaf: u32, y: &mut [f32], seen: &mut [bool]) {
+        let trees = &*self.compiled;
+        let [start, end] = trees.leaf_votes[leaf as usize];
+        for &(target, w) in &trees.votes[start as usize..end as usize] {
+            let t = target as usize;
+            match self.ensemble.aggregate_fn {
+                Aggregate::Sum | Aggregate::Avg => y[t] += w,
+                _ if !seen[t] => y[t] = w,
+                Aggregate::Max => y[t] = y[t].max(w),
+                Aggregate::Min => y[t] = y[t].min(w),
+            }
+            seen[t] = true;
+        }
+    }
+
+    /// QuickScorer ([`BitVectors`]), row by row, then the votes of every tree's exit leaf in
+    /// tree order. The candidates of one ranking request share their user's and context's
+    /// features, so the rows come in runs that agree on some columns: the tests of those
+    /// columns are scanned once per run into a base set that each row of the run starts from
+    /// (AND is order-free, so the leaf sets, and the bits, are the same).
+    fn eval_bit_vectors<const STRICT: bool>(
+        &self,
+        bv: &BitVectors,
+        x: &[f32],
+        n_features: usize,
+        out: &mut Array2<f32>,
+    ) -> TractResult<()> {
+        /// Columns that agree over this many rows (or the rest of the batch) are shared.
+        const LOOKAHEAD: usize = 8;
+        let n_targets = self.ensemble.n_classes();
+        let rows: Vec<&[f32]> = x.chunks_exact(n_features).collect();
+        let Some(y) = out.as_slice_mut() else { bail!("output rows are not contiguous") };
+        ensure!(y.len() == rows.len() * n_targets, "output holds {} values, expected {}", y.len(), rows.len() * n_targets);
+        let n_trees = bv.tree_leaves.len();
+        let (mut base, mut leaf_sets) = (vec![u64::MAX; n_trees], vec![u64::MAX; n_trees]);
+        let mut seen = vec![false; n_targets];
+        let same = |a: &[f32], b: &[f32], f: usize| a[f].to_bits() == b[f].to_bits();
+        let mut first = 0;
+        while first < rows.len() {
+            let lead = rows[first];
+            let ahead = &rows[first + 1..rows.len().min(first + LOOKAHEAD)];
+            let shared: Vec<bool> = (0..n_features)
+                .map(|f| !ahead.is_empty() && ahead.iter().all(|r| same(lead, r, f)))
+                .collect();
+            let end = first
+                + rows[first..]
+                    .iter()
+                    .take_while(|r| shared.iter().enumerate().all(|(f, s)| !s || same(lead, r, f)))
+                    .count();
+            base.iter_mut().for_each(|s| *s = u64::MAX);
+            bv.narrow::<STRICT>(lead, (0..n_features).filter(|&f| shared[f]), &mut base);
+            for (i, row) in rows.iter().enumerate().take(end).skip(first) {
+                leaf_sets.copy_from_slice(&base);
+                bv.narrow::<STRICT>(row, (0..n_features).filter(|&f| !shared[f]), &mut leaf_sets);
+                let (y, seen) = (&mut y[i * n_targets..(i + 1) * n_targets], &mut seen);
+                match &bv.leaf_weights {
+                    Some((target, weights)) => {
+                        let mut sum = y[*target as usize];
+                        for (tree, &set) in leaf_sets.iter().enumerate() {
+                            sum += weights[bv.exit_index(tree, set)?];
+                        }
+                        y[*target as usize] = sum;
+                    }
+                    None => {
+                        seen.iter_mut().for_each(|s| *s = false);
+                        for (tree, &set) in leaf_sets.iter().enumerate() {
+                            self.add_votes(bv.leaf_nodes[bv.exit_index(tree, set)?], y, seen);
+                        }
+                    }
+                }
+            }
+            first = end.max(first + 1);
+        }
+        Ok(())
     }
 
     /// Tree-major: for each tree, `LANES` rows at a time walk it in lock step for its depth.
     fn eval_trees<C: Compare>(&self, x: &[f32], n_features: usize, out: &mut Array2<f32>) -> TractResult<()> {
         let trees = &*self.compiled;
         let n_targets = self.ensemble.n_classes();
-        let aggregate = self.ensemble.aggregate_fn;
         let rows = x.len() / n_features;
         let Some(y) = out.as_slice_mut() else { bail!("output rows are not contiguous") };
         ensure!(y.len() == rows * n_targets, "output holds {} values, expected {}", y.len(), rows * n_targets);
@@ -233,18 +491,8 @@ impl TreeEnsembleScores {
                     }
                 }
                 for (lane, &leaf) in at[..n].iter().enumerate() {
-                    let base = (block * ROW_LANES + lane) * n_targets;
-                    let [start, end] = trees.leaf_votes[leaf as usize];
-                    for &(target, w) in &trees.votes[start as usize..end as usize] {
-                        let t = base + target as usize;
-                        match aggregate {
-                            Aggregate::Sum | Aggregate::Avg => y[t] += w,
-                            _ if !seen[t] => y[t] = w,
-                            Aggregate::Max => y[t] = y[t].max(w),
-                            Aggregate::Min => y[t] = y[t].min(w),
-                        }
-                        seen[t] = true;
-                    }
+                    let row = (block * ROW_LANES + lane) * n_targets..(block * ROW_LANES + lane + 1) * n_targets;
+                    self.add_votes(leaf, &mut y[row.clone()], &mut seen[row]);
                 }
             }
         }
@@ -255,7 +503,6 @@ impl TreeEnsembleScores {
     fn eval_rows<C: Compare>(&self, x: &[f32], n_features: usize, out: &mut Array2<f32>) -> TractResult<()> {
         let trees = &*self.compiled;
         let n_targets = self.ensemble.n_classes();
-        let aggregate = self.ensemble.aggregate_fn;
         let mut seen = vec![false; n_targets];
         for (row, mut y) in x.chunks_exact(n_features).zip(out.axis_iter_mut(Axis(0))) {
             let Some(y) = y.as_slice_mut() else { bail!("output rows are not contiguous") };
@@ -272,17 +519,7 @@ impl TreeEnsembleScores {
                     }
                 }
                 for &leaf in &at[..roots.len()] {
-                    let [start, end] = trees.leaf_votes[leaf as usize];
-                    for &(target, w) in &trees.votes[start as usize..end as usize] {
-                        let t = target as usize;
-                        match aggregate {
-                            Aggregate::Sum | Aggregate::Avg => y[t] += w,
-                            _ if !seen[t] => y[t] = w,
-                            Aggregate::Max => y[t] = y[t].max(w),
-                            Aggregate::Min => y[t] = y[t].min(w),
-                        }
-                        seen[t] = true;
-                    }
+                    self.add_votes(leaf, y, &mut seen);
                 }
             }
         }
@@ -332,4 +569,201 @@ impl TypedOp for TreeEnsembleScores {
     }
 
     as_op!();
+}
+
+#[cfg(test)]
+mod tests {
+    //! Random forests, built as ONNX models, scored by every evaluator (QuickScorer, the
+    //! tree-major and the row-major walk) against a plain reference walk, bit for bit.
+    use crate::test_models::{floats, int, ints, one_node_model, string, strings};
+    use crate::{Engine, Tensor, TensorData, TractEngine};
+
+    const FEATURES: usize = 5;
+
+    /// xorshift32: deterministic and dependency-free.
+    struct Rng(u32);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            self.next() as usize % n
+        }
+        /// On a coarse grid, so that values often equal thresholds (`<=` and `<` then differ).
+        fn value(&mut self) -> f32 {
+            (self.below(17) as f32 - 8.0) / 4.0
+        }
+    }
+
+    #[derive(Clone)]
+    struct TestNode {
+        mode: &'static str,
+        feature: usize,
+        threshold: f32,
+        children: [usize; 2], // [true, false]
+        nan_true: bool,
+        votes: Vec<(usize, f32)>,
+    }
+
+    /// A tree grown by splitting a random leaf until it has `leaves` leaves.
+    fn grow(rng: &mut Rng, leaves: usize, modes: &[&'static str], targets: usize) -> Vec<TestNode> {
+        let leaf = |rng: &mut Rng| TestNode {
+            mode: "LEAF",
+            feature: 0,
+            threshold: 0.0,
+            children: [0, 0],
+            nan_true: false,
+            votes: (0..targets)
+                .filter_map(|t| (targets == 1 || rng.below(3) > 0).then_some(t))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| (t, rng.value() + 0.125))
+                .collect(),
+        };
+        let mut nodes = vec![leaf(rng)];
+        for _ in 1..leaves {
+            let leaf_ids: Vec<usize> = (0..nodes.len()).filter(|&i| nodes[i].mode == "LEAF").collect();
+            let at = leaf_ids[rng.below(leaf_ids.len())];
+            let (t, f) = (nodes.len(), nodes.len() + 1);
+            nodes.push(leaf(rng));
+            nodes.push(leaf(rng));
+            nodes[at] = TestNode {
+                mode: modes[rng.below(modes.len())],
+                feature: rng.below(FEATURES),
+                threshold: rng.value(),
+                children: [t, f],
+                nan_true: rng.below(2) == 0,
+                votes: Vec::new(),
+            };
+        }
+        nodes
+    }
+
+    fn reference(forest: &[Vec<TestNode>], row: &[f32], targets: usize, max: bool) -> Vec<f32> {
+        let mut y = vec![0.0f32; targets];
+        let mut seen = vec![false; targets];
+        for tree in forest {
+            let mut at = 0;
+            while tree[at].mode != "LEAF" {
+                let n = &tree[at];
+                let (x, t) = (row[n.feature], n.threshold);
+                let holds = match n.mode {
+                    "BRANCH_LEQ" => x <= t,
+                    "BRANCH_LT" => x < t,
+                    "BRANCH_GTE" => x >= t,
+                    _ => x > t,
+                };
+                at = n.children[if holds || (x.is_nan() && n.nan_true) { 0 } else { 1 }];
+            }
+            for &(target, w) in &tree[at].votes {
+                y[target] = match (max, seen[target]) {
+                    (true, true) => y[target].max(w),
+                    (true, false) => w,
+                    (false, _) => y[target] + w,
+                };
+                seen[target] = true;
+            }
+        }
+        y
+    }
+
+    fn engine(forest: &[Vec<TestNode>], targets: usize, max: bool) -> TractEngine {
+        let all = || forest.iter().enumerate().flat_map(|(t, nodes)| nodes.iter().enumerate().map(move |(i, n)| (t, i, n)));
+        let mut votes = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (t, i, n) in all() {
+            for &(target, w) in &n.votes {
+                votes.0.push(t as i64);
+                votes.1.push(i as i64);
+                votes.2.push(target as i64);
+                votes.3.push(w);
+            }
+        }
+        let attributes = vec![
+            ints("nodes_treeids", &all().map(|(t, _, _)| t as i64).collect::<Vec<_>>()),
+            ints("nodes_nodeids", &all().map(|(_, i, _)| i as i64).collect::<Vec<_>>()),
+            ints("nodes_featureids", &all().map(|(_, _, n)| n.feature as i64).collect::<Vec<_>>()),
+            strings("nodes_modes", &all().map(|(_, _, n)| n.mode).collect::<Vec<_>>()),
+            floats("nodes_values", &all().map(|(_, _, n)| n.threshold).collect::<Vec<_>>()),
+            ints("nodes_truenodeids", &all().map(|(_, _, n)| n.children[0] as i64).collect::<Vec<_>>()),
+            ints("nodes_falsenodeids", &all().map(|(_, _, n)| n.children[1] as i64).collect::<Vec<_>>()),
+            ints("nodes_missing_value_tracks_true", &all().map(|(_, _, n)| n.nan_true as i64).collect::<Vec<_>>()),
+            ints("target_treeids", &votes.0),
+            ints("target_nodeids", &votes.1),
+            ints("target_ids", &votes.2),
+            floats("target_weights", &votes.3),
+            int("n_targets", targets as i64),
+            string("aggregate_function", if max { "MAX" } else { "SUM" }),
+        ];
+        let proto = one_node_model(
+            "TreeEnsembleRegressor",
+            attributes,
+            FEATURES as i64,
+            &[("y", 1, &[None, Some(targets as i64)])],
+        );
+        TractEngine::from_proto(&proto).expect("forest loads")
+    }
+
+    /// Rows in runs that share some columns (as a ranking request's candidates share their
+    /// user's features), with NaNs.
+    fn rows(rng: &mut Rng, n: usize) -> Vec<f32> {
+        let mut x: Vec<f32> = Vec::with_capacity(n * FEATURES);
+        let (mut lead, mut shared, mut left) = (0, 0, 0);
+        for r in 0..n {
+            if left == 0 {
+                (lead, shared, left) = (r, rng.below(FEATURES + 1), 1 + rng.below(20));
+            }
+            left -= 1;
+            for f in 0..FEATURES {
+                let v = match rng.below(12) {
+                    _ if f < shared && r > lead => x[lead * FEATURES + f],
+                    0 => f32::NAN,
+                    _ => rng.value(),
+                };
+                x.push(v);
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn every_evaluator_matches_a_plain_walk_bit_for_bit() {
+        let mut rng = Rng(0x9E37_79B9);
+        // (modes, leaves per tree): QuickScorer takes the first two; more than 64 leaves or
+        // another comparator goes to the walks.
+        let shapes: [(&[&str], usize); 5] = [
+            (&["BRANCH_LEQ"], 40),
+            (&["BRANCH_LT"], 64),
+            (&["BRANCH_LEQ"], 90),
+            (&["BRANCH_GTE"], 30),
+            (&["BRANCH_LEQ", "BRANCH_GT"], 30),
+        ];
+        for (modes, max_leaves) in shapes {
+            for (targets, max) in [(1, false), (2, false), (1, true)] {
+                let forest: Vec<Vec<TestNode>> =
+                    (0..12).map(|_| {
+                        let leaves = 1 + rng.below(max_leaves);
+                        grow(&mut rng, leaves, modes, targets)
+                    }).collect();
+                let engine = engine(&forest, targets, max);
+                for n in [1, 5, 16, 40, 200] {
+                    let x = rows(&mut rng, n);
+                    let input = Tensor::new(vec![n, FEATURES], TensorData::F32(x.clone())).expect("tensor");
+                    let out = engine.run(vec![input]).expect("runs");
+                    let TensorData::F32(got) = &out[0].data else { panic!("not f32") };
+                    for (r, row) in x.chunks(FEATURES).enumerate() {
+                        let want = reference(&forest, row, targets, max);
+                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&got[r * targets..(r + 1) * targets]),
+                            bits(&want),
+                            "modes {modes:?}, ≤{max_leaves} leaves, {targets} targets, max {max}, batch {n}, row {r} {row:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
