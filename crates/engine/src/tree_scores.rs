@@ -277,7 +277,8 @@ fn compile(ensemble: &TreeEnsemble) -> TractResult<CompiledTrees> {
         [one] => Some(cmp_of(**one)?),
         _ => None,
     };
-    let mut compiled = CompiledTrees { roots, depths, group_depths, nodes, leaf_votes, votes, uniform, bit_vectors: None };
+    let mut compiled =
+        CompiledTrees { roots, depths, group_depths, nodes, leaf_votes, votes, uniform, bit_vectors: None };
     compiled.bit_vectors = BitVectors::build(&compiled, ensemble.aggregate_fn, ensemble.max_used_feature + 1);
     Ok(compiled)
 }
@@ -426,7 +427,12 @@ impl TreeEnsembleScores {
         let n_targets = self.ensemble.n_classes();
         let rows: Vec<&[f32]> = x.chunks_exact(n_features).collect();
         let Some(y) = out.as_slice_mut() else { bail!("output rows are not contiguous") };
-        ensure!(y.len() == rows.len() * n_targets, "output holds {} values, expected {}", y.len(), rows.len() * n_targets);
+        ensure!(
+            y.len() == rows.len() * n_targets,
+            "output holds {} values, expected {}",
+            y.len(),
+            rows.len() * n_targets
+        );
         let n_trees = bv.tree_leaves.len();
         let (mut base, mut leaf_sets) = (vec![u64::MAX; n_trees], vec![u64::MAX; n_trees]);
         let mut seen = vec![false; n_targets];
@@ -435,9 +441,8 @@ impl TreeEnsembleScores {
         while first < rows.len() {
             let lead = rows[first];
             let ahead = &rows[first + 1..rows.len().min(first + LOOKAHEAD)];
-            let shared: Vec<bool> = (0..n_features)
-                .map(|f| !ahead.is_empty() && ahead.iter().all(|r| same(lead, r, f)))
-                .collect();
+            let shared: Vec<bool> =
+                (0..n_features).map(|f| !ahead.is_empty() && ahead.iter().all(|r| same(lead, r, f))).collect();
             let end = first
                 + rows[first..]
                     .iter()
@@ -617,7 +622,7 @@ mod tests {
             children: [0, 0],
             nan_true: false,
             votes: (0..targets)
-                .filter_map(|t| (targets == 1 || rng.below(3) > 0).then_some(t))
+                .filter(|_| targets == 1 || rng.below(3) > 0)
                 .collect::<Vec<_>>()
                 .into_iter()
                 .map(|t| (t, rng.value() + 0.125))
@@ -671,7 +676,8 @@ mod tests {
     }
 
     fn engine(forest: &[Vec<TestNode>], targets: usize, max: bool) -> TractEngine {
-        let all = || forest.iter().enumerate().flat_map(|(t, nodes)| nodes.iter().enumerate().map(move |(i, n)| (t, i, n)));
+        let all =
+            || forest.iter().enumerate().flat_map(|(t, nodes)| nodes.iter().enumerate().map(move |(i, n)| (t, i, n)));
         let mut votes = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (t, i, n) in all() {
             for &(target, w) in &n.votes {
@@ -742,11 +748,12 @@ mod tests {
         ];
         for (modes, max_leaves) in shapes {
             for (targets, max) in [(1, false), (2, false), (1, true)] {
-                let forest: Vec<Vec<TestNode>> =
-                    (0..12).map(|_| {
+                let forest: Vec<Vec<TestNode>> = (0..12)
+                    .map(|_| {
                         let leaves = 1 + rng.below(max_leaves);
                         grow(&mut rng, leaves, modes, targets)
-                    }).collect();
+                    })
+                    .collect();
                 let engine = engine(&forest, targets, max);
                 for n in [1, 5, 16, 40, 200] {
                     let x = rows(&mut rng, n);
