@@ -449,11 +449,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     };
 
     let registry = ModelRegistry::new(&settings.model_repository, tract_loader());
-    let (restored, state_revision) =
+    let restored =
         recserve_server::deployments::restore(&store, &registry).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    if restored > 0 {
-        info!(deployments = restored, "deployments restored from the store");
+    if restored.deployments > 0 {
+        info!(deployments = restored.deployments, "deployments restored from the store");
     }
+    let state_revision = restored.revision;
     let mut state = AppState::with_telemetry(registry.clone(), Some(telemetry.clone()));
     let telemetry_tasks = telemetry.start();
     state.limits = Limits {
@@ -482,6 +483,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         store.backend(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (model, version) in &restored.versions {
+        fleet.note_deployment_version(model, *version);
+    }
     state.fleet = Some(fleet.clone());
     state.auth = crate::token::server_auth(&settings, &store, &telemetry.registry, &[http_addr, grpc_addr]).await?;
     let experiments = Arc::new(

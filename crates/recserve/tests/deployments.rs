@@ -396,6 +396,94 @@ fn deployment_api_refusals_are_explained_and_the_cli_drives_a_promotion() {
     terminate(child);
 }
 
+/// Writes `change` of model `model`'s deployment document into the SQLite store in `data` the way
+/// another replica's change lands (version and state revision bumped), behind the server's back.
+fn another_replica_writes(data: &Path, model: &str, change: impl FnOnce(&mut Value)) {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", data.join("recserve.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("opening the store");
+        let name = format!("deployments/{model}");
+        let body: String = sqlx::query_scalar("SELECT body FROM state_documents WHERE name = ?")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .expect("the deployment document");
+        let mut doc: Value = serde_json::from_str(&body).unwrap();
+        change(&mut doc);
+        sqlx::query("UPDATE state_revision SET revision = revision + 1 WHERE id = 1").execute(&mut conn).await.unwrap();
+        sqlx::query(
+            "UPDATE state_documents SET body = ?, version = version + 1, \
+             revision = (SELECT revision FROM state_revision WHERE id = 1) WHERE name = ?",
+        )
+        .bind(doc.to_string())
+        .bind(&name)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+}
+
+/// Two replicas changing one model's deployment at once: the change made on a replica that has
+/// not seen the other's yet is refused with 409 (and audited), that replica then serves what the
+/// store holds, and a retry applies. A restarted replica knows the stored version, so its first
+/// change applies.
+#[test]
+fn a_deployment_change_racing_another_replicas_is_refused_not_lost() {
+    let data = tempfile::tempdir().unwrap();
+    let repo = data.path().join("repo");
+    let fixture = recserve_testkit::fixture_models().join("mlp/1/model.onnx");
+    for v in ["1", "2"] {
+        std::fs::create_dir_all(repo.join("mlp").join(v)).unwrap();
+        std::fs::copy(&fixture, repo.join("mlp").join(v).join("model.onnx")).unwrap();
+    }
+    // The version policy serves the newest (2); the canary is 1. The server never syncs by itself
+    // during the test: the other replica's write stays unseen.
+    let args = [
+        std::ffi::OsStr::new("--model-repository"),
+        repo.as_os_str(),
+        std::ffi::OsStr::new("--state-sync-ms"),
+        std::ffi::OsStr::new("3600000"),
+    ];
+    let describe = |addr: &str| get_json(addr, "/api/v1/deployments/mlp")["data"]["description"].clone();
+    let (child, addr) = serve_with(data.path(), &args);
+    let base = "/api/v1/deployments/mlp";
+    let (s, v) = post(&addr, &format!("{base}/canary"), r#"{"version": 1, "percent": 10}"#);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(describe(&addr), "stable v2 90%, canary v1 10%");
+
+    terminate(child);
+    let (child, addr) = serve_with(data.path(), &args);
+    let (s, v) = post(&addr, &format!("{base}/percent"), r#"{"percent": 20}"#);
+    assert_eq!(s, 200, "the first change after a restart applies: {v}\n{}", server_log(data.path()));
+    assert_eq!(describe(&addr), "stable v2 80%, canary v1 20%");
+
+    another_replica_writes(data.path(), "mlp", |doc| {
+        for arm in doc["arms"].as_array_mut().unwrap() {
+            arm["weight"] = if arm["version"] == 1 { 4000.into() } else { 6000.into() };
+        }
+    });
+    let (s, v) = post(&addr, &format!("{base}/percent"), r#"{"percent": 30, "reason": "more traffic"}"#);
+    assert_eq!(s, 409, "{v}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("another replica") && error.contains("retry"), "{v}");
+    assert_eq!(describe(&addr), "stable v2 60%, canary v1 40%", "the replica serves the stored change");
+    let records = get_json(&addr, "/api/v1/audit?action=deploy.percent&limit=10")["data"]["records"].clone();
+    assert!(
+        records.as_array().unwrap().iter().any(|r| r["outcome"] == "failed" && r["reason"] == "more traffic"),
+        "the refusal is audited: {records}"
+    );
+
+    let (s, v) = post(&addr, &format!("{base}/percent"), r#"{"percent": 30}"#);
+    assert_eq!(s, 200, "a retry applies: {v}");
+    assert_eq!(describe(&addr), "stable v2 70%, canary v1 30%");
+    terminate(child);
+    let (child, addr) = serve_with(data.path(), &args);
+    assert_eq!(describe(&addr), "stable v2 70%, canary v1 30%", "the retried change was persisted");
+    terminate(child);
+}
+
 #[test]
 fn the_overload_scenario_multiplies_the_traffic() {
     let dir = tempfile::tempdir().unwrap();

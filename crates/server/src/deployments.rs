@@ -44,13 +44,26 @@ const ALREADY_DONE: &str = "the canary was already rolled back";
 /// The actor of automatic rollbacks in the audit trail.
 pub const ALERTING_ACTOR: &str = "alerting";
 
-/// Reads the persisted deployments and hands them to the registry (call before its first poll);
-/// returns how many, and the state revision they are current as of (where the fleet's state
-/// sync starts).
-pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) -> Result<(usize, u64), String> {
+/// What [`restore`] read from the store.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Deployments handed to the registry.
+    pub deployments: usize,
+    /// The state revision they are current as of (where the fleet's state sync starts).
+    pub revision: u64,
+    /// Each model's deployment document version, readable or not: what this replica's next
+    /// change to it expects to replace (see [`commit`]).
+    pub versions: Vec<(String, u64)>,
+}
+
+/// Reads the persisted deployments and hands them to the registry (call before its first poll).
+pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) -> Result<Restored, String> {
     let changes = store.documents_changed_since(0).await.map_err(|e| format!("cannot read deployments: {e}"))?;
     let mut restored = Vec::new();
-    for doc in changes.documents.iter().filter(|d| d.name.starts_with(DOCUMENT_PREFIX)) {
+    let mut versions = Vec::new();
+    for doc in &changes.documents {
+        let Some(model) = doc.name.strip_prefix(DOCUMENT_PREFIX) else { continue };
+        versions.push((model.to_string(), doc.version));
         match serde_json::from_str::<Deployment>(&doc.body) {
             Ok(d) => restored.push(d),
             Err(e) => {
@@ -58,9 +71,9 @@ pub async fn restore(store: &recserve_store::Store, registry: &ModelRegistry) ->
             }
         }
     }
-    let n = restored.len();
+    let deployments = restored.len();
     registry.restore_deployments(restored);
-    Ok((n, changes.revision))
+    Ok(Restored { deployments, revision: changes.revision, versions })
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
@@ -133,6 +146,11 @@ struct RegisterBody {
 
 /// Persists (when the model has a deployment) and audits one applied change, then answers with
 /// the model's new state.
+///
+/// In a fleet the write is compare-and-set on the document version this replica last wrote or
+/// applied: when another replica changed the same model's deployment in between (and this one
+/// has not synced it yet), nothing is written, this replica goes back to serving the stored
+/// deployment, and the change is refused with 409, so neither change is silently lost.
 async fn commit(
     state: &AppState,
     actor: &str,
@@ -145,14 +163,44 @@ async fn commit(
     if let (Some(store), Some(deployment)) = (&state.store, deployment) {
         let body = serde_json::to_string(deployment)
             .map_err(|e| ApiError::Internal(format!("cannot encode the deployment: {e}")))?;
-        let version = store.put_document(&format!("{DOCUMENT_PREFIX}{model}"), &body).await.map_err(|e| {
+        let name = format!("{DOCUMENT_PREFIX}{model}");
+        let written = match &state.fleet {
+            Some(fleet) => store.put_document_if(&name, &body, fleet.deployment_version(model)).await,
+            None => store.put_document(&name, &body).await.map(Some),
+        }
+        .map_err(|e| {
             tracing::error!(model, error = %e, "a deployment change is serving but could not be persisted");
             ApiError::Unavailable(format!(
                 "the deployment change is serving but could not be persisted, so a restart would undo it: {e}"
             ))
         })?;
-        if let Some(fleet) = &state.fleet {
-            fleet.note_deployment_version(model, version);
+        match (written, &state.fleet) {
+            (Some(version), Some(fleet)) => {
+                fleet.note_deployment_version(model, version);
+                // A sync that applied another replica's document between this change and its
+                // write must not leave the registry serving something other than what was written.
+                if state.registry.deployment(model).as_deref() != Some(deployment) {
+                    crate::fleet::apply_deployment(state, model, &body).await;
+                }
+            }
+            (Some(_), None) => {}
+            (None, _) => {
+                let theirs = store.get_document(&name).await.ok().flatten();
+                if let Some(doc) = &theirs {
+                    if let Some(fleet) = &state.fleet {
+                        fleet.note_deployment_version(model, doc.version);
+                    }
+                    crate::fleet::apply_deployment(state, model, &doc.body).await;
+                }
+                tracing::warn!(model, action, "a deployment change raced another replica's and was refused");
+                let err = ApiError::Conflict(format!(
+                    "another replica changed the deployment of '{model}' at the same time{}; this change was not \
+                     applied: check the current deployment and retry",
+                    theirs.map(|d| format!(" (document version {})", d.version)).unwrap_or_default()
+                ));
+                refused(state, actor, action, model, reason, &err).await;
+                return Err(err);
+            }
         }
     }
     let mut details = details;

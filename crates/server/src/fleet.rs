@@ -7,7 +7,9 @@
 //! - the state sync ([`run_sync`]): every poll interval a replica reads the store's state
 //!   revision and, when it moved, applies what other replicas wrote: deployments (traffic
 //!   splits, canaries, rollbacks), silences and the evaluator's alerts. Tokens are reloaded by
-//!   the auth module's own refresh; the audit trail and the logs are shared tables.
+//!   the auth module's own refresh; the audit trail and the logs are shared tables. A replica's
+//!   own deployment change is written compare-and-set on the document version it last saw
+//!   (`deployments::commit`), so of two replicas changing one model at once, one is refused.
 //! - `GET /api/v1/fleet` (this replica, the store, who evaluates) and
 //!   `GET|POST /api/v1/fleet/query[_range]`: the fleet's series from the configured Prometheus
 //!   (which scrapes every replica), for the dashboard's Fleet page.
@@ -164,6 +166,12 @@ impl Fleet {
         *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease);
     }
 
+    /// The version of model `model`'s deployment document this replica last wrote or applied
+    /// (0: none), which its next change expects to replace.
+    pub fn deployment_version(&self, model: &str) -> u64 {
+        self.deployment_versions.lock().unwrap_or_else(|e| e.into_inner()).get(model).copied().unwrap_or(0)
+    }
+
     /// Notes that `version` of model `model`'s deployment document is what this replica serves
     /// (it wrote it, or applied it); returns whether that is newer than what it had.
     pub fn note_deployment_version(&self, model: &str, version: u64) -> bool {
@@ -314,7 +322,9 @@ pub async fn sync_once(state: &AppState, store: &Store, revision: u64) -> Result
     Ok(changes.revision)
 }
 
-async fn apply_deployment(state: &AppState, model: &str, body: &str) {
+/// Serves the deployment in `body` (a deployment document) unless it already serves it; a
+/// document that cannot serve here is logged and the current deployment kept.
+pub(crate) async fn apply_deployment(state: &AppState, model: &str, body: &str) {
     let deployment: Deployment = match serde_json::from_str(body) {
         Ok(d) => d,
         Err(e) => {
