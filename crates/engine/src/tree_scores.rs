@@ -470,7 +470,8 @@ impl TreeEnsembleScores {
                     }
                 }
             }
-            first = end.max(first + 1);
+            // `end` > `first`: the run holds its lead row.
+            first = end;
         }
         Ok(())
     }
@@ -585,17 +586,15 @@ mod tests {
 
     const FEATURES: usize = 5;
 
-    /// xorshift32: deterministic and dependency-free.
-    struct Rng(u32);
+    /// A fixed-seed generator, so every run builds the same forests.
+    struct Rng(proptest::test_runner::TestRng);
     impl Rng {
-        fn next(&mut self) -> u32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 17;
-            self.0 ^= self.0 << 5;
-            self.0
+        fn new() -> Rng {
+            Rng(proptest::test_runner::TestRng::deterministic_rng(proptest::test_runner::RngAlgorithm::ChaCha))
         }
         fn below(&mut self, n: usize) -> usize {
-            self.next() as usize % n
+            use proptest::prelude::RngExt;
+            self.0.random_range(0..n)
         }
         /// On a coarse grid, so that values often equal thresholds (`<=` and `<` then differ).
         fn value(&mut self) -> f32 {
@@ -736,7 +735,7 @@ mod tests {
 
     #[test]
     fn every_evaluator_matches_a_plain_walk_bit_for_bit() {
-        let mut rng = Rng(0x9E37_79B9);
+        let mut rng = Rng::new();
         // (modes, leaves per tree): QuickScorer takes the first two; more than 64 leaves or
         // another comparator goes to the walks.
         let shapes: [(&[&str], usize); 5] = [
