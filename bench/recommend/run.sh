@@ -95,7 +95,7 @@ DATA_DIR="$(mktemp -d -t recserve-recbench-XXXXXX)"
 SERVER_LOG="$RESULTS/$STAMP-recommend-server.log"
 PIN=()
 if [[ -n "${BENCH_SERVER_CPUS:-}" ]]; then PIN=(taskset -c "$BENCH_SERVER_CPUS"); fi
-log "starting the server on :$PORT ${PIN[*]} (building the HNSW index takes a minute or more)"
+log "starting the server on :$PORT ${PIN[*]} (building the HNSW index takes a few seconds per 100k items)"
 setsid "${PIN[@]}" "$RECSERVE" serve --model-repository "$MODELS" \
     --pipelines "$CATALOG/pipelines.toml" --host 127.0.0.1 --http-port "$PORT" --grpc-port 0 \
     --data-dir "$DATA_DIR" --repository-poll-secs 0 >"$SERVER_LOG" 2>&1 &

@@ -1,5 +1,5 @@
 //! Retrieval benchmark: recall@100 against exact search and single-thread queries per second
-//! of `ItemIndex` (instant-distance HNSW, shifted inner product) on clustered 32-dim vectors,
+//! of `ItemIndex` (usearch HNSW on the MIPS→L2 reduction) on clustered 32-dim vectors,
 //! plus the BM25 search over synthetic titles.
 //!
 //! `cargo bench -p recserve-pipeline --bench retrieval` runs 100k items;
@@ -35,7 +35,7 @@ fn ann(n: usize) {
                 / QUERIES as f64;
         println!(
             "ann n={n} dim={DIM} ef_search={} k={k}: build {build:.1} s, recall@100 {recall:.4}, {:.0} queries/s ({:.0} µs/query, 1 thread)",
-            index.ef_search(),
+            index.params().ef_search,
             QUERIES as f64 / secs,
             secs / QUERIES as f64 * 1e6
         );

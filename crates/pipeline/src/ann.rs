@@ -1,36 +1,37 @@
 //! Approximate nearest-neighbour retrieval over item embeddings: owns the HNSW index
-//! ([`instant_distance`], chosen over `hnsw_rs` by measurement — see ARCHITECTURE.md, "ANN
-//! retrieval") and the exact brute-force search used as its reference and fallback.
+//! ([`usearch`], chosen over instant-distance and hnsw_rs by measurement — see ARCHITECTURE.md,
+//! "ANN retrieval") and the exact brute-force search used as its reference and fallback.
 //!
 //! Retrieval is by maximum inner product (the `retrieval.score` feature is the dot product of
-//! the user embedding and the item embedding). The graph is built and searched with the
-//! inner-product "distance" `M² − a·b` (`M` = the largest item norm: hnswlib's `ip` space
-//! shifted to stay non-negative), and queries are scaled to norm `M` (which does not change
-//! their ranking), so every distance is ≥ 0. Returned scores are the exact dot products with
-//! the unscaled query.
+//! the user embedding and the item embedding). The graph is built on the MIPS→L2 reduction: each
+//! item `x` gets one more coordinate `sqrt(M² − |x|²)` (`M` = the largest item norm), so every
+//! item lies on the sphere of radius `M` and `|q' − x'|² = |q|² + M² − 2·q·x` for a query
+//! `q' = (q, 0)`: the nearest items in squared L2 are the largest dot products. Queries are
+//! scaled to norm `M` (onto the items' sphere; the ranking does not change). Returned scores are
+//! the exact dot products with the unscaled query.
 //!
-//! instant-distance fixes `ef_search` when the graph is built, so the index is built with the
-//! largest `ef` any scenario needs. A filtered search walks the `ef` nearest items and keeps
-//! those the filter accepts; when fewer than `k` pass (a selective filter), it falls back to an
-//! exact scan of the accepted items, so filters never lose results.
+//! A search for `k` rows explores `max(ef_search, k)` candidates. A filtered search asks the
+//! graph for rows the filter accepts; when fewer than `k` come back (a selective filter), it falls
+//! back to an exact scan of the accepted rows, so filters never lose results.
 
-use std::cell::RefCell;
-
-use instant_distance::{Builder, HnswMap, Search};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Index construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnParams {
-    /// Candidate list size while building.
+    /// Candidate list size while building (usearch's `expansion_add`).
     pub ef_construction: usize,
-    /// Candidate list size while searching: the most items one search can return.
+    /// Candidate list size while searching, at least (a search for `k` rows uses the larger of
+    /// the two).
     pub ef_search: usize,
+    /// Neighbours per node (HNSW's `M`).
+    pub connectivity: usize,
 }
 
 impl Default for AnnParams {
     fn default() -> Self {
-        AnnParams { ef_construction: 100, ef_search: 256 }
+        AnnParams { ef_construction: 128, ef_search: 256, connectivity: 32 }
     }
 }
 
@@ -43,76 +44,20 @@ pub enum AnnError {
     Ragged { len: usize, dim: usize },
     #[error("embedding row {row} holds a value that is not finite")]
     NotFinite { row: usize },
+    #[error("building the HNSW index failed: {0}")]
+    Index(String),
 }
 
-/// One item (or scaled query) in the graph, with the shift `M²`.
-#[derive(Clone)]
-struct IpPoint {
-    v: Box<[f32]>,
-    max_norm2: f32,
-}
-
-impl instant_distance::Point for IpPoint {
-    fn distance(&self, other: &Self) -> f32 {
-        (self.max_norm2 - dot(&self.v, &other.v)).max(0.0)
-    }
-}
-
-/// [`IpPoint`] for 32-dim embeddings (the demo's), stored inline: the graph's points then sit
-/// in one contiguous array (no pointer to chase per distance) and the dot product has a fixed
-/// length the compiler unrolls. Distances are most of the search's time (profile in
-/// BENCHMARKS.md, "Recommendation pipeline").
-#[derive(Clone)]
-struct IpPoint32 {
-    v: [f32; 32],
-    max_norm2: f32,
-}
-
-impl instant_distance::Point for IpPoint32 {
-    fn distance(&self, other: &Self) -> f32 {
-        (self.max_norm2 - dot32(&self.v, &other.v)).max(0.0)
-    }
-}
-
-/// Dot product of two 32-value arrays, eight independent accumulators.
-#[inline]
-fn dot32(a: &[f32; 32], b: &[f32; 32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7])
-}
-
-/// The HNSW graph, with inline points for the common dimension.
-enum Graph {
-    Dim32(HnswMap<IpPoint32, u32>),
-    Any(HnswMap<IpPoint, u32>),
-}
-
-/// Feeds the rows of `map`'s search for `q`, nearest first, to `f` until it returns false.
-fn walk<P: instant_distance::Point>(map: &HnswMap<P, u32>, q: &P, mut f: impl FnMut(usize) -> bool) {
-    SEARCH.with_borrow_mut(|search| {
-        for item in map.search(q, search) {
-            if !f(*item.value as usize) {
-                break;
-            }
-        }
-    });
-}
-
-thread_local! {
-    static SEARCH: RefCell<Search> = RefCell::new(Search::default());
-}
+/// Searches that can run at once (usearch keeps one search context per concurrent caller; a
+/// search finding none free falls back to the exact scan). Serving threads are far fewer.
+const SEARCH_CONTEXTS: usize = 64;
 
 /// Item embeddings and the HNSW index over them. Rows are item positions (0-based) in the
 /// item table.
 pub struct ItemIndex {
     dim: usize,
     vectors: Vec<f32>,
-    map: Option<Graph>,
+    graph: Option<Index>,
     max_norm2: f32,
     params: AnnParams,
 }
@@ -125,7 +70,7 @@ impl std::fmt::Debug for ItemIndex {
 
 impl ItemIndex {
     /// Builds the index over `vectors` (row-major, `dim` values per item). Blocking; uses all
-    /// cores (rayon): 100k 32-dim items take tens of seconds on 2 cores.
+    /// cores: 100k 32-dim items take several seconds on 2 cores.
     pub fn build(vectors: Vec<f32>, dim: usize, params: AnnParams) -> Result<ItemIndex, AnnError> {
         if dim == 0 {
             return Err(AnnError::ZeroDim);
@@ -141,23 +86,10 @@ impl ItemIndex {
             }
             max_norm2 = max_norm2.max(dot(v, v));
         }
-        // Headroom so rounding in the dot product cannot push a distance below zero.
+        // Headroom so rounding cannot make the extra coordinate's square negative.
         let max_norm2 = max_norm2 * 1.001 + f32::MIN_POSITIVE;
-        let map = (n > 0).then(|| {
-            let builder =
-                Builder::default().ef_construction(params.ef_construction.max(1)).ef_search(params.ef_search.max(1));
-            let rows = (0..n as u32).collect();
-            let inline: Option<Vec<IpPoint32>> =
-                vectors.chunks_exact(dim).map(|v| Some(IpPoint32 { v: v.try_into().ok()?, max_norm2 })).collect();
-            match inline {
-                Some(points) => Graph::Dim32(builder.build(points, rows)),
-                None => {
-                    let points = vectors.chunks_exact(dim).map(|v| IpPoint { v: v.into(), max_norm2 }).collect();
-                    Graph::Any(builder.build(points, rows))
-                }
-            }
-        });
-        Ok(ItemIndex { dim, vectors, map, max_norm2, params })
+        let graph = if n > 0 { Some(build_graph(&vectors, dim, max_norm2, params)?) } else { None };
+        Ok(ItemIndex { dim, vectors, graph, max_norm2, params })
     }
 
     pub fn dim(&self) -> usize {
@@ -172,9 +104,9 @@ impl ItemIndex {
         self.vectors.is_empty()
     }
 
-    /// The `ef_search` the index was built with (the most rows one search returns).
-    pub fn ef_search(&self) -> usize {
-        self.params.ef_search
+    /// The parameters the index was built with.
+    pub fn params(&self) -> AnnParams {
+        self.params
     }
 
     /// The embedding of item row `row`.
@@ -188,32 +120,31 @@ impl ItemIndex {
     }
 
     /// Up to `k` item rows with the (approximately) largest dot product with `query`, among the
-    /// rows `keep` accepts, best first, with their exact dot products. At most `ef_search` rows
-    /// without a filter. A query of the wrong length returns no rows.
+    /// rows `keep` accepts, best first, with their exact dot products. A query of the wrong
+    /// length returns no rows.
     pub fn search(&self, query: &[f32], k: usize, keep: Option<&dyn Fn(usize) -> bool>) -> Vec<(u32, f32)> {
-        let Some(map) = &self.map else { return Vec::new() };
+        let Some(graph) = &self.graph else { return Vec::new() };
         if query.len() != self.dim || k == 0 {
             return Vec::new();
         }
+        let k = k.min(self.len());
         let norm = dot(query, query).sqrt();
         let scale = if norm > 0.0 { self.max_norm2.sqrt() / norm } else { 1.0 };
-        let scaled: Vec<f32> = query.iter().map(|x| x * scale).collect();
-        let mut out: Vec<(u32, f32)> = Vec::with_capacity(k);
-        let take = |row: usize| {
-            if keep.is_none_or(|f| f(row)) {
-                out.push((row as u32, self.score(query, row)));
-            }
-            out.len() < k
+        let mut scaled: Vec<f32> = query.iter().map(|x| x * scale).collect();
+        scaled.push(0.0);
+        let found = match keep {
+            None => graph.search(&scaled, k),
+            Some(f) => graph.filtered_search(&scaled, k, |key| f(key as usize)),
         };
-        match map {
-            Graph::Dim32(map) => {
-                let Ok(v) = <[f32; 32]>::try_from(scaled.as_slice()) else { return Vec::new() };
-                walk(map, &IpPoint32 { v, max_norm2: self.max_norm2 }, take);
+        let mut out: Vec<(u32, f32)> = match found {
+            Ok(m) => m.keys.iter().map(|&key| (key as u32, self.score(query, key as usize))).collect(),
+            Err(err) => {
+                tracing::warn!(%err, "HNSW search failed; searching exactly");
+                return self.exact(query, k, keep);
             }
-            Graph::Any(map) => walk(map, &IpPoint { v: scaled.into(), max_norm2: self.max_norm2 }, take),
-        }
-        if out.len() < k && keep.is_some() && self.len() > self.params.ef_search {
-            // A selective filter left too few of the ef nearest: scan the accepted rows exactly.
+        };
+        if out.len() < k && keep.is_some() {
+            // A selective filter left too few rows within reach: scan the accepted rows exactly.
             return self.exact(query, k, keep);
         }
         sort_best_first(&mut out);
@@ -230,6 +161,47 @@ impl ItemIndex {
             (0..self.len()).filter(|&r| keep.is_none_or(|f| f(r))).map(|r| (r as u32, self.score(query, r))).collect();
         top_k(all, k)
     }
+}
+
+/// The usearch graph over the items, each extended by `sqrt(max_norm2 − |x|²)`, added from all
+/// cores.
+fn build_graph(vectors: &[f32], dim: usize, max_norm2: f32, params: AnnParams) -> Result<Index, AnnError> {
+    let options = IndexOptions {
+        dimensions: dim + 1,
+        metric: MetricKind::L2sq,
+        quantization: ScalarKind::F32,
+        connectivity: params.connectivity.max(2),
+        expansion_add: params.ef_construction.max(1),
+        expansion_search: params.ef_search.max(1),
+        multi: false,
+    };
+    let index = Index::new(&options).map_err(err)?;
+    let n = vectors.len() / dim;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n).max(1);
+    index.reserve_capacity_and_threads(n, SEARCH_CONTEXTS.max(threads)).map_err(err)?;
+    let add = |t: usize| -> Result<(), AnnError> {
+        let mut point = vec![0.0f32; dim + 1];
+        for (row, v) in vectors.chunks_exact(dim).enumerate().skip(t).step_by(threads) {
+            point[..dim].copy_from_slice(v);
+            point[dim] = (max_norm2 - dot(v, v)).max(0.0).sqrt();
+            index.add(row as u64, &point).map_err(err)?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (1..threads).map(|t| s.spawn(move || add(t))).collect();
+        let mut result = add(0);
+        for w in workers {
+            let r = w.join().unwrap_or_else(|_| Err(AnnError::Index("an index builder thread panicked".into())));
+            result = result.and(r);
+        }
+        result
+    })?;
+    Ok(index)
+}
+
+fn err(e: impl std::fmt::Display) -> AnnError {
+    AnnError::Index(e.to_string())
 }
 
 /// Dot product of two equally long slices.

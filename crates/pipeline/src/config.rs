@@ -45,8 +45,13 @@ pub struct TableConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnConfig {
+    /// HNSW candidate list size while building.
     pub ef_construction: usize,
+    /// HNSW candidate list size while searching, at least (a scenario retrieving more uses its
+    /// `retrieve`).
     pub ef_search: usize,
+    /// HNSW neighbours per node (`M`).
+    pub connectivity: usize,
     /// Catalogs with fewer items than this are searched exactly.
     pub exact_below: usize,
     /// A category filter whose categories hold at most this many items is searched exactly
@@ -60,6 +65,7 @@ impl Default for AnnConfig {
         AnnConfig {
             ef_construction: p.ef_construction,
             ef_search: p.ef_search,
+            connectivity: p.connectivity,
             exact_below: 1000,
             exact_filtered_below: 20_000,
         }
@@ -67,10 +73,9 @@ impl Default for AnnConfig {
 }
 
 impl AnnConfig {
-    /// Index parameters; `ef_search` is raised to `max_retrieve` (the most any scenario asks).
-    pub fn params(&self, max_retrieve: usize) -> AnnParams {
-        // instant-distance fixes ef at build time: build with the largest any scenario needs.
-        AnnParams { ef_construction: self.ef_construction, ef_search: self.ef_search.max(max_retrieve) }
+    /// Index parameters.
+    pub fn params(&self) -> AnnParams {
+        AnnParams { ef_construction: self.ef_construction, ef_search: self.ef_search, connectivity: self.connectivity }
     }
 }
 
@@ -179,8 +184,8 @@ impl PipelinesConfig {
                 return e("require_query needs text retrieval ([scenario.text])");
             }
         }
-        if self.ann.ef_construction == 0 || self.ann.ef_search == 0 {
-            return Err("[ann]: ef_construction ≥ 1 and ef_search ≥ 1 are required".into());
+        if self.ann.ef_construction == 0 || self.ann.ef_search == 0 || self.ann.connectivity < 2 {
+            return Err("[ann]: ef_construction ≥ 1, ef_search ≥ 1 and connectivity ≥ 2 are required".into());
         }
         Ok(())
     }

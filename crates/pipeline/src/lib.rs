@@ -9,7 +9,7 @@
 //!    per `feature_spec.json`, go to the user-tower model in one call (skipped for a user not in
 //!    the table: cold start);
 //! 3. **retrieve**: approximate maximum-inner-product search over the item embeddings (HNSW by
-//!    instant-distance, [`ann`]); a cold-start user gets the most popular items instead; scenarios with `text`
+//!    usearch, [`ann`]); a cold-start user gets the most popular items instead; scenarios with `text`
 //!    also match the query against an item text column with BM25 ([`text`]); the lists are
 //!    merged without duplicates. Filters and stock apply during retrieval;
 //! 4. **rank**: all candidates' feature rows (user/context columns once, item columns
@@ -34,8 +34,9 @@
 //! popularity_column = "popularity"        # item column for cold start (default "popularity")
 //!
 //! [ann]                                   # all optional; these are the defaults
-//! ef_construction = 100                   # HNSW (instant-distance, M = 32)
-//! ef_search = 256                         # raised to the largest `retrieve`
+//! ef_construction = 128                   # HNSW (usearch) candidate list while building
+//! ef_search = 256                         # … while searching (at least; `retrieve` if larger)
+//! connectivity = 32                       # neighbours per node (M)
 //! exact_below = 1000                      # smaller catalogs are searched exactly
 //! exact_filtered_below = 20000            # category filters covering ≤ this many items: exact
 //!

@@ -586,7 +586,7 @@ fn build_items(
     let index = ItemIndex::build(
         vectors,
         dim,
-        config.ann.params(config.scenarios.iter().map(|s| s.retrieve).max().unwrap_or(0)),
+        config.ann.params(),
     )?;
     let mut text = HashMap::new();
     for s in &config.scenarios {

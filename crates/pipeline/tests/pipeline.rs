@@ -151,6 +151,9 @@ fn config_lists_scenarios_models_and_errors() {
     std::fs::write(&cfg, good.replace("user_features.csv", "missing.csv")).unwrap();
     let e = Pipelines::load(&cfg).unwrap_err().to_string();
     assert!(e.contains("missing.csv"), "{e}");
+    std::fs::write(&cfg, good.replace("[tables]", "[ann]\nconnectivity = 1\n\n[tables]")).unwrap();
+    let e = Pipelines::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("connectivity"), "{e}");
 }
 
 #[test]

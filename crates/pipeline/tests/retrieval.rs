@@ -27,6 +27,27 @@ fn recall_at_100_on_clustered_vectors() {
 }
 
 #[test]
+fn a_search_for_more_rows_than_ef_search_explores_that_many() {
+    let dim = 16;
+    let data = vectors::clustered(5000, dim, 40, 12);
+    let params = AnnParams { ef_search: 16, ..AnnParams::default() };
+    let index = ItemIndex::build(data, dim, params).unwrap();
+    let queries = vectors::clustered(20, dim, 40, 12);
+    let mut total = 0.0;
+    for q in queries.chunks_exact(dim) {
+        let approx = index.search(q, 300, None);
+        assert_eq!(approx.len(), 300);
+        total += vectors::recall(&approx, &index.exact(q, 300, None));
+    }
+    let recall = total / 20.0;
+    assert!(recall >= 0.95, "recall@300 with ef_search 16: {recall}");
+    // More rows than the catalog holds: all of them.
+    let q = &vectors::random(1, dim, 4);
+    let tiny = ItemIndex::build(vectors::random(40, dim, 5), dim, AnnParams::default()).unwrap();
+    assert_eq!(tiny.search(q, 100, None).len(), 40);
+}
+
+#[test]
 fn filtered_search_only_returns_kept_rows() {
     let dim = 8;
     let index = ItemIndex::build(vectors::clustered(3000, dim, 20, 5), dim, AnnParams::default()).unwrap();
