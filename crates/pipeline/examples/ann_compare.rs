@@ -62,11 +62,7 @@ fn report(
     }
     let per_q = t.elapsed().as_secs_f64() / (rounds * QUERIES) as f64;
     assert!(found > 0);
-    println!(
-        "{name:<48} build {build:>7.2} s  recall@{k} {:.4}  query {:>7.1} µs",
-        rec / QUERIES as f64,
-        per_q * 1e6
-    );
+    println!("{name:<48} build {build:>7.2} s  recall@{k} {:.4}  query {:>7.1} µs", rec / QUERIES as f64, per_q * 1e6);
 }
 
 fn main() {
@@ -124,9 +120,14 @@ fn main() {
             let t = Instant::now();
             let index = ItemIndex::build(data.clone(), DIM, params).unwrap();
             let build = t.elapsed().as_secs_f64();
-            report(&format!("usearch (ItemIndex) M={connectivity} efC=128 efS={ef_search}"), k, build, &queries, &exact, |q| {
-                index.search(q, k, None)
-            });
+            report(
+                &format!("usearch (ItemIndex) M={connectivity} efC=128 efS={ef_search}"),
+                k,
+                build,
+                &queries,
+                &exact,
+                |q| index.search(q, k, None),
+            );
         }
     }
 }

@@ -583,11 +583,7 @@ fn build_items(
     let catalog = ItemCatalog::new(table, &config.tables.popularity_column)?;
     let dim = spec.embedding_dim;
     let vectors = load_embeddings(emb_path, catalog.len(), dim)?;
-    let index = ItemIndex::build(
-        vectors,
-        dim,
-        config.ann.params(),
-    )?;
+    let index = ItemIndex::build(vectors, dim, config.ann.params())?;
     let mut text = HashMap::new();
     for s in &config.scenarios {
         if let Some(t) = &s.text
