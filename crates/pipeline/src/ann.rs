@@ -14,6 +14,9 @@
 //! graph for rows the filter accepts; when fewer than `k` come back (a selective filter), it falls
 //! back to an exact scan of the accepted rows, so filters never lose results.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Index construction and search parameters.
@@ -51,6 +54,10 @@ pub enum AnnError {
 /// Searches that can run at once (usearch keeps one search context per concurrent caller; a
 /// search finding none free falls back to the exact scan). Serving threads are far fewer.
 const SEARCH_CONTEXTS: usize = 64;
+
+/// Builds of at least this many items log their start, each quarter done and their end (a 1M
+/// catalog takes minutes on 2 cores).
+const LOG_PROGRESS_FROM: usize = 50_000;
 
 /// Item embeddings and the HNSW index over them. Rows are item positions (0-based) in the
 /// item table.
@@ -179,12 +186,30 @@ fn build_graph(vectors: &[f32], dim: usize, max_norm2: f32, params: AnnParams) -
     let n = vectors.len() / dim;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n).max(1);
     index.reserve_capacity_and_threads(n, SEARCH_CONTEXTS.max(threads)).map_err(err)?;
+    let log = n >= LOG_PROGRESS_FROM;
+    let started = Instant::now();
+    if log {
+        tracing::info!(
+            items = n,
+            dim,
+            threads,
+            connectivity = options.connectivity,
+            ef_construction = options.expansion_add,
+            "building the HNSW index"
+        );
+    }
+    let done = AtomicUsize::new(0);
+    let quarter = n.div_ceil(4);
     let add = |t: usize| -> Result<(), AnnError> {
         let mut point = vec![0.0f32; dim + 1];
         for (row, v) in vectors.chunks_exact(dim).enumerate().skip(t).step_by(threads) {
             point[..dim].copy_from_slice(v);
             point[dim] = (max_norm2 - dot(v, v)).max(0.0).sqrt();
             index.add(row as u64, &point).map_err(err)?;
+            let added = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if log && added % quarter == 0 && added < n {
+                tracing::info!(added, of = n, elapsed_s = started.elapsed().as_secs_f64(), "HNSW index build progress");
+            }
         }
         Ok(())
     };
@@ -197,6 +222,9 @@ fn build_graph(vectors: &[f32], dim: usize, max_norm2: f32, params: AnnParams) -
         }
         result
     })?;
+    if log {
+        tracing::info!(items = n, elapsed_s = started.elapsed().as_secs_f64(), "HNSW index built");
+    }
     Ok(index)
 }
 
