@@ -225,7 +225,9 @@ impl Store {
             }
         };
         tracing::info!(store = %describe, "store open");
-        Ok(Store { inner: Arc::new(Inner { pool, target, describe, retention: config.retention.clone() }) })
+        let store = Store { inner: Arc::new(Inner { pool, target, describe, retention: config.retention.clone() }) };
+        store.convert_request_rows().await?;
+        Ok(store)
     }
 
     /// Which database this is.
@@ -290,7 +292,7 @@ impl Store {
     pub async fn analyze(&self) -> Result<(), StoreError> {
         if let Pool::MySql(p) = self.pool() {
             sqlx::query(
-                "ANALYZE TABLE request_log, service_log, series, series_samples, state_documents, notifications, audit, auth_tokens",
+                "ANALYZE TABLE request_blocks, service_log, series, series_samples, state_documents, notifications, audit, auth_tokens",
             )
             .execute(p)
             .await
@@ -301,11 +303,11 @@ impl Store {
 
     /// Numbers of (request, service) log records stored.
     pub async fn count_logs(&self) -> Result<(u64, u64), StoreError> {
-        let (r, s): (i64, i64) = with_pool!(self.pool(), p => sqlx::query_as(
-            "SELECT (SELECT COUNT(*) FROM request_log), (SELECT COUNT(*) FROM service_log)"
-        ).fetch_one(p).await)
-        .map_err(self.err("counting log records"))?;
-        Ok((r.max(0) as u64, s.max(0) as u64))
+        let r = self.count_request_records().await?;
+        let s: i64 =
+            with_pool!(self.pool(), p => sqlx::query_scalar("SELECT COUNT(*) FROM service_log").fetch_one(p).await)
+                .map_err(self.err("counting log records"))?;
+        Ok((r, s.max(0) as u64))
     }
 
     /// Closes the pool (waits for connections in use to be returned).

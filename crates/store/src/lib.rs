@@ -31,7 +31,8 @@
 //! ```
 //!
 //! Modules: [`config`] (URLs, backends), [`db`] ([`Store`]: pools, migrations, size),
-//! [`records`] (what is logged), [`writer`] (the batched log writer), [`query`] (log queries
+//! [`records`] (what is logged), `blocks` (the request log's compressed record blocks),
+//! [`writer`] (the batched log writer), [`query`] (log queries
 //! with keyset paging), [`retention`], [`pseudonym`] (keyed user pseudonyms, input digests),
 //! [`series`] (the telemetry series persistence), [`state`] (state documents shared by
 //! replicas, and their sync facade), [`notifications`] (the notification log and its
@@ -41,6 +42,7 @@
 //! adapters share one piece of plumbing, a store on a thread of its own (`thread`).
 
 pub mod audit;
+mod blocks;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -63,7 +65,7 @@ pub use error::StoreError;
 pub use lease::Lease;
 pub use notifications::{NotificationQuery, NotificationRecord, NotificationRecorder, RecorderStats};
 pub use pseudonym::{PSEUDONYM_KEY_ENV, Pseudonymizer, input_or_digest};
-pub use query::{LogQuery, Page, StatusFilter};
+pub use query::{LogQuery, Page, RequestQueryStats, StatusFilter};
 pub use records::{LogRecord, RequestRecord, ServiceRecord};
 pub use retention::RetentionReport;
 pub use series::SqlSeriesPersistence;

@@ -9,20 +9,104 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
+use std::sync::Arc;
+
+use crate::blocks::{BlockSummary, Key, has_key};
 
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::records::{RequestRecord, ServiceRecord, level_number};
 
-/// Characters of `user_hash` that SQLite's user index holds (migration 0006 indexes
-/// `substr(user_hash, 1, 8)`; the query must name the same expression to use it).
-pub(crate) const USER_KEY_CHARS: usize = 8;
+/// Block summaries read per statement while a request query walks the blocks.
+const SUMMARY_PAGE: usize = 256;
 
-/// The first [`USER_KEY_CHARS`] characters of a user value (SQLite's `substr` counts characters).
-fn user_key(user: &str) -> &str {
-    match user.char_indices().nth(USER_KEY_CHARS) {
-        Some((i, _)) => &user[..i],
-        None => user,
+/// What a request query read ([`Store::query_requests_with_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RequestQueryStats {
+    /// Block summaries looked at.
+    pub blocks_considered: u64,
+    /// Blocks decompressed and filtered record by record.
+    pub blocks_decoded: u64,
+}
+
+/// A request query's filters, checked against block summaries and then record by record.
+#[derive(Debug)]
+struct RequestFilter {
+    from: Option<i64>,
+    to: Option<i64>,
+    cursor: Option<(i64, i64)>,
+    request_id: Option<String>,
+    model: Option<String>,
+    version: Option<String>,
+    pipeline: Option<String>,
+    user: Option<String>,
+    status: Option<StatusFilter>,
+    /// Lower-cased.
+    text: Option<String>,
+}
+
+impl RequestFilter {
+    fn new(q: &LogQuery) -> Result<Self, StoreError> {
+        let non_empty = |s: &Option<String>| s.as_deref().filter(|v| !v.is_empty()).map(str::to_string);
+        Ok(RequestFilter {
+            from: q.from_ms,
+            to: q.to_ms,
+            cursor: q.cursor.as_deref().filter(|c| !c.is_empty()).map(parse_cursor).transpose()?,
+            request_id: non_empty(&q.request_id),
+            model: q.model.clone(),
+            version: q.version.clone(),
+            pipeline: q.pipeline.clone(),
+            user: q.user.clone(),
+            status: q.status,
+            text: non_empty(&q.text).map(|t| t.to_lowercase()),
+        })
+    }
+
+    /// The latest time a match can have.
+    fn upper(&self) -> Option<i64> {
+        match (self.to, self.cursor) {
+            (Some(to), Some((t, _))) => Some(to.min(t)),
+            (to, c) => to.or(c.map(|(t, _)| t)),
+        }
+    }
+
+    /// Whether block `s` can hold a match (false only when it certainly holds none).
+    fn may_match(&self, s: &BlockSummary) -> bool {
+        let keys = &s.key_hashes;
+        let has = |key: Option<Key<'_>>| key.is_none_or(|k| has_key(keys, k));
+        has(self.request_id.as_deref().map(Key::RequestId))
+            && has(self.user.as_deref().map(Key::User))
+            && has(self.model.as_deref().map(Key::Model))
+            && has(self.version.as_deref().map(Key::Version))
+            && has(self.pipeline.as_deref().map(Key::Pipeline))
+            && match self.status {
+                Some(StatusFilter::Ok) => s.records > s.errors,
+                Some(StatusFilter::Error) => s.errors > 0,
+                Some(StatusFilter::Code(c)) => has_key(keys, Key::Status(c)),
+                None => true,
+            }
+    }
+
+    /// Whether record `r` (id `id`) matches.
+    fn matches(&self, id: i64, r: &RequestRecord) -> bool {
+        let eq = |want: &Option<String>, got: &Option<String>| want.is_none() || want == got;
+        self.from.is_none_or(|f| r.time_ms >= f)
+            && self.to.is_none_or(|t| r.time_ms <= t)
+            && self.cursor.is_none_or(|(t, cid)| r.time_ms < t || (r.time_ms == t && id < cid))
+            && self.request_id.as_ref().is_none_or(|v| *v == r.request_id)
+            && eq(&self.model, &r.model)
+            && eq(&self.version, &r.version)
+            && eq(&self.pipeline, &r.pipeline)
+            && eq(&self.user, &r.user)
+            && match self.status {
+                Some(StatusFilter::Ok) => r.status < 400,
+                Some(StatusFilter::Error) => r.status >= 400,
+                Some(StatusFilter::Code(c)) => r.status == c,
+                None => true,
+            }
+            && self.text.as_deref().is_none_or(|t| {
+                [&r.error, &r.input, &r.output].into_iter().flatten().any(|v| v.to_lowercase().contains(t))
+            })
     }
 }
 
@@ -184,7 +268,7 @@ pub(crate) fn time_and_cursor(
     Ok(f)
 }
 
-/// Time range, request id, text and cursor: the filters both logs share.
+/// Time range, request id, text and cursor: the service log's shared filters.
 fn common(q: &LogQuery, text_columns: &[&str], mysql: bool) -> Result<Filter, StoreError> {
     let mut f = time_and_cursor(q.from_ms, q.to_ms, q.cursor.as_deref())?;
     if let Some(id) = q.request_id.as_deref().filter(|s| !s.is_empty()) {
@@ -196,26 +280,6 @@ fn common(q: &LogQuery, text_columns: &[&str], mysql: bool) -> Result<Filter, St
         f.push(&format!("({})", ors.join(" OR ")), text_columns.iter().map(|_| Arg::Str(pattern.clone())));
     }
     Ok(f)
-}
-
-#[derive(FromRow)]
-struct RequestRow {
-    id: i64,
-    request_id: String,
-    time_ms: i64,
-    replica: Option<String>,
-    model: Option<String>,
-    version: Option<String>,
-    arm: Option<String>,
-    pipeline: Option<String>,
-    user_hash: Option<String>,
-    raw_user: Option<String>,
-    input: Option<String>,
-    output: Option<String>,
-    stages: String,
-    latency_ms: f64,
-    status: i32,
-    error: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -254,96 +318,61 @@ impl Store {
         self.backend() == crate::Backend::MySql
     }
 
-    /// The request-log query of `q`: its SQL text, filter (with the bound values) and page size.
-    fn request_query(&self, q: &LogQuery) -> Result<(String, Filter, u32), StoreError> {
-        let mut f = common(q, &["error", "input", "output"], self.is_mysql())?;
-        for (column, value) in [("model", &q.model), ("version", &q.version), ("pipeline", &q.pipeline)] {
-            if let Some(v) = value.as_deref() {
-                f.push(&format!("{column} = ?"), [Arg::Str(v.to_string())]);
-            }
-        }
-        if let Some(user) = q.user.as_deref() {
-            if self.is_mysql() {
-                f.push("user_hash = ?", [Arg::Str(user.to_string())]);
-            } else {
-                // SQLite's user index is on the pseudonym's first characters (migration 0006):
-                // the prefix finds the index range, the whole value picks the rows.
-                f.push(
-                    &format!("substr(user_hash, 1, {USER_KEY_CHARS}) = ? AND user_hash = ?"),
-                    [Arg::Str(user_key(user).to_string()), Arg::Str(user.to_string())],
-                );
-            }
-        }
-        match q.status {
-            Some(StatusFilter::Ok) => f.push("status < 400", []),
-            Some(StatusFilter::Error) => f.push("status >= 400", []),
-            Some(StatusFilter::Code(c)) => f.push("status = ?", [Arg::I64(i64::from(c))]),
-            None => {}
-        }
-        let limit = limit_of(q.limit);
-        let sql = format!(
-            "SELECT id, request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, input, \
-             output, stages, latency_ms, status, error FROM request_log {} ORDER BY time_ms DESC, id DESC LIMIT {}",
-            f.sql(),
-            limit + 1
-        );
-        Ok((sql, f, limit))
-    }
-
-    /// SQLite's plan (`EXPLAIN QUERY PLAN`, one `detail` line per step) of the query
-    /// [`Store::query_requests`] runs for `q`: which index serves which filter. Empty on MySQL.
-    pub async fn explain_request_query(&self, q: &LogQuery) -> Result<Vec<String>, StoreError> {
-        let crate::db::Pool::Sqlite(p) = self.pool() else {
-            return Ok(Vec::new());
-        };
-        let (sql, f, _) = self.request_query(q)?;
-        let mut query =
-            sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
-        for a in &f.args {
-            query = match a {
-                Arg::I64(v) => query.bind(*v),
-                Arg::Str(v) => query.bind(v.clone()),
-            };
-        }
-        let rows = query.fetch_all(p).await.map_err(self.err("explaining a request log query"))?;
-        Ok(rows.into_iter().map(|(_, _, _, detail)| detail).collect())
-    }
-
     /// Request log records matching `q`, newest first.
     #[tracing::instrument(skip_all)]
     pub async fn query_requests(&self, q: &LogQuery) -> Result<Page<RequestRecord>, StoreError> {
-        let (sql, f, limit) = self.request_query(q)?;
-        let rows = fetch_rows!(self, RequestRow, sql, &f.args).map_err(self.err("querying the request log"))?;
-        let more = rows.len() > limit as usize;
-        let mut records = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last = None;
-        for r in rows.into_iter().take(limit as usize) {
-            last = Some((r.time_ms, r.id));
-            let corrupt =
-                |reason: String| StoreError::Corrupt { target: self.describe(), table: "request_log", reason };
-            let stages: Vec<(String, f64)> = serde_json::from_str(&r.stages)
-                .map_err(|e| corrupt(format!("row {}: stages {:?}: {e}", r.id, r.stages)))?;
-            let stages = stages.into_iter().map(|(name, ms)| (name.into(), ms)).collect();
-            let status = u16::try_from(r.status).map_err(|_| corrupt(format!("row {}: status {}", r.id, r.status)))?;
-            records.push(RequestRecord {
-                request_id: r.request_id,
-                time_ms: r.time_ms,
-                replica: r.replica,
-                model: r.model,
-                version: r.version,
-                arm: r.arm,
-                pipeline: r.pipeline,
-                user: r.user_hash,
-                raw_user: r.raw_user,
-                input: r.input,
-                output: r.output,
-                stages,
-                latency_ms: r.latency_ms,
-                status,
-                error: r.error,
-            });
+        Ok(self.query_requests_with_stats(q).await?.0)
+    }
+
+    /// [`Store::query_requests`], also saying how many blocks it looked at and decoded.
+    ///
+    /// Blocks are walked newest `max_time_ms` first; a block is decoded only when its summary
+    /// (time range, error count, key hashes) allows a match, and the walk stops once the page
+    /// is full and no further block can hold a newer record than the page's last.
+    pub async fn query_requests_with_stats(
+        &self,
+        q: &LogQuery,
+    ) -> Result<(Page<RequestRecord>, RequestQueryStats), StoreError> {
+        let filter = Arc::new(RequestFilter::new(q)?);
+        let limit = limit_of(q.limit) as usize;
+        let mut stats = RequestQueryStats::default();
+        // The best `limit + 1` matches so far, newest first, by (time, id).
+        let mut found: Vec<(i64, i64, RequestRecord)> = Vec::new();
+        let mut after: Option<(i64, i64)> = None;
+        'walk: loop {
+            let summaries = self
+                .block_summaries(
+                    filter.from,
+                    filter.upper(),
+                    filter.status == Some(StatusFilter::Error),
+                    after,
+                    SUMMARY_PAGE,
+                )
+                .await?;
+            for s in &summaries {
+                if found.len() > limit && s.max_time_ms < found[limit].0 {
+                    break 'walk;
+                }
+                stats.blocks_considered += 1;
+                if !filter.may_match(s) {
+                    continue;
+                }
+                stats.blocks_decoded += 1;
+                let f = filter.clone();
+                let matches = self.block_records_where(s.id, move |id, r| f.matches(id, r)).await?;
+                found.extend(matches.into_iter().map(|(id, r)| (r.time_ms, id, r)));
+                found.sort_unstable_by_key(|&(t, id, _)| std::cmp::Reverse((t, id)));
+                found.truncate(limit + 1);
+            }
+            match summaries.last() {
+                Some(last) if summaries.len() == SUMMARY_PAGE => after = Some((last.max_time_ms, last.id)),
+                _ => break,
+            }
         }
-        Ok(Page { records, next_cursor: if more { last.map(|(t, id)| make_cursor(t, id)) } else { None } })
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let next_cursor = if more { found.last().map(|(t, id, _)| make_cursor(*t, *id)) } else { None };
+        Ok((Page { records: found.into_iter().map(|(_, _, r)| r).collect(), next_cursor }, stats))
     }
 
     /// Service log records matching `q`, newest first.
@@ -399,13 +428,6 @@ mod tests {
         let err = "teapot".parse::<StatusFilter>().err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("status") && err.contains("teapot"), "{err}");
         assert!("70000".parse::<StatusFilter>().is_err());
-    }
-
-    #[test]
-    fn user_keys_are_the_first_characters() {
-        assert_eq!(user_key("0123456789abcdef"), "01234567");
-        assert_eq!(user_key("user-1"), "user-1");
-        assert_eq!(user_key("ééééééééé"), "éééééééé");
     }
 
     #[test]

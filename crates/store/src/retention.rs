@@ -35,14 +35,16 @@ pub struct RetentionReport {
 
 /// Rows per DELETE statement.
 const DELETE_CHUNK: i64 = 5000;
+/// Request log blocks per DELETE statement.
+const BLOCKS_PER_DELETE: usize = 256;
 /// Size passes at most (each deletes a share computed from the measured excess).
 const MAX_SIZE_PASSES: usize = 8;
 /// A size pass aims this far under `max_bytes`, so the next writes do not cross it at once.
 const SIZE_TARGET: f64 = 0.9;
 
+/// Row-per-record logs (the request log is kept in blocks: [`crate::blocks`]).
 #[derive(Clone, Copy)]
 enum Log {
-    Requests,
     Service,
     Notifications,
 }
@@ -50,7 +52,6 @@ enum Log {
 impl Log {
     fn table(self) -> &'static str {
         match self {
-            Log::Requests => "request_log",
             Log::Service => "service_log",
             Log::Notifications => "notifications",
         }
@@ -67,7 +68,7 @@ impl Store {
         let mut report = RetentionReport { bytes_before, bytes_after: bytes_before, ..Default::default() };
         if let Some(max_age) = retention.max_age {
             let cutoff = now_ms() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
-            report.deleted_requests += self.delete_older(Log::Requests, cutoff).await?;
+            report.deleted_requests += self.delete_requests_older(cutoff).await?;
             report.deleted_service += self.delete_older(Log::Service, cutoff).await?;
             report.deleted_notifications += self.delete_older(Log::Notifications, cutoff).await?;
         }
@@ -77,7 +78,7 @@ impl Store {
                 if used <= max_bytes {
                     break;
                 }
-                let requests = self.count(Log::Requests).await?;
+                let requests = self.count_request_records().await?;
                 let service = self.count(Log::Service).await?;
                 if requests + service == 0 {
                     tracing::warn!(
@@ -89,7 +90,7 @@ impl Store {
                 }
                 let share = ((used as f64 - max_bytes as f64 * SIZE_TARGET) / used as f64).clamp(0.01, 1.0);
                 let take = |n: u64| ((n as f64 * share).ceil() as u64).min(n);
-                report.deleted_requests += self.delete_oldest(Log::Requests, take(requests)).await?;
+                report.deleted_requests += self.delete_oldest_requests(take(requests)).await?;
                 report.deleted_service += self.delete_oldest(Log::Service, take(service)).await?;
             }
         }
@@ -205,6 +206,74 @@ impl Store {
         Ok(total)
     }
 
+    /// Deletes request records older than `cutoff_ms`: whole blocks when all their records are,
+    /// and the older records of blocks that straddle the cutoff (rewritten without them).
+    async fn delete_requests_older(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let sql = format!(
+                "SELECT id, records FROM request_blocks WHERE max_time_ms < ? ORDER BY max_time_ms LIMIT {BLOCKS_PER_DELETE}"
+            );
+            let ids: Vec<(i64, i64)> = with_pool!(self.pool(), p =>
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(cutoff_ms).fetch_all(p).await)
+            .map_err(self.err("finding old request log blocks"))?;
+            total += self.delete_blocks(&ids).await?;
+            if ids.len() < BLOCKS_PER_DELETE {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let straddling: Vec<i64> = with_pool!(self.pool(), p =>
+            sqlx::query_scalar("SELECT id FROM request_blocks WHERE min_time_ms < ?").bind(cutoff_ms).fetch_all(p).await)
+        .map_err(self.err("finding request log blocks that straddle the cutoff"))?;
+        for id in straddling {
+            total += self.rewrite_block(id, move |_, r| r.time_ms >= cutoff_ms).await?;
+        }
+        Ok(total)
+    }
+
+    /// Deletes about `count` of the oldest request records: the oldest blocks whole, and the
+    /// oldest records of the last block when only some of it is to go.
+    async fn delete_oldest_requests(&self, count: u64) -> Result<u64, StoreError> {
+        let mut total = 0;
+        while total < count {
+            let sql =
+                format!("SELECT id, records FROM request_blocks ORDER BY min_time_ms, id LIMIT {BLOCKS_PER_DELETE}");
+            let blocks: Vec<(i64, i64)> = with_pool!(self.pool(), p =>
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
+            .map_err(self.err("finding the oldest request log blocks"))?;
+            if blocks.is_empty() {
+                break;
+            }
+            let mut whole = Vec::new();
+            let mut partial = None;
+            let mut left = count - total;
+            for &(id, records) in &blocks {
+                let records = records.max(0) as u64;
+                if records <= left {
+                    whole.push((id, records as i64));
+                    left -= records;
+                } else {
+                    if left > 0 {
+                        partial = Some((id, left as usize));
+                    }
+                    break;
+                }
+            }
+            total += self.delete_blocks(&whole).await?;
+            if let Some((id, n)) = partial {
+                // Records are stored in time order: the first `n` are the oldest.
+                total += self.rewrite_block(id, move |i, _| i >= n).await?;
+                break;
+            }
+            if whole.len() < blocks.len() || blocks.len() < BLOCKS_PER_DELETE {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
+    }
+
     /// Returns freed space to the file system.
     async fn give_space_back(&self) -> Result<(), StoreError> {
         match self.pool() {
@@ -222,7 +291,7 @@ impl Store {
             Pool::MySql(p) => {
                 // InnoDB: OPTIMIZE recreates the table (online) and returns the space of a
                 // file-per-table tablespace.
-                sqlx::query("OPTIMIZE TABLE request_log, service_log, notifications")
+                sqlx::query("OPTIMIZE TABLE request_blocks, service_log, notifications")
                     .execute(p)
                     .await
                     .map_err(self.err("OPTIMIZE TABLE"))?;

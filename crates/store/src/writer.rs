@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::blocks::{EncodedBlock, encode_blocks};
 use crate::db::{Store, with_pool};
 use crate::pseudonym::input_or_digest;
 use crate::records::{LogRecord, RequestRecord, ServiceRecord, normalize_level};
@@ -216,35 +217,22 @@ impl Store {
 /// default) holds what arrives meanwhile at any rate below ~6.5 million records a second.
 const FILL_CHECK: Duration = Duration::from_millis(10);
 
-/// Statement texts by (table, rows), built once.
+/// Service-log statement texts by rows per statement, built once.
 #[derive(Default)]
 struct SqlCache {
-    texts: HashMap<(Table, usize), Arc<str>>,
+    texts: HashMap<usize, Arc<str>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Table {
-    Request,
-    Service,
-}
-
-const REQUEST_COLUMNS: &str = "request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, \
-     input, output, stages, latency_ms, status, error";
-const REQUEST_ARITY: usize = 15;
 const SERVICE_COLUMNS: &str = "time_ms, replica, level, level_num, target, message, fields, request_id";
 const SERVICE_ARITY: usize = 8;
 
 impl SqlCache {
-    fn insert(&mut self, table: Table, rows: usize) -> Arc<str> {
+    fn insert_service(&mut self, rows: usize) -> Arc<str> {
         self.texts
-            .entry((table, rows))
+            .entry(rows)
             .or_insert_with(|| {
-                let (name, columns, arity) = match table {
-                    Table::Request => ("request_log", REQUEST_COLUMNS, REQUEST_ARITY),
-                    Table::Service => ("service_log", SERVICE_COLUMNS, SERVICE_ARITY),
-                };
-                let row = format!("({})", vec!["?"; arity].join(","));
-                let mut sql = format!("INSERT INTO {name} ({columns}) VALUES ");
+                let row = format!("({})", ["?"; SERVICE_ARITY].join(","));
+                let mut sql = format!("INSERT INTO service_log ({SERVICE_COLUMNS}) VALUES ");
                 sql.push_str(&vec![row.as_str(); rows].join(","));
                 Arc::from(sql)
             })
@@ -298,28 +286,8 @@ fn short_opt(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(short)
 }
 
-fn capped(s: &Option<String>) -> Option<String> {
-    s.as_ref().map(|v| capped_str(v))
-}
-
 pub(crate) fn capped_str(v: &str) -> String {
     if v.len() <= MAX_TEXT_BYTES { v.to_string() } else { input_or_digest(v.to_string(), MAX_TEXT_BYTES) }
-}
-
-fn request_bytes(r: &RequestRecord) -> usize {
-    let o = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-    128 + r.request_id.len()
-        + o(&r.replica)
-        + o(&r.model)
-        + o(&r.version)
-        + o(&r.arm)
-        + o(&r.pipeline)
-        + o(&r.user)
-        + o(&r.raw_user)
-        + o(&r.input).min(MAX_TEXT_BYTES + 100)
-        + o(&r.output).min(MAX_TEXT_BYTES + 100)
-        + o(&r.error).min(MAX_TEXT_BYTES + 100)
-        + r.stages.iter().map(|(s, _)| s.len() + 24).sum::<usize>()
 }
 
 fn service_bytes(r: &ServiceRecord) -> usize {
@@ -328,33 +296,6 @@ fn service_bytes(r: &ServiceRecord) -> usize {
         + r.message.len().min(MAX_TEXT_BYTES + 100)
         + r.fields.len().min(MAX_TEXT_BYTES + 100)
         + r.request_id.as_ref().map_or(0, String::len)
-}
-
-/// The JSON text of the stages.
-fn stages_json(stages: &[(std::borrow::Cow<'static, str>, f64)]) -> String {
-    serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_string())
-}
-
-/// Binds one request row (same order as [`REQUEST_COLUMNS`]).
-macro_rules! bind_request {
-    ($q:expr, $r:expr) => {{
-        let r: &RequestRecord = $r;
-        $q.bind(short(&r.request_id))
-            .bind(r.time_ms)
-            .bind(short_opt(&r.replica))
-            .bind(short_opt(&r.model))
-            .bind(short_opt(&r.version))
-            .bind(short_opt(&r.arm))
-            .bind(short_opt(&r.pipeline))
-            .bind(short_opt(&r.user))
-            .bind(short_opt(&r.raw_user))
-            .bind(capped(&r.input))
-            .bind(capped(&r.output))
-            .bind(stages_json(&r.stages))
-            .bind(if r.latency_ms.is_finite() { r.latency_ms } else { -1.0 })
-            .bind(i32::from(r.status))
-            .bind(capped(&r.error))
-    }};
 }
 
 macro_rules! bind_service {
@@ -372,29 +313,20 @@ macro_rules! bind_service {
     }};
 }
 
-/// Writes one batch in one transaction.
+/// Writes one batch in one transaction: the request records' blocks, then the service rows.
 async fn write_batch(
     store: &Store,
     sql: &mut SqlCache,
-    requests: &[&RequestRecord],
+    blocks: &[EncodedBlock],
     service: &[&ServiceRecord],
 ) -> Result<(), sqlx::Error> {
-    let request_groups = groups(&requests.iter().map(|r| request_bytes(r)).collect::<Vec<_>>());
     let service_groups = groups(&service.iter().map(|r| service_bytes(r)).collect::<Vec<_>>());
     // `transaction` closes the connection after a failed statement or COMMIT (see its docs).
     with_pool!(store.pool(), p => crate::db::transaction(p, async |tx| {
-        let mut at = 0;
-        for n in request_groups {
-            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Request, n)));
-            for r in &requests[at..at + n] {
-                q = bind_request!(q, r);
-            }
-            q.execute(&mut **tx).await?;
-            at += n;
-        }
+        crate::blocks::insert_blocks!(&mut **tx, blocks)?;
         let mut at = 0;
         for n in service_groups {
-            let mut q = sqlx::query(AssertSqlSafe(sql.insert(Table::Service, n)));
+            let mut q = sqlx::query(AssertSqlSafe(sql.insert_service(n)));
             for r in &service[at..at + n] {
                 q = bind_service!(q, r);
             }
@@ -508,8 +440,9 @@ impl Task {
                 }
             }
             if !buf.is_empty() {
-                self.commit(&buf, &mut p).await;
-                p.processed += buf.len() as u64;
+                let n = buf.len() as u64;
+                buf = self.commit(std::mem::take(&mut buf), &mut p).await;
+                p.processed += n;
                 buf.clear();
             }
             // Nothing left anywhere: every flush is answered even if its goal was counted high.
@@ -545,22 +478,51 @@ impl Task {
 
     /// Writes `buf` until it is committed or given up (see the module docs); control messages
     /// that arrive meanwhile are taken (a shutdown ends the retrying of an unavailable store).
-    async fn commit(&mut self, buf: &[LogRecord], p: &mut Progress) {
-        let mut requests = Vec::new();
-        let mut service = Vec::new();
-        for r in buf {
-            match r {
-                LogRecord::Request(r) => requests.push(r),
-                LogRecord::Service(r) => service.push(r),
-            }
-        }
+    async fn commit(&mut self, buf: Vec<LogRecord>, p: &mut Progress) -> Vec<LogRecord> {
         let counters = self.counters.clone();
         let store = self.store.describe();
+        // Encoding and compressing the request records is CPU work (~1 µs per record): a
+        // blocking thread does it, once per batch, before any attempt to write.
+        let total = buf.len();
+        let encoded = tokio::task::spawn_blocking(move || {
+            let requests: Vec<&RequestRecord> = buf
+                .iter()
+                .filter_map(|r| match r {
+                    LogRecord::Request(r) => Some(r),
+                    LogRecord::Service(_) => None,
+                })
+                .collect();
+            let n = requests.len();
+            let blocks = if requests.is_empty() { Ok(Vec::new()) } else { encode_blocks(&requests) };
+            (buf, n, blocks)
+        })
+        .await;
+        let (buf, n_requests, blocks) = match encoded {
+            Ok((buf, n, Ok(blocks))) => (buf, n, blocks),
+            Ok((buf, n, Err(err))) => {
+                tracing::error!(%store, %err, records = n, "request log records could not be encoded; records lost");
+                counters.failed.fetch_add(n as u64, Ordering::AcqRel);
+                (buf, 0, Vec::new())
+            }
+            Err(err) => {
+                tracing::error!(%store, %err, records = total, "the log batch's encoding task failed; records lost");
+                counters.failed.fetch_add(total as u64, Ordering::AcqRel);
+                return Vec::new();
+            }
+        };
+        let service: Vec<&ServiceRecord> = buf
+            .iter()
+            .filter_map(|r| match r {
+                LogRecord::Service(r) => Some(r),
+                LogRecord::Request(_) => None,
+            })
+            .collect();
+        let written = (n_requests + service.len()) as u64;
         let mut failures = 0usize;
         let mut failing_since: Option<Instant> = None;
         loop {
             let result = {
-                let attempt = write_batch(&self.store, &mut self.sql, &requests, &service);
+                let attempt = write_batch(&self.store, &mut self.sql, &blocks, &service);
                 tokio::pin!(attempt);
                 let stall = tokio::time::sleep(STALL_AFTER);
                 tokio::pin!(stall);
@@ -573,22 +535,23 @@ impl Task {
                             if !counters.store_failing.swap(true, Ordering::AcqRel) {
                                 failing_since = Some(Instant::now());
                             }
-                            tracing::warn!(%store, records = buf.len(), waited_s = STALL_AFTER.as_secs(), "the store has not answered a log batch yet; still waiting");
+                            tracing::warn!(%store, records = written, waited_s = STALL_AFTER.as_secs(), "the store has not answered a log batch yet; still waiting");
                         }
                     }
                 }
             };
             let err = match result {
                 Ok(()) => {
-                    counters.requests_committed.fetch_add(requests.len() as u64, Ordering::AcqRel);
+                    counters.requests_committed.fetch_add(n_requests as u64, Ordering::AcqRel);
                     counters.service_committed.fetch_add(service.len() as u64, Ordering::AcqRel);
                     counters.batches.fetch_add(1, Ordering::AcqRel);
-                    counters.committed.fetch_add(buf.len() as u64, Ordering::AcqRel);
+                    counters.committed.fetch_add(written, Ordering::AcqRel);
                     if counters.store_failing.swap(false, Ordering::AcqRel) {
                         let failing_s = failing_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                        tracing::warn!(%store, records = buf.len(), failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
+                        tracing::warn!(%store, records = written, failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
                     }
-                    return;
+                    drop(service);
+                    return buf;
                 }
                 Err(err) => err,
             };
@@ -601,13 +564,14 @@ impl Task {
                 Some(&w) => w,
                 None if unavailable && !p.stopping => MAX_RETRY_WAIT,
                 None => {
-                    tracing::error!(%store, %err, records = buf.len(), attempts = failures + 1, "log batch failed after retries; records lost");
-                    counters.failed.fetch_add(buf.len() as u64, Ordering::AcqRel);
-                    return;
+                    tracing::error!(%store, %err, records = written, attempts = failures + 1, "log batch failed after retries; records lost");
+                    counters.failed.fetch_add(written, Ordering::AcqRel);
+                    drop(service);
+                    return buf;
                 }
             };
             failures += 1;
-            tracing::warn!(%store, %err, records = buf.len(), attempt = failures, unavailable, retry_in_ms = wait.as_millis() as u64, "log batch failed, retrying");
+            tracing::warn!(%store, %err, records = written, attempt = failures, unavailable, retry_in_ms = wait.as_millis() as u64, "log batch failed, retrying");
             // Wait, taking flushes and a shutdown meanwhile.
             let until = Instant::now() + wait;
             loop {

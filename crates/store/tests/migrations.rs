@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use recserve_store::db::{MYSQL_MIGRATIONS, SQLITE_MIGRATIONS};
-use recserve_store::{AuditOutcome, AuditQuery, AuditRecord, Backend, NotificationQuery, NotificationRecord};
+use recserve_store::{
+    AuditOutcome, AuditQuery, AuditRecord, Backend, LogQuery, NotificationQuery, NotificationRecord, RequestRecord,
+};
 
 use crate::common::{Ctx, Kind, req, request};
 
@@ -95,4 +97,82 @@ async fn schema_2_is_applied_once(ctx: Ctx) {
     again.close().await;
 }
 
-crate::both_backends!(open_twice_keeps_data, sqlite_pragmas_are_set, schema_2_is_applied_once);
+/// Schema 7: request rows written by schemas 1-6 (one `request_log` row per request) are moved
+/// into blocks when the store opens, every field kept, and the old table is left empty.
+async fn old_request_rows_move_into_blocks_at_open(ctx: Ctx) {
+    let store = ctx.open().await;
+    store.close().await;
+    let n = 1500;
+    let want: Vec<RequestRecord> = (0..n).map(|i| request(i, 1_000_000 + i as i64)).collect();
+    let insert = "INSERT INTO request_log (request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, \
+                  input, output, stages, latency_ms, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    macro_rules! fill {
+        ($conn:expr) => {{
+            let mut tx = sqlx::Connection::begin(&mut $conn).await.expect("begin");
+            for r in &want {
+                sqlx::query(insert)
+                    .bind(&r.request_id)
+                    .bind(r.time_ms)
+                    .bind(&r.replica)
+                    .bind(&r.model)
+                    .bind(&r.version)
+                    .bind(&r.arm)
+                    .bind(&r.pipeline)
+                    .bind(&r.user)
+                    .bind(&r.raw_user)
+                    .bind(&r.input)
+                    .bind(&r.output)
+                    .bind(serde_json::to_string(&r.stages).expect("stages"))
+                    .bind(r.latency_ms)
+                    .bind(i32::from(r.status))
+                    .bind(&r.error)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert an old-schema row");
+            }
+            tx.commit().await.expect("commit");
+        }};
+    }
+    match ctx.kind {
+        Kind::Sqlite => {
+            let path = crate::common::sqlite_file(&ctx.config);
+            let mut conn =
+                <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .expect("connect");
+            fill!(conn);
+        }
+        Kind::MySql => {
+            let url = ctx.config.url.clone().expect("mysql url");
+            let mut conn = <sqlx::MySqlConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+            fill!(conn);
+        }
+    }
+    let store = ctx.open().await;
+    assert_eq!(store.count_logs().await.expect("count"), (n as u64, 0));
+    let mut got = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page =
+            store.query_requests(&LogQuery { limit: Some(1000), cursor, ..Default::default() }).await.expect("q");
+        got.extend(page.records);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    got.reverse();
+    assert_eq!(got, want);
+    store.close().await;
+    // Nothing moves twice.
+    let again = ctx.open().await;
+    assert_eq!(again.count_logs().await.expect("count"), (n as u64, 0));
+    again.close().await;
+}
+
+crate::both_backends!(
+    open_twice_keeps_data,
+    sqlite_pragmas_are_set,
+    schema_2_is_applied_once,
+    old_request_rows_move_into_blocks_at_open
+);

@@ -11,7 +11,7 @@ const N_REQ: usize = 120;
 const N_SVC: usize = 60;
 
 /// A query and the plain Rust filter that must select the same records.
-type Case<T> = (LogQuery, Box<dyn Fn(&T) -> bool>);
+type Case<'a, T> = (LogQuery, Box<dyn Fn(&T) -> bool + 'a>);
 
 /// Pairs of records share a time, so ties are ordered by insertion (id).
 fn time_of(i: usize) -> i64 {
@@ -59,7 +59,7 @@ async fn request_filters(ctx: Ctx) {
     let store = ctx.open().await;
     let (all, _) = fill(&store).await;
     let q = LogQuery::default;
-    let cases: Vec<Case<RequestRecord>> = vec![
+    let cases: Vec<Case<'_, RequestRecord>> = vec![
         (q(), Box::new(|_| true)),
         (
             LogQuery { from_ms: Some(BASE + 200), to_ms: Some(BASE + 400), ..q() },
@@ -126,7 +126,7 @@ async fn service_filters(ctx: Ctx) {
     let (_, all) = fill(&store).await;
     let q = LogQuery::default;
     let rank = |l: &str| ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].iter().position(|x| *x == l).unwrap_or(0);
-    let cases: Vec<Case<ServiceRecord>> = vec![
+    let cases: Vec<Case<'_, ServiceRecord>> = vec![
         (q(), Box::new(|_| true)),
         (LogQuery { level: Some("WARN".into()), ..q() }, Box::new(move |s| rank(&s.level) >= 3)),
         (LogQuery { level: Some("warning".into()), ..q() }, Box::new(move |s| rank(&s.level) >= 3)),
@@ -220,49 +220,73 @@ async fn cursors_page_through_everything_once(ctx: Ctx) {
     store.close().await;
 }
 
-/// Schema 3: the user index is partial (only rows with a user). Records without a user are still
-/// found by every other filter, a user filter finds exactly that user's records, and on SQLite
-/// the planner serves `user_hash = ?` from the partial index (with and without a time range or
-/// a cursor).
-async fn user_filter_uses_the_partial_user_index(ctx: Ctx) {
+/// Schema 7: request records live in blocks of up to 1024. A query decodes only the blocks whose
+/// summary allows a match (time range, errors, key hashes of request id, user, model, version,
+/// pipeline and status), and stops walking once the page is full; what it returns is exactly
+/// what the plain filter picks.
+async fn queries_decode_only_the_blocks_that_can_match(ctx: Ctx) {
     let store = ctx.open().await;
     let writer = store.start_writer(WriterConfig::default());
     let sink = writer.sink();
-    let all: Vec<RequestRecord> = (0..N_REQ)
+    let n = 3000;
+    let all: Vec<RequestRecord> = (0..n)
         .map(|i| {
-            let mut r = request(i, time_of(i));
-            if i % 3 == 0 {
-                r.user = None;
-            }
+            let mut r = request(i, BASE + i as i64);
+            r.status = if (2100..2110).contains(&i) { 503 } else { 200 };
+            r.error = None;
+            r.user = match i {
+                _ if i % 3 == 0 => None,
+                0..1000 => Some("user-early".to_string()),
+                _ => Some(format!("user-{}", i % 7)),
+            };
             r
         })
         .collect();
     for r in &all {
         assert!(sink.submit(req(r.clone())));
     }
-    assert_eq!(writer.shutdown().await.committed as usize, N_REQ);
-    let q = |user: Option<&str>| LogQuery { user: user.map(str::to_string), limit: Some(1000), ..LogQuery::default() };
-    assert_eq!(all_requests(&store, &q(None)).await, newest_first(&all, |_| true));
-    for u in ["user-1", "user-3"] {
-        let want = newest_first(&all, |r| r.user.as_deref() == Some(u));
-        assert!(!want.is_empty() && want.len() < N_REQ / 7 + 1);
-        assert_eq!(all_requests(&store, &q(Some(u))).await, want, "{u}");
-    }
-    if ctx.kind == crate::common::Kind::Sqlite {
-        let cursor = format!("{}_{}", time_of(50), 51);
-        for query in [
-            q(Some("user-3")),
-            LogQuery { from_ms: Some(time_of(10)), to_ms: Some(time_of(90)), ..q(Some("user-3")) },
-            LogQuery { cursor: Some(cursor), ..q(Some("user-3")) },
-        ] {
-            let plan = store.explain_request_query(&query).await.expect("explain");
-            assert!(plan.iter().any(|d| d.contains("USING INDEX request_log_user_time")), "{query:?}: {plan:?}");
-        }
-        // Without a user filter the partial index cannot be used.
-        let plan = store.explain_request_query(&q(None)).await.expect("explain");
-        assert!(!plan.iter().any(|d| d.contains("request_log_user_time")), "{plan:?}");
-    } else {
-        assert!(store.explain_request_query(&q(Some("user-3"))).await.expect("explain").is_empty());
+    assert_eq!(writer.shutdown().await.committed as usize, n);
+    // Records are written in time order, so block b holds records 1024 b .. 1024 (b + 1).
+    let blocks_with =
+        |keep: &dyn Fn(&RequestRecord) -> bool| all.chunks(1024).filter(|c| c.iter().any(keep)).count() as u64;
+    let run = async |q: LogQuery| {
+        let q = LogQuery { limit: q.limit.or(Some(1000)), ..q };
+        let (page, stats) = store.query_requests_with_stats(&q).await.unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        (page.records, stats)
+    };
+
+    // No filter, a small page: only the newest block is decoded.
+    let (got, stats) = run(LogQuery { limit: Some(10), ..LogQuery::default() }).await;
+    assert_eq!(got[..10], newest_first(&all, |_| true)[..10]);
+    assert_eq!(stats.blocks_decoded, 1, "{stats:?}");
+
+    let cases: Vec<Case<'_, RequestRecord>> = vec![
+        (
+            LogQuery { user: Some("user-early".into()), ..LogQuery::default() },
+            Box::new(|r| r.user.as_deref() == Some("user-early")),
+        ),
+        (
+            LogQuery { user: Some("user-3".into()), ..LogQuery::default() },
+            Box::new(|r| r.user.as_deref() == Some("user-3")),
+        ),
+        (
+            LogQuery { request_id: Some(all[1500].request_id.clone()), ..LogQuery::default() },
+            Box::new(|r| r.request_id == all[1500].request_id),
+        ),
+        (LogQuery { status: Some(StatusFilter::Error), ..LogQuery::default() }, Box::new(|r| r.status >= 400)),
+        (LogQuery { status: Some(StatusFilter::Code(503)), ..LogQuery::default() }, Box::new(|r| r.status == 503)),
+        (LogQuery { model: Some("no-such-model".into()), ..LogQuery::default() }, Box::new(|_| false)),
+        (
+            LogQuery { from_ms: Some(BASE + 1100), to_ms: Some(BASE + 1200), ..LogQuery::default() },
+            Box::new(|r| (BASE + 1100..=BASE + 1200).contains(&r.time_ms)),
+        ),
+    ];
+    for (q, keep) in cases {
+        let (got, stats) = run(q.clone()).await;
+        assert_eq!(got, newest_first(&all, |r| keep(r)), "{q:?}");
+        let decoded = blocks_with(&*keep);
+        assert!(decoded < 3 || q.user.as_deref() == Some("user-3"), "{q:?}: the case should let blocks be skipped");
+        assert_eq!(stats.blocks_decoded, decoded, "{q:?}: {stats:?}");
     }
     store.close().await;
 }
@@ -271,5 +295,5 @@ crate::both_backends!(
     request_filters,
     service_filters,
     cursors_page_through_everything_once,
-    user_filter_uses_the_partial_user_index
+    queries_decode_only_the_blocks_that_can_match
 );
