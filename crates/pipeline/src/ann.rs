@@ -207,7 +207,7 @@ fn build_graph(vectors: &[f32], dim: usize, max_norm2: f32, params: AnnParams) -
             point[dim] = (max_norm2 - dot(v, v)).max(0.0).sqrt();
             index.add(row as u64, &point).map_err(err)?;
             let added = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if log && added % quarter == 0 && added < n {
+            if log && added.is_multiple_of(quarter) && added < n {
                 tracing::info!(added, of = n, elapsed_s = started.elapsed().as_secs_f64(), "HNSW index build progress");
             }
         }

@@ -432,31 +432,39 @@ impl Store {
             return Ok(0);
         }
         tracing::info!(store = %self.describe(), rows = total, "moving request log rows of the old schema into blocks");
+        let lock = if self.is_mysql() { " FOR UPDATE" } else { "" };
+        let select = format!(
+            "SELECT id, request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, input, \
+             output, stages, latency_ms, status, error FROM request_log ORDER BY id LIMIT {BLOCK_RECORDS}{lock}"
+        );
         let mut moved = 0u64;
         loop {
-            let sql = format!(
-                "SELECT id, request_id, time_ms, replica, model, version, arm, pipeline, user_hash, raw_user, input, \
-                 output, stages, latency_ms, status, error FROM request_log ORDER BY id LIMIT {BLOCK_RECORDS}"
-            );
-            let rows: Vec<LegacyRow> = with_pool!(self.pool(), p =>
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(p).await)
-            .map_err(self.err("reading request rows of the old schema"))?;
-            let Some(last) = rows.last().map(|r| r.id) else { break };
-            let n = rows.len() as u64;
-            let records: Vec<RequestRecord> = rows.into_iter().map(LegacyRow::into_record).collect();
-            let refs: Vec<&RequestRecord> = records.iter().collect();
-            let blocks = encode_blocks(&refs).map_err(|reason| StoreError::Corrupt {
-                target: self.describe(),
-                table: "request_log",
-                reason,
-            })?;
-            with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
+            // Read, insert and delete in one transaction that holds the write lock from its first
+            // statement (SQLite: a write that matches nothing still takes it; MySQL: the locking
+            // read), so two pools opening the same database at once never move a row twice.
+            let step = with_pool!(self.pool(), p => crate::db::transaction(p, async |tx| {
+                sqlx::query("DELETE FROM request_log WHERE id < 0").execute(&mut **tx).await?;
+                let rows: Vec<LegacyRow> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone())).fetch_all(&mut **tx).await?;
+                let Some(last) = rows.last().map(|r| r.id) else { return Ok(crate::db::Finish::Commit(Ok(0))) };
+                let n = rows.len() as u64;
+                let records: Vec<RequestRecord> = rows.into_iter().map(LegacyRow::into_record).collect();
+                let refs: Vec<&RequestRecord> = records.iter().collect();
+                let blocks = match encode_blocks(&refs) {
+                    Ok(b) => b,
+                    Err(reason) => return Ok(crate::db::Finish::Rollback(Err(reason))),
+                };
                 insert_blocks!(&mut **tx, &blocks)?;
                 sqlx::query("DELETE FROM request_log WHERE id <= ?").bind(last).execute(&mut **tx).await?;
-                Ok(crate::db::Finish::Commit(()))
+                Ok(crate::db::Finish::Commit(Ok(n)))
             }).await)
             .map_err(self.err("moving request rows into blocks"))?;
-            moved += n;
+            match step {
+                Ok(0) => break,
+                Ok(n) => moved += n,
+                Err(reason) => {
+                    return Err(StoreError::Corrupt { target: self.describe(), table: "request_log", reason });
+                }
+            }
         }
         tracing::info!(store = %self.describe(), rows = moved, "request log rows moved into blocks");
         Ok(moved)
