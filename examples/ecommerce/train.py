@@ -927,6 +927,8 @@ def main() -> None:
     (models_dir / "user_tower" / "config.toml").write_text(
         "# Written by examples/ecommerce/train.py.\n"
         "max_batch_size = 64\nlatency_budget_ms = 5\n\n"
+        "# One row takes ~70 us: run it on the caller's thread when nothing waits (BENCHMARKS.md).\n"
+        "[dynamic_batching]\ninline_when_idle = true\n\n"
         "[validation]\nsamples = \"validation.json\"\ntolerance = 1e-4\n")
     (models_dir / "ranker" / "config.toml").write_text(
         "# Written by examples/ecommerce/train.py. The pipeline ranks up to 200 candidates in one request.\n"

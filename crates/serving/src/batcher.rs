@@ -16,6 +16,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use recserve_engine::{Engine, Tensor};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -30,6 +31,10 @@ pub struct BatchOptions {
     pub max_queue_size: usize,
     /// Inference threads.
     pub threads: usize,
+    /// Run a request on the caller's thread when no other request is waiting (see
+    /// [`BatchQueue::submit_timed`]). For models that take a few tens of microseconds, where
+    /// the two thread hand-offs cost more than the model.
+    pub inline_when_idle: bool,
 }
 
 /// The answer to one queued request: outputs in signature order.
@@ -76,6 +81,10 @@ pub struct BatchQueue {
     capacity: usize,
     stats: Arc<VersionStats>,
     observer: ObserverSlot,
+    /// Set when requests may run on the caller's thread while nothing waits.
+    inline: Option<Arc<dyn Engine>>,
+    /// A caller is running the engine inline now (one at a time: the next goes to the queue).
+    inline_busy: AtomicBool,
 }
 
 impl BatchQueue {
@@ -91,6 +100,7 @@ impl BatchQueue {
         let owner = Owner { model: model.into(), version };
         let batching = engine.signature().batched && options.max_batch_size > 0;
         let observer: ObserverSlot = Arc::new(ArcSwapOption::empty());
+        let inline = options.inline_when_idle.then(|| engine.clone());
         for i in 0..options.threads.max(1) {
             let worker = Worker {
                 rx: rx.clone(),
@@ -105,7 +115,15 @@ impl BatchQueue {
             };
             std::thread::Builder::new().name(format!("infer-{model}-{version}-{i}")).spawn(move || worker.run())?;
         }
-        Ok(BatchQueue { tx, owner, capacity: options.max_queue_size, stats, observer })
+        Ok(BatchQueue {
+            tx,
+            owner,
+            capacity: options.max_queue_size,
+            stats,
+            observer,
+            inline,
+            inline_busy: AtomicBool::new(false),
+        })
     }
 
     /// Queues one request (inputs in signature order, `rows` in the batch dimension) and waits
@@ -116,7 +134,22 @@ impl BatchQueue {
 
     /// As [`BatchQueue::submit`], also saying how long the request waited and how long its
     /// batch ran.
+    ///
+    /// With [`BatchOptions::inline_when_idle`], no request waiting and no other caller running
+    /// inline, the engine runs on the caller's thread instead: nothing could join the batch
+    /// anyway, and the request saves the hand-off to an inference thread and back (each a
+    /// wake-up that waits for a core on a busy machine). The caller acts as one more instance:
+    /// a request arriving meanwhile goes to the queue, and what queues behind it is batched.
+    /// Counted like a batch of its own (queue time zero).
     pub async fn submit_timed(&self, inputs: Vec<Tensor>, rows: usize) -> (BatchResult, JobTimings) {
+        if let Some(engine) = &self.inline
+            && self.tx.is_empty()
+            && self.inline_busy.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            let answer = self.run_inline(engine, inputs, rows);
+            self.inline_busy.store(false, Ordering::Release);
+            return answer;
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job { inputs, rows, enqueued: Instant::now(), reply };
         match self.tx.try_send(job) {
@@ -137,6 +170,22 @@ impl BatchQueue {
                 ServingError::inference(&self.owner.model, self.owner.version, "the inference thread stopped");
             (Err(stopped), JobTimings::default())
         })
+    }
+
+    fn run_inline(&self, engine: &Arc<dyn Engine>, inputs: Vec<Tensor>, rows: usize) -> (BatchResult, JobTimings) {
+        let started = Instant::now();
+        self.stats.queue_time.record(Duration::ZERO);
+        let result = call_engine(engine, &self.owner, inputs);
+        let compute = started.elapsed();
+        self.stats.executions.inc();
+        self.stats.compute_time.record(compute);
+        if result.is_ok() {
+            self.stats.inferences.add(rows as u64);
+        }
+        if let Some(observer) = self.observer.load().as_ref() {
+            observer.batch_executed(rows, self.tx.len());
+        }
+        (result, JobTimings { queue: Some(Duration::ZERO), inference: Some(compute) })
     }
 
     /// Sets (or with `None` removes) the observer told of every executed batch.
@@ -275,10 +324,7 @@ impl Worker {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ServingError::inference(model, version, e))?
         };
-        let engine = &self.engine;
-        let outputs = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run(inputs)))
-            .map_err(|_| ServingError::inference(model, version, "the engine panicked"))?
-            .map_err(|e| ServingError::from_engine(model, version, e))?;
+        let outputs = call_engine(&self.engine, &self.owner, inputs)?;
         if batch.len() == 1 {
             return Ok(vec![outputs]);
         }
@@ -299,6 +345,14 @@ impl Worker {
         }
         Ok(per_job)
     }
+}
+
+/// One engine run, a panic turned into an inference error.
+fn call_engine(engine: &Arc<dyn Engine>, owner: &Owner, inputs: Vec<Tensor>) -> BatchResult {
+    let (model, version) = (&*owner.model, owner.version);
+    std::panic::catch_unwind(AssertUnwindSafe(|| engine.run(inputs)))
+        .map_err(|_| ServingError::inference(model, version, "the engine panicked"))?
+        .map_err(|e| ServingError::from_engine(model, version, e))
 }
 
 fn same_trailing_shapes(a: &Job, b: &Job) -> bool {

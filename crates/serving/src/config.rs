@@ -9,6 +9,7 @@
 //! [dynamic_batching]
 //! max_queue_delay_microseconds = 0 # how long the first request waits for more (0: take what is queued)
 //! max_queue_size = 1024            # queued requests before new ones get "overloaded" (429)
+//! inline_when_idle = false         # tiny models: run on the caller's thread when nothing waits
 //!
 //! [version_policy]                 # one of: latest = N | all = true | specific = [1, 3]
 //! latest = 1
@@ -109,11 +110,22 @@ pub struct DynamicBatching {
     /// Requests that may wait in the queue; one more is refused at once as overloaded.
     #[serde(default = "default_max_queue_size")]
     pub max_queue_size: usize,
+    /// When no request is waiting, run a request on the caller's thread (an async worker)
+    /// instead of handing it to an inference thread and back. Only for models whose run takes
+    /// a few tens of microseconds (the demo's user tower: ~70 µs for one row): two thread
+    /// hand-offs cost more than that on a busy machine, but a longer run would hold up the
+    /// async worker's other requests. Requests that find others waiting are batched as usual.
+    #[serde(default)]
+    pub inline_when_idle: bool,
 }
 
 impl Default for DynamicBatching {
     fn default() -> Self {
-        DynamicBatching { max_queue_delay_microseconds: 0, max_queue_size: DEFAULT_MAX_QUEUE_SIZE }
+        DynamicBatching {
+            max_queue_delay_microseconds: 0,
+            max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+            inline_when_idle: false,
+        }
     }
 }
 
@@ -265,6 +277,7 @@ mod tests {
             [dynamic_batching]
             max_queue_delay_microseconds = 500
             max_queue_size = 10
+            inline_when_idle = true
             [version_policy]
             specific = [1, 3]
             [[input]]
@@ -279,6 +292,8 @@ mod tests {
         assert_eq!(c.max_batch_size, 8);
         assert_eq!(c.instance_count, 2);
         assert_eq!(c.dynamic_batching.max_queue_delay_microseconds, 500);
+        assert!(c.dynamic_batching.inline_when_idle);
+        assert!(!ModelConfig::default().dynamic_batching.inline_when_idle);
         assert_eq!(c.version_policy, VersionPolicy::Specific(vec![1, 3]));
         assert_eq!(c.inputs[0].dims, Some(vec![-1, 4]));
         assert_eq!(c.validation.unwrap().tolerance, DEFAULT_TOLERANCE);

@@ -62,6 +62,7 @@ pub fn admit(input: GateInput<'_>, loader: &EngineLoader) -> Result<LoadedVersio
         max_queue_delay: Duration::from_micros(config.dynamic_batching.max_queue_delay_microseconds),
         max_queue_size: config.dynamic_batching.max_queue_size,
         threads: config.instance_count,
+        inline_when_idle: config.dynamic_batching.inline_when_idle,
     };
     let queue = BatchQueue::start(model, version, engine, options, stats.clone())
         .map_err(|e| format!("cannot start inference threads: {e}"))?;

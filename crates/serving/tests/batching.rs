@@ -7,17 +7,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn options(max_batch_size: usize, delay_us: u64, queue: usize) -> BatchOptions {
-    BatchOptions { max_batch_size, max_queue_delay: Duration::from_micros(delay_us), max_queue_size: queue, threads: 1 }
+    BatchOptions {
+        max_batch_size,
+        max_queue_delay: Duration::from_micros(delay_us),
+        max_queue_size: queue,
+        threads: 1,
+        inline_when_idle: false,
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_are_batched_and_answered_separately() {
+/// A queue over a doubling engine that holds every run at `gate` until it opens.
+fn gated(opts: BatchOptions) -> (Arc<Gate>, Arc<Doubler>, Arc<VersionStats>, Arc<BatchQueue>) {
     let gate = Arc::new(Gate::default());
     let mut engine = Doubler::new(2.0);
     engine.gate = Some(gate.clone());
     let engine = Arc::new(engine);
     let stats = Arc::new(VersionStats::default());
-    let queue = Arc::new(BatchQueue::start("m", 1, engine.clone(), options(4, 0, 100), stats.clone()).unwrap());
+    let queue = Arc::new(BatchQueue::start("m", 1, engine.clone(), opts, stats.clone()).unwrap());
+    (gate, engine, stats, queue)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_batched_and_answered_separately() {
+    let (gate, engine, stats, queue) = gated(options(4, 0, 100));
 
     // The first request occupies the inference thread at the gate; ten more queue behind it.
     let mut handles = Vec::new();
@@ -42,6 +54,58 @@ async fn concurrent_requests_are_batched_and_answered_separately() {
     assert_eq!(batches, vec![1, 4, 4, 2], "max_batch_size 4 caps each run");
     assert_eq!(stats.inferences.get(), 11);
     assert_eq!(stats.executions.get(), 4);
+}
+
+/// `inline_when_idle`: a request that finds nothing waiting runs on the caller's thread (counted
+/// like any batch); requests that queue behind a busy inference thread are still batched there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_when_idle_runs_on_the_caller_and_batches_what_waits() {
+    let (gate, engine, stats, queue) = gated(BatchOptions { inline_when_idle: true, ..options(4, 0, 100) });
+
+    // Idle: runs here, on this test's thread, not on an inference thread.
+    gate.open();
+    let (out, timings) = queue.submit_timed(vec![x(&[[1.0, -1.0]])], 1).await;
+    assert_eq!(out.unwrap()[0].data, TensorData::F32(vec![2.0, -2.0]));
+    assert_eq!(timings.queue, Some(Duration::ZERO));
+    assert!(timings.inference.is_some());
+    let ran_on = engine.threads.lock().unwrap().clone();
+    assert_eq!(ran_on.len(), 1);
+    assert!(!ran_on[0].starts_with("infer-"), "ran on {ran_on:?}");
+    assert_eq!((stats.executions.get(), stats.inferences.get()), (1, 1));
+    assert_eq!(stats.compute_time.count(), 1);
+}
+
+/// While one caller runs inline, the next request goes to the inference thread, and what queues
+/// behind that is batched there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn inline_runs_one_at_a_time_and_what_queues_is_batched() {
+    let (gate, engine, stats, queue) = gated(BatchOptions { inline_when_idle: true, ..options(4, 0, 100) });
+    let mut handles = Vec::new();
+    // The first runs inline (held at the gate on its worker), the second on the inference
+    // thread (held at the gate), three more queue.
+    for i in 0..5 {
+        let q = queue.clone();
+        handles.push(tokio::spawn(async move { q.submit(vec![x(&[[i as f32, 0.0]])], 1).await }));
+        if i < 2 {
+            while *gate.waiting.lock().unwrap() <= i {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    while queue.depth() < 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    gate.open();
+    for (i, h) in handles.into_iter().enumerate() {
+        let out = h.await.unwrap().unwrap();
+        assert_eq!(out[0].data, TensorData::F32(vec![2.0 * i as f32, 0.0]));
+    }
+    let mut batches = engine.batches.lock().unwrap().clone();
+    batches.sort();
+    assert_eq!(batches, vec![1, 1, 3]);
+    let threads = engine.threads.lock().unwrap().clone();
+    assert_eq!(threads.iter().filter(|t| t.starts_with("infer-")).count(), 2, "{threads:?}");
+    assert_eq!((stats.executions.get(), stats.inferences.get()), (3, 5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

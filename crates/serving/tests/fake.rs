@@ -34,6 +34,8 @@ pub struct Doubler {
     pub delay: Duration,
     pub gate: Option<Arc<Gate>>,
     pub factor: f32,
+    /// The name of the thread each run ran on.
+    pub threads: Mutex<Vec<String>>,
 }
 
 impl Doubler {
@@ -56,6 +58,7 @@ impl Doubler {
             delay: Duration::ZERO,
             gate: None,
             factor,
+            threads: Mutex::new(Vec::new()),
         }
     }
 }
@@ -65,6 +68,9 @@ impl Engine for Doubler {
         &self.signature
     }
     fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, EngineError> {
+        if let Ok(mut t) = self.threads.lock() {
+            t.push(std::thread::current().name().unwrap_or("").to_string());
+        }
         if let Some(g) = &self.gate {
             g.pass();
         }
