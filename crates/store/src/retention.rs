@@ -227,7 +227,16 @@ impl Store {
             sqlx::query_scalar("SELECT id FROM request_blocks WHERE min_time_ms < ?").bind(cutoff_ms).fetch_all(p).await)
         .map_err(self.err("finding request log blocks that straddle the cutoff"))?;
         for id in straddling {
-            total += self.rewrite_block(id, move |_, r| r.time_ms >= cutoff_ms).await?;
+            match self.rewrite_block(id, move |_, r| r.time_ms >= cutoff_ms).await {
+                Ok(n) => total += n,
+                // Kept until its whole time range is past the cutoff, then deleted whole above.
+                Err(StoreError::Corrupt { reason, .. }) => tracing::warn!(
+                    block = id,
+                    %reason,
+                    "a request log block across the retention cutoff cannot be decoded; it is deleted once all of it is older"
+                ),
+                Err(e) => return Err(e),
+            }
         }
         Ok(total)
     }
@@ -255,15 +264,22 @@ impl Store {
                     left -= records;
                 } else {
                     if left > 0 {
-                        partial = Some((id, left as usize));
+                        partial = Some((id, left as usize, records));
                     }
                     break;
                 }
             }
             total += self.delete_blocks(&whole).await?;
-            if let Some((id, n)) = partial {
+            if let Some((id, n, records)) = partial {
                 // Records are stored in time order: the first `n` are the oldest.
-                total += self.rewrite_block(id, move |i, _| i >= n).await?;
+                match self.rewrite_block(id, move |i, _| i >= n).await {
+                    Ok(removed) => total += removed,
+                    Err(StoreError::Corrupt { reason, .. }) => {
+                        tracing::warn!(block = id, %reason, "an undecodable request log block is deleted whole by the size limit");
+                        total += self.delete_blocks(&[(id, records as i64)]).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
                 break;
             }
             if whole.len() < blocks.len() || blocks.len() < BLOCKS_PER_DELETE {
@@ -298,5 +314,48 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::records::RequestRecord;
+    use crate::{Retention, Store, StoreConfig, WriterConfig};
+
+    /// The size pass's partial deletion of a block it cannot decode deletes the block whole
+    /// (it is the oldest), and the pass goes on.
+    #[tokio::test]
+    async fn a_partly_deleted_block_that_cannot_be_decoded_goes_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = StoreConfig { url: None, data_dir: dir.path().into(), retention: Retention::default() };
+        let store = Store::open(&config).await.expect("open");
+        let writer = store.start_writer(WriterConfig::default());
+        for i in 0..300 {
+            assert!(writer.sink().submit(RequestRecord::new(format!("r{i}"), 1000 + i).into()));
+        }
+        writer.shutdown().await;
+        let crate::db::Pool::Sqlite(pool) = store.pool() else { panic!("sqlite") };
+        sqlx::query("UPDATE request_blocks SET payload = x'01020304'").execute(pool).await.expect("damage");
+        assert_eq!(store.delete_oldest_requests(100).await.expect("size pass"), 300);
+        assert_eq!(store.count_request_records().await.expect("count"), 0);
+        store.close().await;
+    }
+
+    /// A readable block loses exactly its oldest records.
+    #[tokio::test]
+    async fn a_partly_deleted_block_keeps_its_newest_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = StoreConfig { url: None, data_dir: dir.path().into(), retention: Retention::default() };
+        let store = Store::open(&config).await.expect("open");
+        let writer = store.start_writer(WriterConfig::default());
+        for i in (0..300).rev() {
+            assert!(writer.sink().submit(RequestRecord::new(format!("r{i}"), 1000 + i).into()));
+        }
+        writer.shutdown().await;
+        assert_eq!(store.delete_oldest_requests(100).await.expect("size pass"), 100);
+        let left = store.query_requests(&crate::LogQuery { limit: Some(1000), ..Default::default() }).await.expect("q");
+        let times: Vec<i64> = left.records.iter().map(|r| r.time_ms).collect();
+        assert_eq!(times, (1100..1300).rev().collect::<Vec<_>>());
+        store.close().await;
     }
 }

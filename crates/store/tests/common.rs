@@ -212,3 +212,21 @@ pub async fn stored_request_numbers(store: &Store) -> BTreeMap<usize, usize> {
         }
     }
 }
+
+/// Runs `sql` with one blob parameter on the test's database, outside the store (to damage what
+/// the store wrote).
+pub async fn raw_execute(ctx: &Ctx, sql: &str, blob: &[u8]) {
+    match ctx.kind {
+        Kind::Sqlite => {
+            let path = sqlite_file(&ctx.config);
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("connect");
+            sqlx::query(AssertSqlSafe(sql.to_string())).bind(blob).execute(&mut conn).await.expect("raw statement");
+        }
+        Kind::MySql => {
+            let url = ctx.config.url.clone().expect("mysql url");
+            let mut conn = sqlx::MySqlConnection::connect(&url).await.expect("connect");
+            sqlx::query(AssertSqlSafe(sql.to_string())).bind(blob).execute(&mut conn).await.expect("raw statement");
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use recserve_store::{LogQuery, Retention, WriterConfig};
 
-use crate::common::{Ctx, Kind, req, request, service, svc};
+use crate::common::{Ctx, Kind, raw_execute, req, request, service, svc};
 
 async fn deletes_by_age(ctx: Ctx) {
     let ctx = ctx.with_retention(Retention { max_age: Some(Duration::from_secs(3600)), max_bytes: None });
@@ -91,4 +91,42 @@ async fn deletes_oldest_until_under_size_and_shrinks(ctx: Ctx) {
     store.close().await;
 }
 
-crate::both_backends!(deletes_by_age, deletes_oldest_until_under_size_and_shrinks);
+/// A request log block that cannot be decoded: queries over it fail naming it, retention by age
+/// keeps it (rather than failing the pass: the service log is still cleaned), and the size
+/// limit deletes it whole.
+async fn an_undecodable_block_neither_stops_retention_nor_survives_the_size_limit(ctx: Ctx) {
+    let ctx = ctx.with_retention(Retention { max_age: Some(Duration::from_secs(3600)), max_bytes: None });
+    let store = ctx.open().await;
+    let now = now_ms();
+    let writer = store.start_writer(WriterConfig::default());
+    for i in 0..300 {
+        let t = if i < 100 { now - 2 * 3_600_000 + i as i64 } else { now - 60_000 + i as i64 };
+        assert!(writer.sink().submit(req(request(i, t))));
+        assert!(writer.sink().submit(svc(service(i, t))));
+    }
+    writer.shutdown().await;
+    store.close().await;
+    raw_execute(&ctx, "UPDATE request_blocks SET payload = ?", &[1, 2, 3, 4]).await;
+
+    let store = ctx.open().await;
+    let err = store.query_requests(&LogQuery::default()).await.map(|_| ()).expect_err("corrupt block");
+    let text = err.to_string();
+    assert!(text.contains("request_blocks") && text.contains("block"), "{text}");
+    let report = store.enforce_retention().await.expect("retention goes on");
+    assert_eq!((report.deleted_requests, report.deleted_service), (0, 100), "{report:?}");
+    store.close().await;
+
+    let ctx = ctx.with_retention(Retention { max_age: None, max_bytes: Some(1) });
+    let store = ctx.open().await;
+    let report = store.enforce_retention().await.expect("retention");
+    assert_eq!(report.deleted_requests, 300, "{report:?}");
+    assert_eq!(store.count_logs().await.expect("count").0, 0);
+    assert!(store.query_requests(&LogQuery::default()).await.expect("query").records.is_empty());
+    store.close().await;
+}
+
+crate::both_backends!(
+    deletes_by_age,
+    deletes_oldest_until_under_size_and_shrinks,
+    an_undecodable_block_neither_stops_retention_nor_survives_the_size_limit
+);
