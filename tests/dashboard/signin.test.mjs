@@ -89,6 +89,14 @@ try {
   log('ok: an inference token sees the 403 on the Audit page');
 } finally {
   await browser.close();
-  server.kill('SIGTERM');
+  // Stop the server, then remove its data directory (a store of ~20 MB).
+  if (server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((resolve) => server.once('exit', resolve));
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  fs.rmSync(data, { recursive: true, force: true });
 }
 log('passed');
