@@ -66,17 +66,17 @@ pub(crate) enum Key<'a> {
 }
 
 impl Key<'_> {
-    /// The 32-bit hash stored for this key: FNV-1a over a tag byte and the value as stored.
+    /// The 32-bit hash stored for this key: FNV-1a over a tag byte and the value as stored (a
+    /// status as its two little-endian bytes).
     pub(crate) fn hash(self) -> u32 {
-        let (tag, value): (u8, Cow<'_, str>) = match self {
-            Key::RequestId(v) => (b'r', Cow::Borrowed(short(v))),
-            Key::User(v) => (b'u', Cow::Borrowed(short(v))),
-            Key::Model(v) => (b'm', Cow::Borrowed(short(v))),
-            Key::Version(v) => (b'v', Cow::Borrowed(short(v))),
-            Key::Pipeline(v) => (b'p', Cow::Borrowed(short(v))),
-            Key::Status(code) => (b's', Cow::Owned(code.to_string())),
-        };
-        fnv1a(tag, value.as_bytes())
+        match self {
+            Key::RequestId(v) => fnv1a(b'r', short(v).as_bytes()),
+            Key::User(v) => fnv1a(b'u', short(v).as_bytes()),
+            Key::Model(v) => fnv1a(b'm', short(v).as_bytes()),
+            Key::Version(v) => fnv1a(b'v', short(v).as_bytes()),
+            Key::Pipeline(v) => fnv1a(b'p', short(v).as_bytes()),
+            Key::Status(code) => fnv1a(b's', &code.to_le_bytes()),
+        }
     }
 }
 
@@ -246,7 +246,7 @@ pub(crate) fn decode_block(payload: &[u8]) -> Result<Vec<RequestRecord>, String>
     }
 }
 
-/// A block's summary: everything but its payload.
+/// What a query needs of a block to decide whether to decode it (its payload is read apart).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct BlockSummary {
     pub id: i64,
