@@ -114,7 +114,14 @@ fn a_bad_canary_is_rolled_back_by_its_alert_and_no_request_fails() {
     let bundled =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rules/recserve.rules.yml"))
             .unwrap();
-    let fast = bundled.replace("interval: 15s", "interval: 2s").replace("for: 1m", "for: 10s");
+    let mut fast = bundled.replace("interval: 15s", "interval: 2s").replace("for: 1m", "for: 10s");
+    // This test is about the CTR rule. The latency rule's rollback depends on how fast the machine
+    // is (a CI host in a slow phase put the canary's p99 over its 20 ms budget and that rule
+    // rolled it back first), so here it only alerts.
+    let action = "          recserve_action: rollback\n";
+    let latency_rule = fast.find("alert: RecserveCanaryLatencyOverBudget").expect("the latency rule");
+    let at = latency_rule + fast[latency_rule..].find(action).expect("the latency rule's action");
+    fast.replace_range(at..at + action.len(), "");
     assert!(fast.contains("RecserveCanaryCtrWorse") && fast.contains("recserve_action: rollback"));
     let rules = dir.path().join("fast.rules.yml");
     std::fs::write(&rules, fast).unwrap();
