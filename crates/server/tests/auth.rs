@@ -173,7 +173,9 @@ async fn revoked_and_expired_tokens_are_refused() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "the token \"short-lived\" has expired");
 
-    let id = fx.store.list_tokens().await.unwrap()[0].id.clone();
+    // By name: tokens list by creation time, and both may have been created in the same ms.
+    let tokens = fx.store.list_tokens().await.unwrap();
+    let id = tokens.iter().find(|t| t.name == "reader").expect("the reader token").id.clone();
     fx.store.revoke_token(&id).await.unwrap();
     assert_eq!(call(&app, "GET", "/v2/models/mlp", Some(&viewer), Value::Null).await.0, StatusCode::OK, "until reload");
     fx.state.auth.reload().await.unwrap();
