@@ -177,14 +177,7 @@ impl BatchQueue {
         self.stats.queue_time.record(Duration::ZERO);
         let result = call_engine(engine, &self.owner, inputs);
         let compute = started.elapsed();
-        self.stats.executions.inc();
-        self.stats.compute_time.record(compute);
-        if result.is_ok() {
-            self.stats.inferences.add(rows as u64);
-        }
-        if let Some(observer) = self.observer.load().as_ref() {
-            observer.batch_executed(rows, self.tx.len());
-        }
+        batch_ran(&self.stats, &self.observer, rows, result.is_ok(), compute, self.tx.len());
         (result, JobTimings { queue: Some(Duration::ZERO), inference: Some(compute) })
     }
 
@@ -285,16 +278,11 @@ impl Worker {
         let rows: usize = batch.iter().map(|j| j.rows).sum();
         let result = self.run_engine(&batch, rows);
         let compute = started.elapsed();
-        self.stats.executions.inc();
-        self.stats.compute_time.record(compute);
-        if let Some(observer) = self.observer.load().as_ref() {
-            observer.batch_executed(rows, self.rx.len());
-        }
+        batch_ran(&self.stats, &self.observer, rows, result.is_ok(), compute, self.rx.len());
         let timings =
             |job: &Job| JobTimings { queue: Some(started.duration_since(job.enqueued)), inference: Some(compute) };
         match result {
             Ok(per_job) => {
-                self.stats.inferences.add(rows as u64);
                 for (job, outputs) in batch.into_iter().zip(per_job) {
                     let t = timings(&job);
                     let _ = job.reply.send((Ok(outputs), t));
@@ -344,6 +332,18 @@ impl Worker {
             }
         }
         Ok(per_job)
+    }
+}
+
+/// Counts one executed batch (on an inference thread or inline) and tells the observer.
+fn batch_ran(stats: &VersionStats, observer: &ObserverSlot, rows: usize, ok: bool, compute: Duration, depth: usize) {
+    stats.executions.inc();
+    stats.compute_time.record(compute);
+    if ok {
+        stats.inferences.add(rows as u64);
+    }
+    if let Some(observer) = observer.load().as_ref() {
+        observer.batch_executed(rows, depth);
     }
 }
 

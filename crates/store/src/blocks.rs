@@ -370,11 +370,13 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let records = self.block_records_where(id, |_, _| true).await?;
         let before = records.len();
+        // Encoded only when some record goes.
         let (kept, encoded) = tokio::task::spawn_blocking(move || {
             let kept: Vec<RequestRecord> =
                 records.into_iter().enumerate().filter(|(i, (_, r))| keep(*i, r)).map(|(_, (_, r))| r).collect();
             let refs: Vec<&RequestRecord> = kept.iter().collect();
-            let encoded = if refs.is_empty() { Ok(None) } else { encode_block(&refs, 0).map(Some) };
+            let changed = kept.len() < before && !refs.is_empty();
+            let encoded = if changed { encode_block(&refs, 0).map(Some) } else { Ok(None) };
             (kept.len(), encoded)
         })
         .await
@@ -385,8 +387,7 @@ impl Store {
         }
         match encoded.map_err(|reason| self.corrupt_block(id, reason))? {
             None => {
-                with_pool!(self.pool(), p => sqlx::query("DELETE FROM request_blocks WHERE id = ?").bind(id).execute(p).await.map(|_| ()))
-                    .map_err(self.err("deleting a request log block"))?;
+                self.delete_blocks(&[(id, 0)]).await?;
             }
             Some(b) => {
                 with_pool!(self.pool(), p => sqlx::query(

@@ -92,6 +92,24 @@ pub enum LogRecord {
     Service(ServiceRecord),
 }
 
+impl LogRecord {
+    /// The request record, if this is one.
+    pub fn as_request(&self) -> Option<&RequestRecord> {
+        match self {
+            LogRecord::Request(r) => Some(r),
+            LogRecord::Service(_) => None,
+        }
+    }
+
+    /// The service record, if this is one.
+    pub fn as_service(&self) -> Option<&ServiceRecord> {
+        match self {
+            LogRecord::Service(r) => Some(r),
+            LogRecord::Request(_) => None,
+        }
+    }
+}
+
 impl From<RequestRecord> for LogRecord {
     fn from(r: RequestRecord) -> Self {
         LogRecord::Request(r)

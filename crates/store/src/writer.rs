@@ -241,8 +241,9 @@ impl SqlCache {
 }
 
 /// Rows per statement: a batch is cut into groups of these sizes (largest first), so each
-/// connection prepares at most this many distinct statements per table. 256 × 15 binds stays
-/// far below SQLite's 32 766 and MySQL's 65 535 placeholders.
+/// connection prepares at most this many distinct service-log statements. 256 × 8 binds stays
+/// far below SQLite's 32 766 and MySQL's 65 535 placeholders. (Request records go in blocks:
+/// [`crate::blocks`].)
 const GROUP_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
 /// Bytes of values per statement at most (MySQL's max_allowed_packet is 16 MiB by default on
 /// MariaDB, 64 MiB on MySQL 8).
@@ -485,13 +486,7 @@ impl Task {
         // blocking thread does it, once per batch, before any attempt to write.
         let total = buf.len();
         let encoded = tokio::task::spawn_blocking(move || {
-            let requests: Vec<&RequestRecord> = buf
-                .iter()
-                .filter_map(|r| match r {
-                    LogRecord::Request(r) => Some(r),
-                    LogRecord::Service(_) => None,
-                })
-                .collect();
+            let requests: Vec<&RequestRecord> = buf.iter().filter_map(LogRecord::as_request).collect();
             let n = requests.len();
             let blocks = if requests.is_empty() { Ok(Vec::new()) } else { encode_blocks(&requests) };
             (buf, n, blocks)
@@ -510,13 +505,7 @@ impl Task {
                 return Vec::new();
             }
         };
-        let service: Vec<&ServiceRecord> = buf
-            .iter()
-            .filter_map(|r| match r {
-                LogRecord::Service(r) => Some(r),
-                LogRecord::Request(_) => None,
-            })
-            .collect();
+        let service: Vec<&ServiceRecord> = buf.iter().filter_map(LogRecord::as_service).collect();
         let written = (n_requests + service.len()) as u64;
         let mut failures = 0usize;
         let mut failing_since: Option<Instant> = None;
@@ -550,7 +539,6 @@ impl Task {
                         let failing_s = failing_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
                         tracing::warn!(%store, records = written, failed_attempts = failures, failing_s, "log writes resumed; the waiting batch is committed");
                     }
-                    drop(service);
                     return buf;
                 }
                 Err(err) => err,
@@ -566,7 +554,6 @@ impl Task {
                 None => {
                     tracing::error!(%store, %err, records = written, attempts = failures + 1, "log batch failed after retries; records lost");
                     counters.failed.fetch_add(written, Ordering::AcqRel);
-                    drop(service);
                     return buf;
                 }
             };
