@@ -65,7 +65,8 @@ fn engine(c: &mut Criterion) {
 }
 
 /// The demo shop's ranker (200-tree LightGBM classifier, 24 features) on rows of its
-/// validation samples, at the sizes the pipeline sends: 1 and 32 rows, and 200 candidates.
+/// validation samples, at the sizes the pipeline sends: 1 and 32 rows, and 200 candidates
+/// (mixed rows, and one request's candidates).
 fn ranker(c: &mut Criterion) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecommerce/models/ranker");
     let engine = TractEngine::load(&dir.join("1/model.onnx")).unwrap_or_else(|e| panic!("ranker: {e}"));
@@ -88,6 +89,21 @@ fn ranker(c: &mut Criterion) {
             b.iter(|| black_box(engine.run(vec![x.clone()]).unwrap_or_else(|e| panic!("{e}"))))
         });
     }
+    // What `/v1/recommend` sends: one shopper's candidates, which share the user's and the
+    // context's columns (the second validation case is one logged request, tiled to 200 rows).
+    let request: Vec<f32> = json["cases"][1]["inputs"][0]["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_f64().map(|v| v as f32))
+        .collect();
+    assert!(request.len() >= 24, "validation.json's second case holds no feature rows");
+    let data: Vec<f32> = request.iter().copied().cycle().take(200 * 24).collect();
+    let x = Tensor::new(vec![200, 24], TensorData::F32(data)).unwrap_or_else(|e| panic!("{e}"));
+    group.throughput(Throughput::Elements(200));
+    group.bench_with_input(BenchmarkId::new("request", 200), &x, |b, x| {
+        b.iter(|| black_box(engine.run(vec![x.clone()]).unwrap_or_else(|e| panic!("{e}"))))
+    });
     group.finish();
 }
 
