@@ -21,7 +21,8 @@
 #   CARGO_TARGET_DIR   where the recserve binary is              (target)
 #
 # Writes bench/results/<time>-recommend-<rate>.json (load generator reports), -stages-<rate>.txt
-# (per-stage table), -server.log and -summary.txt. The server is stopped however the script exits.
+# (per-stage table), -steal-<rate>.txt (the host's CPU steal over the run, %), -server.log and
+# -summary.txt. The server is stopped however the script exits.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -110,11 +111,18 @@ done
 log "server ready"
 
 # --- the rates ---------------------------------------------------------------------------------
+# The host's CPU steal (time the VM's cores were runnable but not running) over each rate: on a
+# shared host it decides the tail (BENCHMARKS.md).
+cpu_ticks() { awk '/^cpu /{ total = 0; for (i = 2; i <= NF; i++) total += $i; print $9, total; exit }' /proc/stat; }
 for rate in $RATES; do
     curl -sf "$URL/metrics" >"$RESULTS/$STAMP-metrics-before-$rate.txt"
     log "rate $rate/s: ${DURATION}s after ${WARMUP}s warm-up"
+    read -r steal0 total0 < <(cpu_ticks)
     "$RECSERVE" bench --url "$URL" --recommend --request-rate "$rate" --duration "$DURATION" \
         --warmup "$WARMUP" --json-output "$RESULTS/$STAMP-recommend-$rate.json" --quiet
+    read -r steal1 total1 < <(cpu_ticks)
+    awk -v s="$((steal1 - steal0))" -v t="$((total1 - total0))" \
+        'BEGIN { printf "%.1f\n", (t > 0 ? 100 * s / t : 0) }' >"$RESULTS/$STAMP-steal-$rate.txt"
     curl -sf "$URL/metrics" >"$RESULTS/$STAMP-metrics-after-$rate.txt"
     python3 bench/recommend/stages.py "$RESULTS/$STAMP-metrics-before-$rate.txt" \
         "$RESULTS/$STAMP-metrics-after-$rate.txt" | tee "$RESULTS/$STAMP-stages-$rate.txt"
@@ -126,11 +134,13 @@ import json, sys
 from pathlib import Path
 results, stamp, rates = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
 print("/v1/recommend, 100k-item catalog, open loop (latency from the scheduled send time)")
-print(f"{'rate/s':>7} {'achieved':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}")
+print(f"{'rate/s':>7} {'achieved':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7} "
+      f"{'steal %':>8}")
 for rate in rates:
     r = json.loads((results / f"{stamp}-recommend-{rate}.json").read_text())[0]
     lat = r["latency_ms"]
+    steal = (results / f"{stamp}-steal-{rate}.txt").read_text().strip()
     print(f"{rate:>7} {r['throughput_rps']:>9.1f} {lat['p50']:>8.2f} {lat['p90']:>8.2f} {lat['p99']:>8.2f} "
-          f"{lat['max']:>8.2f} {r['errors']:>7}")
+          f"{lat['max']:>8.2f} {r['errors']:>7} {steal:>8}")
 PYEOF
 log "results in $RESULTS/$STAMP-*"
