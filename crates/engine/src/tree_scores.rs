@@ -20,11 +20,10 @@
 //! each test is read once for all of them and every row compares its own value, with no
 //! branch, so the compiler turns the sixteen comparisons and ANDs into vector instructions;
 //! leaf sets are 32-bit when every tree has at most 32 leaves (LightGBM's default), doubling
-//! the rows per vector. It
-//! reaches the same leaf as the walk and adds the votes in the same tree order, so the bits
-//! are the same (checked against the row-by-row walk for every tree fixture, NaNs included).
-//! We do not use opl's `TreeEnsemble::eval`: on the
-//! LightGBM fixture it ran 100× slower than onnxruntime, because it decodes every leaf row by
+//! the rows per vector. QuickScorer reaches the same leaf as the walk and adds the votes in the
+//! same tree order, so the bits are the same (checked against the row-by-row walk for every
+//! tree fixture, NaNs included). We do not use opl's `TreeEnsemble::eval`: on the LightGBM
+//! fixture it ran 100× slower than onnxruntime, because it decodes every leaf row by
 //! building an error (`Cmp::try_from` fails on the leaf marker, and captures a backtrace when
 //! RUST_BACKTRACE is set), finds a leaf's weights by stepping an iterator from the first leaf,
 //! and starts min / max from 0.
@@ -296,7 +295,7 @@ impl BitVectors {
 
 /// A tree's leaf set in [`BitVectors::narrow_lanes`]: `u32` when every tree has at most 32
 /// leaves (twice the lanes per vector register), `u64` otherwise.
-trait LeafSet: Copy + std::ops::BitAnd<Output = Self> + std::ops::BitOr<Output = Self> + std::ops::BitAndAssign {
+trait LeafSet: Copy + std::ops::BitOr<Output = Self> + std::ops::BitAndAssign {
     /// Every leaf reachable.
     const ALL: Self;
     /// A mask of [`BitVectors`] (the bits above this type's width are always set: a tree that
@@ -304,6 +303,7 @@ trait LeafSet: Copy + std::ops::BitAnd<Output = Self> + std::ops::BitOr<Output =
     fn from_mask(mask: u64) -> Self;
     /// All ones when `pass`, else none.
     fn all_if(pass: bool) -> Self;
+    /// Back to a [`BitVectors`] mask, the bits above this type's width set.
     fn into_mask(self) -> u64;
 }
 
@@ -540,11 +540,11 @@ impl TreeEnsembleScores {
         }
     }
 
-    /// QuickScorer ([`BitVectors`]), [`QS_LANES`] rows side by side, then each row's votes of
-    /// every tree's exit leaf in tree order. The candidates of one ranking request share their user's and context's
-    /// features, so the rows come in runs that agree on some columns: the tests of those
-    /// columns are scanned once per run into a base set that each row of the run starts from
-    /// (AND is order-free, so the leaf sets, and the bits, are the same).
+    /// QuickScorer ([`BitVectors`]), `L` rows side by side, then each row's votes of every
+    /// tree's exit leaf in tree order. The candidates of one ranking request share their user's
+    /// and context's features, so the rows come in runs that agree on some columns: the tests
+    /// of those columns are scanned once per run into a base set that each row of the run
+    /// starts from (AND is order-free, so the leaf sets, and the bits, are the same).
     fn eval_bit_vectors<const STRICT: bool, W: LeafSet, const L: usize>(
         &self,
         bv: &BitVectors,
