@@ -12,38 +12,21 @@
 #
 # Prints one line per run, then medians (min–max) and the ratios 1024 / off.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-10}"
 CONCURRENCY="${CONCURRENCY:-32}"
-BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
-[[ -n "${RECSERVE_BIN:-}" || "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --locked -p recserve >&2
-WORK="$(mktemp -d)"
-PID=""
-cleanup() {
-  [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 mkdir -p "$WORK/models"
 cp -r fixtures/models/mlp "$WORK/models/mlp"
-echo "== $(date -u +%FT%TZ), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "== $(machine)" >&2
 
 run() { # $1 = limit, $2 = run name
-  local limit="$1" addr=""
-  "$BIN" serve --model-repository "$WORK/models" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
-    --no-default-rules --data-dir "$WORK/data-$2" --max-in-flight-per-client "$limit" >/dev/null 2>"$WORK/err" &
-  PID=$!
-  for _ in $(seq 1 600); do
-    addr="$(sed -n 's/^recserve: HTTP on http:\/\/\([0-9.:]*\).*/\1/p' "$WORK/err" | head -1)"
-    [[ -n "$addr" ]] && curl -sf "http://$addr/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  [[ -n "$addr" ]] || { cat "$WORK/err" >&2; exit 1; }
-  "$BIN" bench --url "http://$addr" --model mlp --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2 \
+  local limit="$1"
+  start_server "$BIN" serve --model-repository "$WORK/models" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
+    --no-default-rules --data-dir "$WORK/data-$2" --max-in-flight-per-client "$limit"
+  "$BIN" bench --url "http://$ADDR" --model mlp --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2 \
     --quiet --json-output "$WORK/$2.json" >/dev/null
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  stop_server
   python3 - "$WORK/$2.json" "$limit" <<'PY' >&2
 import json, sys
 r = json.load(open(sys.argv[1]))[0]

@@ -17,39 +17,21 @@
 # machine swings with whatever else runs, CPU per request much less, and on / off of the CPU
 # per request is what the throughput ratio tends to when the server has the cores to itself.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 CONCURRENCY="${CONCURRENCY:-32}"
-BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
-[[ "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --locked -p recserve >&2
-WORK="$(mktemp -d)"
-PID=""
-cleanup() {
-  [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 run() { # $1 = sample rate, $2 = binary (default $BIN); prints req/s
-  local rate="$1" bin="${2:-$BIN}" data="$WORK/data-$1-$RANDOM" addr=""
-  local args=(serve --http-port 0 --grpc-port 0 --repository-poll-secs 0 --no-default-rules
-    --data-dir "$data" --request-log-sample-rate "$rate")
+  local rate="$1" bin="${2:-$BIN}" data="$WORK/data-$1-$RANDOM"
   if [[ "${RECOMMEND:-0}" == 1 ]]; then
-    "$bin" demo --http-port 0 --grpc-port 0 --traffic-rate 0 --data-dir "$data" --no-default-rules \
-      --request-log-sample-rate "$rate" >/dev/null 2>"$WORK/err" &
+    start_server "$bin" demo --http-port 0 --grpc-port 0 --traffic-rate 0 --data-dir "$data" --no-default-rules \
+      --request-log-sample-rate "$rate"
   else
-    "$bin" "${args[@]}" --model-repository fixtures/models >/dev/null 2>"$WORK/err" &
+    start_server "$bin" serve --http-port 0 --grpc-port 0 --repository-poll-secs 0 --no-default-rules \
+      --data-dir "$data" --request-log-sample-rate "$rate" --model-repository fixtures/models
   fi
-  PID=$!
-  for _ in $(seq 1 600); do
-    addr="$(sed -n 's/^recserve: HTTP on http:\/\/\([0-9.:]*\).*/\1/p' "$WORK/err" | head -1)"
-    [[ -n "$addr" ]] && curl -sf "http://$addr/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  [[ -n "$addr" ]] || { cat "$WORK/err" >&2; exit 1; }
-  local load=(--url "http://$addr" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2
+  local load=(--url "http://$ADDR" --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 2
     --json-output "$WORK/report.json")
   if [[ "${RECOMMEND:-0}" == 1 ]]; then load+=(--recommend); else load+=(--model mlp); fi
   cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$PID/stat"; }
@@ -60,10 +42,10 @@ run() { # $1 = sample rate, $2 = binary (default $BIN); prints req/s
   wait "$loadgen"
   cpu1="$(cpu_ticks)"
   local committed
-  committed="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_committed_total //p')"
+  committed="$(curl -s "http://$ADDR/metrics" | sed -n 's/^recserve_log_records_committed_total //p')"
   local dropped
-  dropped="$(curl -s "http://$addr/metrics" | sed -n 's/^recserve_log_records_dropped_total //p')"
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  dropped="$(curl -s "http://$ADDR/metrics" | sed -n 's/^recserve_log_records_dropped_total //p')"
+  stop_server
   python3 - "$WORK/report.json" "$rate" "$committed" "$dropped" "$(basename "$bin")" "$cpu0" "$cpu1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))[0]

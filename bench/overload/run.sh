@@ -31,8 +31,7 @@
 #      and 200 answers separately (during both overload runs).
 # Prints one line per run and the medians (with min–max) at the end.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10}"
 TARGET="${TARGET:-mlp}"
@@ -46,16 +45,6 @@ case "$TARGET" in
 esac
 LIMIT="${LIMIT:-$CONCURRENCY}"
 OPEN_CONNECTIONS="${OPEN_CONNECTIONS:-$((4 * CONCURRENCY))}"
-BIN="${RECSERVE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/recserve}"
-[[ -n "${RECSERVE_BIN:-}" || "${SKIP_BUILD:-0}" == 1 ]] || cargo build --release --locked -p recserve >&2
-WORK="$(mktemp -d)"
-PID=""
-ADDR=""
-cleanup() {
-  [[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 if [[ "$TARGET" == mlp ]]; then
   mkdir -p "$WORK/models"
   cp -r fixtures/models/mlp "$WORK/models/mlp"
@@ -63,21 +52,12 @@ if [[ "$TARGET" == mlp ]]; then
 fi
 
 start() { # extra serve flags...
-  local data="$WORK/data-$RANDOM"
-  "$BIN" serve "${SERVE[@]}" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
-    --no-default-rules --data-dir "$data" "$@" >/dev/null 2>"$WORK/err" &
-  PID=$!
-  ADDR=""
-  for _ in $(seq 1 600); do
-    ADDR="$(sed -n 's/^recserve: HTTP on http:\/\/\([0-9.:]*\).*/\1/p' "$WORK/err" | head -1)"
-    [[ -n "$ADDR" ]] && curl -sf "http://$ADDR/v2/health/ready" >/dev/null && break
-    sleep 0.1
-  done
-  [[ -n "$ADDR" ]] || { cat "$WORK/err" >&2; exit 1; }
+  start_server "$BIN" serve "${SERVE[@]}" --http-port 0 --grpc-port 0 --repository-poll-secs 0 \
+    --no-default-rules --data-dir "$WORK/data-$RANDOM" "$@"
 }
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+stop() { stop_server; }
 
-echo "== target $TARGET, $(date -u +%FT%TZ), nproc $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "== target $TARGET, $(machine)" >&2
 
 # 1. Capacity sweep with the default limit (1024: never reached here).
 start
