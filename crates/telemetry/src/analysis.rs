@@ -25,6 +25,8 @@ pub enum FindingKind {
     QueueSaturation,
     /// The host's CPU close to fully busy.
     CpuSaturation,
+    /// The hypervisor taking CPU time from this (virtual) machine: tails from outside recserve.
+    CpuSteal,
     /// Requests failing on the server side.
     ErrorRatio,
 }
@@ -85,6 +87,13 @@ fn q(store: &SeriesStore, query: &str, at: i64) -> Vec<Sample> {
 fn pct(v: f64) -> String {
     format!("{:.0}%", v * 100.0)
 }
+
+fn pct1(v: f64) -> String {
+    format!("{:.1}%", v * 100.0)
+}
+
+/// Steal below this share of the CPU is not reported.
+const STEAL_WORTH_NAMING: f64 = 0.01;
 
 fn ms(v: f64) -> String {
     if v.is_nan() { "n/a".into() } else { format!("{:.2} ms", v * 1000.0) }
@@ -189,6 +198,25 @@ pub fn bottleneck(store: &SeriesStore, at_ms: i64, window: Duration) -> Bottlene
                 "Host CPU is {} busy on average over the last {w}, recserve uses {}: {verdict}.",
                 pct(h),
                 if p.is_nan() { "n/a".into() } else { pct(p) }
+            ),
+        });
+    }
+
+    // CPU steal: on a shared virtual machine, time the hypervisor runs other guests while this
+    // one's threads are ready. It stalls whatever runs at that moment, so it shows in the tail
+    // however light the load; at 10 % it decides the p99 (BENCHMARKS.md, `/v1/recommend`).
+    let steal = q(store, &format!("avg_over_time({}[{w}])", sampler_names::HOST_CPU_STEAL), at_ms);
+    if let Some(st) = steal.first().map(|s| s.value).filter(|v| v.is_finite() && *v >= STEAL_WORTH_NAMING) {
+        findings.push(Finding {
+            kind: FindingKind::CpuSteal,
+            subject: "host".into(),
+            value: st,
+            severity: (st / 0.1).clamp(0.0, 1.0),
+            sentence: format!(
+                "The hypervisor took {} of this machine's CPU over the last {w} (steal): threads \
+                 that are ready wait for it, so latency tails come from outside recserve; a less \
+                 crowded or dedicated host removes them.",
+                pct1(st)
             ),
         });
     }

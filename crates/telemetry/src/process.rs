@@ -85,6 +85,9 @@ pub struct HostCpuTimes {
     pub total: f64,
     /// Idle + iowait.
     pub idle: f64,
+    /// Steal: time this (virtual) machine's CPUs were ready to run while the hypervisor ran
+    /// something else. 0 where the kernel reports no steal column.
+    pub steal: f64,
     /// Number of logical CPUs (`cpuN` lines).
     pub cpus: usize,
 }
@@ -111,6 +114,7 @@ impl HostCpuTimes {
         Some(Self {
             total: v.iter().sum::<f64>() / CLOCK_TICKS_PER_SECOND,
             idle: (v[3] + v[4]) / CLOCK_TICKS_PER_SECOND,
+            steal: v.get(7).copied().unwrap_or(0.0) / CLOCK_TICKS_PER_SECOND,
             cpus,
         })
     }
@@ -120,6 +124,13 @@ impl HostCpuTimes {
         let total = self.total - earlier.total;
         let idle = self.idle - earlier.idle;
         (total > 0.0).then(|| ((total - idle) / total).clamp(0.0, 1.0))
+    }
+
+    /// Fraction (0–1) of the CPU time between an earlier reading and this one that the
+    /// hypervisor took away (steal). Part of [`Self::utilization_since`]'s busy time.
+    pub fn steal_since(&self, earlier: &HostCpuTimes) -> Option<f64> {
+        let total = self.total - earlier.total;
+        (total > 0.0).then(|| ((self.steal - earlier.steal) / total).clamp(0.0, 1.0))
     }
 }
 

@@ -21,6 +21,8 @@ pub mod names {
     pub const PROCESS_CPU: &str = "recserve_process_cpu_utilization_ratio";
     /// Host CPU use (all processes), fraction of total capacity.
     pub const HOST_CPU: &str = "recserve_host_cpu_utilization_ratio";
+    /// Host CPU time taken by the hypervisor (steal), fraction of total capacity.
+    pub const HOST_CPU_STEAL: &str = "recserve_host_cpu_steal_ratio";
     /// Logical CPUs of the host.
     pub const HOST_CPUS: &str = "recserve_host_cpus";
     /// Host memory total.
@@ -36,6 +38,7 @@ pub type TickHook = Box<dyn FnMut() + Send>;
 pub struct SystemSampler {
     process_cpu: Gauge,
     host_cpu: Gauge,
+    host_steal: Gauge,
     host_cpus: Gauge,
     mem_total: Gauge,
     mem_available: Gauge,
@@ -58,6 +61,11 @@ impl SystemSampler {
                 "CPU used by this process as a fraction (0-1) of the host's total CPU capacity.",
             )?,
             host_cpu: registry.gauge(names::HOST_CPU, "CPU used on the host as a fraction (0-1) of its capacity.")?,
+            host_steal: registry.gauge(
+                names::HOST_CPU_STEAL,
+                "CPU time the hypervisor gave to others while this machine's CPUs were ready to run \
+                 (steal), as a fraction (0-1) of its capacity; counted as busy in the utilization.",
+            )?,
             host_cpus: registry.gauge(names::HOST_CPUS, "Logical CPUs of the host.")?,
             mem_total: registry.gauge(names::HOST_MEMORY_TOTAL, "Total memory of the host in bytes.")?,
             mem_available: registry.gauge(names::HOST_MEMORY_AVAILABLE, "Available memory of the host in bytes.")?,
@@ -82,6 +90,9 @@ impl SystemSampler {
             if let (Some((t0, p0, h0)), Some(p1)) = (&self.last, proc_cpu) {
                 if let Some(u) = h.utilization_since(h0) {
                     self.host_cpu.set(u);
+                }
+                if let Some(steal) = h.steal_since(h0) {
+                    self.host_steal.set(steal);
                 }
                 let wall = now.duration_since(*t0).as_secs_f64();
                 if wall > 0.0 {

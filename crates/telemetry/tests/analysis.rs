@@ -1,4 +1,4 @@
-//! The bottleneck analysis names the dominant stage, queue and CPU saturation, errors.
+//! The bottleneck analysis names the dominant stage, queue and CPU saturation, CPU steal, errors.
 
 use std::time::Duration;
 
@@ -61,6 +61,35 @@ fn saturation_and_errors_outrank_stage_shares() {
     let err = report.findings.iter().find(|f| f.kind == FindingKind::ErrorRatio).unwrap();
     assert!((err.value - 0.1).abs() < 1e-9);
     assert!(report.summary.starts_with("The bottleneck"));
+}
+
+#[test]
+fn cpu_steal_is_named_when_it_matters() {
+    let report_with_steal = |steal: f64| {
+        let st = SeriesStore::new(StoreConfig::default());
+        let mut s = Vec::new();
+        for i in 0..=12i64 {
+            let t = T + i * 5_000;
+            s.push((ls(&[("__name__", "recserve_host_cpu_utilization_ratio")]), t, 0.55));
+            s.push((ls(&[("__name__", "recserve_host_cpu_steal_ratio")]), t, steal));
+        }
+        st.append(&s);
+        bottleneck(&st, T + 60_000, Duration::from_secs(60))
+    };
+    // 12 % steal on a half-busy host: the hypervisor, not the CPU load, is the finding.
+    let report = report_with_steal(0.12);
+    assert_eq!(report.findings[0].kind, FindingKind::CpuSteal, "{:?}", report.findings);
+    assert_eq!(report.findings[0].severity, 1.0);
+    assert!((report.findings[0].value - 0.12).abs() < 1e-9);
+    assert!(report.findings[0].sentence.contains("12.0%"), "{}", report.findings[0].sentence);
+    assert!(report.summary.contains("hypervisor"), "{}", report.summary);
+    // 3 %: reported, with a severity that grows with it (0.3).
+    let report = report_with_steal(0.03);
+    let steal = report.findings.iter().find(|f| f.kind == FindingKind::CpuSteal).expect("steal finding");
+    assert!((steal.severity - 0.3).abs() < 1e-9);
+    // Under 1 %: not worth a line.
+    let report = report_with_steal(0.005);
+    assert!(report.findings.iter().all(|f| f.kind != FindingKind::CpuSteal), "{:?}", report.findings);
 }
 
 #[test]

@@ -120,6 +120,13 @@ fn proc_readers_and_sampler_produce_sane_figures() {
     assert_eq!(h.cpus, 2);
     let later = HostCpuTimes::parse("cpu  200 0 200 800 100 0 0 0 0 0\ncpu0 1\ncpu1 1\n").unwrap();
     assert!((later.utilization_since(&h).unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(later.steal_since(&h), Some(0.0));
+    // The eighth column is steal: 60 of the 300 ticks between the readings.
+    let stolen = HostCpuTimes::parse("cpu  200 0 200 800 100 0 0 60 0 0\ncpu0 1\ncpu1 1\n").unwrap();
+    assert!((stolen.steal_since(&h).unwrap() - 60.0 / 360.0).abs() < 1e-9);
+    // Kernels without the column: no steal, the rest still read.
+    let old = HostCpuTimes::parse("cpu  100 0 100 700 100\ncpu0 1\n").unwrap();
+    assert_eq!((old.steal, old.cpus), (0.0, 1));
 
     let r = Registry::new();
     let mut s = SystemSampler::new(&r).unwrap();
@@ -128,6 +135,8 @@ fn proc_readers_and_sampler_produce_sane_figures() {
     s.sample();
     let host = scalar(&r, "recserve_host_cpu_utilization_ratio", &[]);
     assert!((0.0..=1.0).contains(&host));
+    let steal = scalar(&r, "recserve_host_cpu_steal_ratio", &[]);
+    assert!((0.0..=host.max(0.0)).contains(&steal), "steal {steal} over utilization {host}");
     assert!(scalar(&r, "recserve_host_cpus", &[]) >= 1.0);
     assert!(scalar(&r, "recserve_host_memory_total_bytes", &[]) > 0.0);
     let handle = s.start(Duration::from_millis(10));
