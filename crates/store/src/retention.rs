@@ -322,18 +322,25 @@ mod tests {
     use crate::records::RequestRecord;
     use crate::{Retention, Store, StoreConfig, WriterConfig};
 
-    /// The size pass's partial deletion of a block it cannot decode deletes the block whole
-    /// (it is the oldest), and the pass goes on.
-    #[tokio::test]
-    async fn a_partly_deleted_block_that_cannot_be_decoded_goes_whole() {
+    /// A SQLite store in a temporary directory holding request `r{i}` at time `1000 + i` for
+    /// each `i`, submitted in the given order and flushed.
+    async fn store_with_requests(order: impl Iterator<Item = i64>) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = StoreConfig { url: None, data_dir: dir.path().into(), retention: Retention::default() };
         let store = Store::open(&config).await.expect("open");
         let writer = store.start_writer(WriterConfig::default());
-        for i in 0..300 {
+        for i in order {
             assert!(writer.sink().submit(RequestRecord::new(format!("r{i}"), 1000 + i).into()));
         }
         writer.shutdown().await;
+        (dir, store)
+    }
+
+    /// The size pass's partial deletion of a block it cannot decode deletes the block whole
+    /// (it is the oldest), and the pass goes on.
+    #[tokio::test]
+    async fn a_partly_deleted_block_that_cannot_be_decoded_goes_whole() {
+        let (_dir, store) = store_with_requests(0..300).await;
         let crate::db::Pool::Sqlite(pool) = store.pool() else { panic!("sqlite") };
         sqlx::query("UPDATE request_blocks SET payload = x'01020304'").execute(pool).await.expect("damage");
         assert_eq!(store.delete_oldest_requests(100).await.expect("size pass"), 300);
@@ -344,14 +351,7 @@ mod tests {
     /// A readable block loses exactly its oldest records.
     #[tokio::test]
     async fn a_partly_deleted_block_keeps_its_newest_records() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = StoreConfig { url: None, data_dir: dir.path().into(), retention: Retention::default() };
-        let store = Store::open(&config).await.expect("open");
-        let writer = store.start_writer(WriterConfig::default());
-        for i in (0..300).rev() {
-            assert!(writer.sink().submit(RequestRecord::new(format!("r{i}"), 1000 + i).into()));
-        }
-        writer.shutdown().await;
+        let (_dir, store) = store_with_requests((0..300).rev()).await;
         assert_eq!(store.delete_oldest_requests(100).await.expect("size pass"), 100);
         let left = store.query_requests(&crate::LogQuery { limit: Some(1000), ..Default::default() }).await.expect("q");
         let times: Vec<i64> = left.records.iter().map(|r| r.time_ms).collect();
